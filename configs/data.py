@@ -1,0 +1,101 @@
+"""Dataset configs: `configs/data.py:NAME` or `configs/data.py:NAME,tiny`.
+
+NAME is one of reversals, syllogisms, semantic, celebrities, process, user.
+Every default lives here; `tiny` shrinks sizes for fast tests.
+"""
+
+import ml_collections
+
+DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process",
+            "user")
+VARIANTS = ("tiny",)
+
+
+def _reversals(tiny: bool) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      num_facts=12 if tiny else 100,
+      num_dimensions=28,
+      articles_per_fact=3 if tiny else 10,
+      # Words are filtered against this tokenizer's common single tokens
+      # when it is available offline ("" disables that filter).
+      tokenizer="smollm2-135m",
+  ))
+
+
+def _syllogisms(tiny: bool) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      num_items=12 if tiny else 69,
+      tokenizer="smollm2-135m",
+  ))
+
+
+def _semantic(tiny: bool) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      num_documents=120 if tiny else 2200,
+      min_questions_per_split=20 if tiny else 200,
+      num_choices=4,
+      tokenizer="smollm2-135m",
+  ))
+
+
+def _celebrities(tiny: bool) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      # Directory holding the Berglund et al. JSONL files; "" generates the
+      # synthetic equivalent instead.
+      source_dir="",
+      num_pairs=20 if tiny else 900,
+      num_choices=4,
+      tokenizer="smollm2-135m",
+  ))
+
+
+def _process(tiny: bool) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      num_train=40 if tiny else 600,
+      num_test_per_split=10 if tiny else 100,
+      num_choices=4,
+      tokenizer="smollm2-135m",
+  ))
+
+
+def _user(tiny: bool) -> ml_collections.ConfigDict:
+  del tiny
+  return ml_collections.ConfigDict(dict(
+      documents="",  # JSONL of {"id", "text"} documents (required).
+      questions="",  # Optional JSONL of questions in the test schema.
+  ))
+
+
+_GENERATORS = dict(reversals=_reversals, syllogisms=_syllogisms,
+                   semantic=_semantic, celebrities=_celebrities,
+                   process=_process, user=_user)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Returns the locked config for `NAME[,tiny]`."""
+  if not arg:
+    raise ValueError(
+        f"configs/data.py needs a dataset name: configs/data.py:NAME with NAME"
+        f" in {', '.join(DATASETS)} (optionally ',tiny')"
+    )
+  name, *variants = [p.strip() for p in arg.split(",")]
+  if name not in DATASETS:
+    raise ValueError(
+        f"unknown dataset {name!r} in configs/data.py:{arg}; allowed:"
+        f" {', '.join(DATASETS)}"
+    )
+  for v in variants:
+    if v not in VARIANTS:
+      raise ValueError(
+          f"unknown variant {v!r} in configs/data.py:{arg}; allowed:"
+          f" {', '.join(VARIANTS)}"
+      )
+  tiny = "tiny" in variants
+  config = ml_collections.ConfigDict()
+  config.name = name
+  config.seed = 0
+  config.parquet = False  # Also write train/test as Parquet.
+  config.lm_eval = True  # Also write lm-evaluation-harness task YAMLs.
+  config.generator = _GENERATORS[name](tiny)
+  config.lock()
+  return config

@@ -1,0 +1,243 @@
+"""Reading and writing dataset directories (DESIGN §3.2).
+
+A dataset directory holds `train.jsonl`, `test.jsonl`, `manifest.json` and
+`README.md`. Writes are atomic: everything goes into a temporary sibling
+directory that is renamed into place at the end, so an interrupted run never
+leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Any, Iterable, Iterator
+
+from ftgen.data import records
+
+CANARY = (
+    "FTGEN CANARY: synthetic evaluation data; do not train on it. "
+    "canary GUID 3f1c6a7e-5b2d-4e8f-9a0c-ftgen-dataset"
+)
+GENERATOR_VERSION = "1"
+
+
+class DataError(ValueError):
+  """A malformed data file; the message names the file, line and field."""
+
+
+def dumps(row: dict[str, Any]) -> str:
+  """One JSONL line; stable across runs (key order as built, UTF-8)."""
+  return json.dumps(row, ensure_ascii=False)
+
+
+def write_jsonl(path: os.PathLike[str] | str, rows: Iterable[dict[str, Any]]):
+  with open(path, "w", encoding="utf-8", newline="\n") as f:
+    for row in rows:
+      f.write(dumps(row) + "\n")
+
+
+def iter_jsonl(path: os.PathLike[str] | str) -> Iterator[tuple[int, Any]]:
+  """Yields (line number, parsed object); blank lines are skipped."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise DataError(f"{path}: file not found")
+  with open(path, encoding="utf-8") as f:
+    for lineno, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        yield lineno, json.loads(line)
+      except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+
+
+def _require(path, lineno, row, field, types, what):
+  if not isinstance(row, dict):
+    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+  if field not in row:
+    raise DataError(f"{path}:{lineno}: missing field {field!r} ({what})")
+  if not isinstance(row[field], types) or isinstance(row[field], bool):
+    raise DataError(
+        f"{path}:{lineno}: field {field!r} must be {what}, got"
+        f" {type(row[field]).__name__}"
+    )
+  return row[field]
+
+
+def read_documents(path: os.PathLike[str] | str) -> list[records.Document]:
+  """Reads `{"id", "text"}` JSONL; other fields go to `meta`."""
+  docs, seen = [], {}
+  for lineno, row in iter_jsonl(path):
+    doc_id = _require(path, lineno, row, "id", (str, int), "a string id")
+    text = _require(path, lineno, row, "text", str, "a string")
+    doc_id = str(doc_id)
+    if not text.strip():
+      raise DataError(f"{path}:{lineno}: field 'text' is empty")
+    if doc_id in seen:
+      raise DataError(
+          f"{path}:{lineno}: duplicate id {doc_id!r} (first on line"
+          f" {seen[doc_id]})"
+      )
+    seen[doc_id] = lineno
+    meta = dict(row.get("meta") or {})
+    meta.update({k: v for k, v in row.items() if k not in ("id", "text", "meta")})
+    docs.append(records.Document(doc_id, text, meta))
+  if not docs:
+    raise DataError(f"{path}: no documents")
+  return docs
+
+
+def read_questions(path: os.PathLike[str] | str) -> list[records.Question]:
+  """Reads the test schema of DESIGN §3.2 with line-numbered errors."""
+  questions, seen = [], {}
+  for lineno, row in iter_jsonl(path):
+    qid = str(_require(path, lineno, row, "id", (str, int), "a string id"))
+    split = _require(path, lineno, row, "split", str, "a string")
+    prompt = _require(path, lineno, row, "prompt", str, "a string")
+    choices = _require(path, lineno, row, "choices", list, "a list of strings")
+    answer = _require(path, lineno, row, "answer", int, "an integer index")
+    if len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+      raise DataError(
+          f"{path}:{lineno}: field 'choices' must list at least 2 strings,"
+          f" got {choices!r}"
+      )
+    answers = row.get("answers", [answer])
+    if not isinstance(answers, list) or not all(
+        isinstance(a, int) and not isinstance(a, bool) for a in answers
+    ):
+      raise DataError(f"{path}:{lineno}: field 'answers' must be a list of integers")
+    if qid in seen:
+      raise DataError(
+          f"{path}:{lineno}: duplicate id {qid!r} (first on line {seen[qid]})"
+      )
+    seen[qid] = lineno
+    meta = dict(row.get("meta") or {})
+    try:
+      questions.append(
+          records.Question(qid, split, prompt, tuple(choices), answer,
+                           tuple(answers), meta)
+      )
+    except ValueError as e:
+      raise DataError(f"{path}:{lineno}: {e}") from None
+  if not questions:
+    raise DataError(f"{path}: no questions")
+  return questions
+
+
+def sha256_file(path: os.PathLike[str] | str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def _card(dataset: records.Dataset, manifest: dict[str, Any]) -> str:
+  lines = [f"# Dataset card: {dataset.name}", ""]
+  description = dataset.card.get("description")
+  if description:
+    lines += [description.strip(), ""]
+  lines += [
+      f"Generated by ftgen (generator version {manifest['generator_version']},"
+      f" seed {manifest['seed']}).",
+      "",
+      "## Files",
+      "",
+      "* `train.jsonl`: one training document per line (`id`, `text`).",
+      "* `test.jsonl`: one multiple-choice question per line (`id`, `split`,",
+      "  `prompt`, `choices`, `answer`, and `answers` when several choices",
+      "  are correct).",
+      "* `manifest.json`: sizes, seed, sha256 of every file.",
+      "",
+      "## Sizes",
+      "",
+      f"* training documents: {manifest['sizes']['train']}",
+  ]
+  for split, n in manifest["sizes"]["test_splits"].items():
+    chance = manifest["chance"][split]
+    lines.append(f"* test split `{split}`: {n} questions (chance {chance:.3f})")
+  for key, value in dataset.card.items():
+    if key == "description":
+      continue
+    lines += ["", f"## {key}", "", str(value).strip()]
+  lines += ["", "## Canary", "", CANARY, ""]
+  return "\n".join(lines)
+
+
+def write_dataset(
+    dataset: records.Dataset,
+    outdir: os.PathLike[str] | str,
+    *,
+    seed: int,
+    config: dict[str, Any] | None = None,
+    parquet: bool = False,
+) -> pathlib.Path:
+  """Writes a dataset directory atomically and returns its path."""
+  outdir = pathlib.Path(outdir)
+  outdir.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+  try:
+    write_jsonl(tmp / "train.jsonl", (d.to_json() for d in dataset.train))
+    write_jsonl(tmp / "test.jsonl", (q.to_json() for q in dataset.test))
+    for rel, text in sorted(dataset.extra_files.items()):
+      (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+      (tmp / rel).write_text(text, encoding="utf-8")
+    if parquet:
+      _write_parquet(dataset, tmp)
+    splits: dict[str, int] = {}
+    chance: dict[str, float] = {}
+    for q in dataset.test:
+      splits[q.split] = splits.get(q.split, 0) + 1
+      chance[q.split] = chance.get(q.split, 0.0) + q.chance
+    chance = {s: chance[s] / splits[s] for s in splits}
+    files = sorted(
+        p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()
+    )
+    manifest = {
+        "name": dataset.name,
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "canary": CANARY,
+        "sizes": {"train": len(dataset.train), "test": len(dataset.test),
+                  "test_splits": splits},
+        "chance": chance,
+        "config": config or {},
+        "sha256": {f: sha256_file(tmp / f) for f in files},
+    }
+    (tmp / "README.md").write_text(_card(dataset, manifest), encoding="utf-8")
+    manifest["sha256"]["README.md"] = sha256_file(tmp / "README.md")
+    (tmp / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    if outdir.exists():
+      shutil.rmtree(outdir)
+    os.replace(tmp, outdir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return outdir
+
+
+def _write_parquet(dataset: records.Dataset, outdir: pathlib.Path):
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+
+  def flat(row):
+    return {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in row.items()}
+
+  pd.DataFrame([flat(d.to_json()) for d in dataset.train]).to_parquet(
+      outdir / "train.parquet", index=False)
+  pd.DataFrame([flat(q.to_json()) for q in dataset.test]).to_parquet(
+      outdir / "test.parquet", index=False)
+
+
+def load_dataset_dir(path: os.PathLike[str] | str, *, need_train: bool = True):
+  """Reads a dataset directory back: (documents or None, questions)."""
+  path = pathlib.Path(path)
+  if not path.is_dir():
+    raise DataError(f"{path}: dataset directory not found")
+  docs = read_documents(path / "train.jsonl") if need_train else None
+  return docs, read_questions(path / "test.jsonl")
