@@ -1,0 +1,40 @@
+"""The one table of logical-axis sharding rules.
+
+Every parameter and every activation at a block boundary carries logical axis
+names; this table maps them to mesh axes (`data`, `fsdp`, `tensor`). Change
+sharding here, nowhere else.
+"""
+
+# Parameter axes.
+#   vocab     vocabulary rows of the embedding / output projection
+#   embed     model width d
+#   q_heads   query heads N
+#   kv_heads  key/value heads K
+#   head_dim  per-head width H
+#   mlp       MLP hidden width F
+#   layers    stacked (scanned) layer axis L
+#   norm      norm scale vectors (replicated)
+# Activation axes.
+#   batch, length, act_embed, act_heads, act_kv_heads, act_mlp, act_vocab,
+#   cache_length
+LOGICAL_AXIS_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
+    # Parameters: FSDP shards the model width, tensor parallelism the heads
+    # and the MLP width.
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("q_heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("mlp", "tensor"),
+    ("layers", None),
+    ("norm", None),
+    # Activations: the batch is split over data and fsdp.
+    ("batch", ("data", "fsdp")),
+    ("length", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_kv_heads", "tensor"),
+    ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
+    ("cache_length", None),
+)
