@@ -1,0 +1,94 @@
+"""Checks every generated dataset passes (DESIGN §4), as code.
+
+`run_checks(dataset)` returns a dict of check name -> list of problems (empty
+means pass). Generic checks live here; a generator module may add its own by
+defining `dataset_checks(dataset) -> dict[str, list[str]]`.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import re
+from typing import Callable
+
+from ftgen.data import records
+from ftgen.data import registry
+
+_WS = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+  """Lower-case, collapse white space: the unit of leakage comparison."""
+  return _WS.sub(" ", text.strip().lower())
+
+
+def no_test_answer_in_train(dataset: records.Dataset) -> list[str]:
+  """No test prompt joined with a correct choice appears in any document."""
+  train = "\n".join(normalize(d.text) for d in dataset.train)
+  problems = []
+  for q in dataset.test:
+    for a in q.answers:
+      target = normalize(q.prompt + q.choices[a])
+      if len(target) >= 12 and target in train:
+        problems.append(f"{q.id}: {target!r} appears in train")
+  return problems
+
+
+def balanced_answer_positions(dataset: records.Dataset,
+                              tolerance: float = 0.15) -> list[str]:
+  """Within each split, the canonical answer index is spread evenly."""
+  problems = []
+  by_split: dict[tuple[str, int], collections.Counter] = {}
+  for q in dataset.test:
+    by_split.setdefault((q.split, len(q.choices)), collections.Counter())[q.answer] += 1
+  for (split, k), counts in by_split.items():
+    n = sum(counts.values())
+    if n < 2 * k:
+      continue  # Too few questions to judge balance.
+    for pos in range(k):
+      share = counts.get(pos, 0) / n
+      if abs(share - 1 / k) > tolerance:
+        problems.append(
+            f"split {split!r}: answer position {pos} holds {share:.2f} of"
+            f" {n} answers (expected {1 / k:.2f})"
+        )
+  return problems
+
+
+def unique_ids(dataset: records.Dataset) -> list[str]:
+  problems = []
+  for kind, ids in (("document", [d.id for d in dataset.train]),
+                    ("question", [q.id for q in dataset.test])):
+    dup = [i for i, c in collections.Counter(ids).items() if c > 1]
+    if dup:
+      problems.append(f"duplicate {kind} ids: {dup[:5]}")
+  return problems
+
+
+def distinct_choices(dataset: records.Dataset) -> list[str]:
+  return [f"{q.id}: repeated choices" for q in dataset.test
+          if len(set(q.choices)) != len(q.choices)]
+
+
+GENERIC_CHECKS: dict[str, Callable[[records.Dataset], list[str]]] = {
+    "unique_ids": unique_ids,
+    "distinct_choices": distinct_choices,
+    "no_test_answer_in_train": no_test_answer_in_train,
+    "balanced_answer_positions": balanced_answer_positions,
+}
+
+
+def run_checks(dataset: records.Dataset) -> dict[str, list[str]]:
+  """Generic checks plus the generator's own `dataset_checks`, if any."""
+  results = {name: fn(dataset) for name, fn in GENERIC_CHECKS.items()}
+  if dataset.name in registry.GENERATORS:
+    module = importlib.import_module(registry.GENERATORS[dataset.name].split(":")[0])
+    specific = getattr(module, "dataset_checks", None)
+    if specific is not None:
+      results.update(specific(dataset))
+  return results
+
+
+def failures(dataset: records.Dataset) -> dict[str, list[str]]:
+  return {k: v for k, v in run_checks(dataset).items() if v}
