@@ -1,0 +1,94 @@
+"""Dataset directory io: round trip, line-numbered errors, atomic writes."""
+
+import json
+
+import pytest
+
+from ftgen.data import io
+from ftgen.data import records
+
+
+def _dataset():
+  return records.Dataset(
+      name="toy",
+      train=[records.Document("d0", "Glon are heavier than femp."),
+             records.Document("d1", "Trisk are red.", {"source": "x"})],
+      test=[records.Question("q0", "reversal", "Femp are", (" lighter", " heavier"), 0),
+            records.Question("q1", "syllogism", "Some", (" a", " b", " c"), 1, (1, 2))],
+      card={"description": "A toy set."},
+  )
+
+
+def test_round_trip_and_manifest(tmp_path):
+  path = io.write_dataset(_dataset(), tmp_path / "toy", seed=3)
+  docs, questions = io.load_dataset_dir(path)
+  assert [d.id for d in docs] == ["d0", "d1"]
+  assert docs[1].meta == {"source": "x"}
+  assert questions[1].answers == (1, 2)
+  manifest = json.loads((path / "manifest.json").read_text())
+  assert manifest["seed"] == 3
+  assert manifest["sizes"]["test_splits"] == {"reversal": 1, "syllogism": 1}
+  assert manifest["chance"]["syllogism"] == pytest.approx(2 / 3)
+  for name, digest in manifest["sha256"].items():
+    assert io.sha256_file(path / name) == digest
+  assert "Canary" in (path / "README.md").read_text()
+  row = json.loads((path / "test.jsonl").read_text().splitlines()[1])
+  assert set(row) >= {"id", "split", "prompt", "choices", "answer", "answers"}
+
+
+def test_same_input_same_bytes(tmp_path):
+  a = io.write_dataset(_dataset(), tmp_path / "a", seed=0)
+  b = io.write_dataset(_dataset(), tmp_path / "b", seed=0)
+  for name in ("train.jsonl", "test.jsonl", "README.md"):
+    assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+  def boom(*args, **kwargs):
+    raise RuntimeError("disk full")
+
+  monkeypatch.setattr(io, "_card", boom)
+  with pytest.raises(RuntimeError):
+    io.write_dataset(_dataset(), tmp_path / "toy", seed=0)
+  assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"id": "a"}', r"bad.jsonl:2: missing field 'text'"),
+    ('{"id": "a", "text": 3}', r"bad.jsonl:2: field 'text' must be a string"),
+    ("{not json", r"bad.jsonl:2: not valid JSON"),
+    ('{"id": "d0", "text": "again"}', r"duplicate id 'd0' \(first on line 1\)"),
+    ('{"id": "b", "text": "  "}', r"bad.jsonl:2: field 'text' is empty"),
+])
+def test_document_errors_name_line_and_field(tmp_path, line, message):
+  path = tmp_path / "bad.jsonl"
+  path.write_text('{"id": "d0", "text": "fine"}\n' + line + "\n")
+  with pytest.raises(io.DataError, match=message):
+    io.read_documents(path)
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a"], "answer": 0},
+     "at least 2 strings"),
+    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a", "b"], "answer": 2},
+     "answer 2 is not an index"),
+    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a", "b"], "answer": True},
+     "must be an integer index"),
+    ({"id": "q", "split": "s", "choices": ["a", "b"], "answer": 0},
+     "missing field 'prompt'"),
+])
+def test_question_errors(tmp_path, row, message):
+  path = tmp_path / "q.jsonl"
+  path.write_text(json.dumps(row) + "\n")
+  with pytest.raises(io.DataError, match=message):
+    io.read_questions(path)
+
+
+def test_empty_files_are_errors(tmp_path):
+  (tmp_path / "e.jsonl").write_text("\n")
+  with pytest.raises(io.DataError, match="no documents"):
+    io.read_documents(tmp_path / "e.jsonl")
+  with pytest.raises(io.DataError, match="no questions"):
+    io.read_questions(tmp_path / "e.jsonl")
+  with pytest.raises(io.DataError, match="file not found"):
+    io.read_questions(tmp_path / "missing.jsonl")
