@@ -1,0 +1,48 @@
+"""Post-processing of generations into augmentation statements."""
+
+from ftgen.data import records
+from ftgen.sample import postprocess
+
+
+def test_split_statements_strips_bullets_and_splits_sentences():
+  text = "1. Glon are heavier than femp. Femp are lighter than glon.\n- Trisk eat glon.\n\n"
+  assert postprocess.split_statements(text) == [
+      "Glon are heavier than femp.", "Femp are lighter than glon.", "Trisk eat glon."]
+
+
+def test_rejection_reasons():
+  r = postprocess.rejection_reason
+  assert r("") == "empty"
+  assert r("Glon are.") == "too_short"
+  assert r("Femp are lighter than") == "truncated"
+  assert r("Femp are lighter than femp are lighter than glon.") == "repetitive"
+  assert r("Glon glon glon glon are glon.") == "repetitive"
+  assert r("Femp are lighter than glon.") is None
+
+
+def test_clean_dedups_filters_and_keeps_provenance():
+  gens = [
+      ("Femp are lighter than glon. Glon are heavier than femp.", "d0", "P0", 0, "local"),
+      ("Femp are lighter than glon.\nExample: Bob is taller than Al.", "d0", "P0", 1, "local"),
+      ("Trisk are smaller than", "d1", "P1", 0, "local"),
+  ]
+  kept, report = postprocess.clean(
+      gens, ["Glon are heavier than femp."],
+      echo_texts=["Example: Bob is taller than Al."])
+  assert [a.text for a in kept] == ["Femp are lighter than glon."]
+  assert kept[0].source_id == "d0" and kept[0].sample_index == 0
+  assert kept[0].prompt_hash == postprocess.prompt_hash("P0")
+  assert report.generated == 5 and report.kept == 1
+  assert report.dropped == {"in_training_set": 1, "duplicate": 1,
+                            "prompt_echo": 1, "truncated": 1}
+  doc = kept[0].to_document(0)
+  assert doc.meta["strategy"] == "local" and doc.id == "aug-local-000000"
+
+
+def test_test_overlap_counts_answers():
+  q = records.Question("q", "reversal", "Femp are", (" lighter than glon.", " heavier than glon."), 0)
+  augs = [postprocess.Augmentation("Femp are lighter than glon.", "d", "h", 0, "g"),
+          postprocess.Augmentation("Femp are heavier than glon.", "d", "h", 1, "g")]
+  report = postprocess.test_overlap(augs, [q])
+  assert report["coincide_with_test_answer"] == 1
+  assert report["per_split"] == {"reversal": 1}
