@@ -1,0 +1,78 @@
+"""Augmentation prompt templates: filling, validation, leakage guard.
+
+Templates live in `configs/augment.py` so users can replace them. A local
+template needs `{statement}`; a global template needs `{documents}` (the
+training set in context) and `{document}` (the one to connect). Worked
+examples use real English about unrelated things, never dataset words.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Iterable, Sequence
+
+from ftgen.data import checks
+from ftgen.data import records
+
+REQUIRED_FIELDS = {"local": ("statement",), "global": ("documents", "document")}
+
+
+class TemplateError(ValueError):
+  """A template that misses or misnames its fields."""
+
+
+def template_fields(template: str) -> set[str]:
+  return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def validate_template(template: str, strategy: str, key: str) -> None:
+  """Raises when `template` lacks a required field or has an unknown one."""
+  if strategy not in REQUIRED_FIELDS:
+    raise TemplateError(
+        f"unknown augmentation strategy {strategy!r}; allowed:"
+        f" {', '.join(REQUIRED_FIELDS)}")
+  try:
+    fields = template_fields(template)
+  except ValueError as e:
+    raise TemplateError(f"{key}: malformed template ({e})") from None
+  required = set(REQUIRED_FIELDS[strategy])
+  missing = required - fields
+  if missing:
+    raise TemplateError(
+        f"{key}: template is missing field(s) {sorted(missing)}; a {strategy}"
+        f" template needs {{{'}, {'.join(sorted(required))}}}")
+  unknown = fields - required
+  if unknown:
+    raise TemplateError(
+        f"{key}: template has unknown field(s) {sorted(unknown)}; allowed:"
+        f" {sorted(required)} (write literal braces as {{{{ }}}})")
+
+
+def local_prompt(template: str, statement: str) -> str:
+  return template.format(statement=statement.strip())
+
+
+def global_prompt(template: str, documents: Sequence[str], document: str) -> str:
+  return template.format(documents="\n\n".join(d.strip() for d in documents),
+                         document=document.strip())
+
+
+def assert_only_training_text(prompt: str, template: str,
+                              training: Iterable[records.Document],
+                              questions: Iterable[records.Question]) -> None:
+  """The leakage guard: a prompt holds the template and training text only.
+
+  Every test answer (prompt + correct choice) that occurs in the filled
+  prompt must also occur in the template or a training document; anything
+  else means test data leaked into the prompt.
+  """
+  filled = checks.normalize(prompt)
+  allowed = checks.normalize(template) + "\n" + "\n".join(
+      checks.normalize(d.text) for d in training)
+  for q in questions:
+    for a in q.answers:
+      target = checks.normalize(q.prompt + q.choices[a])
+      if len(target) >= 12 and target in filled and target not in allowed:
+        raise AssertionError(
+            f"augmentation prompt contains test item {q.id!r} ({target!r}),"
+            " which is not training text")
