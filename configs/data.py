@@ -16,9 +16,14 @@ def _reversals(tiny: bool) -> ml_collections.ConfigDict:
       num_facts=12 if tiny else 100,
       num_dimensions=28,
       articles_per_fact=3 if tiny else 10,
-      # Words are filtered against this tokenizer's common single tokens
-      # when it is available offline ("" disables that filter).
-      tokenizer="smollm2-135m",
+      # Chance that an article ends with a neutral closing sentence.
+      closing_prob=0.5,
+      # Test splits: "reversal" (the reversed fact) and "rephrase" (the
+      # trained direction, reworded).
+      splits=("reversal", "rephrase"),
+      # Words are filtered against this tokenizer's single tokens ("" skips
+      # that filter, so the tiny variant needs no model files).
+      tokenizer="" if tiny else "smollm2-135m",
   ))
 
 
@@ -40,12 +45,13 @@ def _semantic(tiny: bool) -> ml_collections.ConfigDict:
 
 def _celebrities(tiny: bool) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      # Directory holding the Berglund et al. JSONL files; "" generates the
-      # synthetic equivalent instead.
+      # Directory holding the Berglund et al. JSONL files (or a parent up to 3
+      # levels above them); "" generates the synthetic equivalent instead.
       source_dir="",
-      num_pairs=20 if tiny else 900,
+      # Synthetic only: people per group (p2d, d2p, both), as in Berglund.
+      num_people=4 if tiny else 30,
       num_choices=4,
-      tokenizer="smollm2-135m",
+      tokenizer="" if tiny else "smollm2-135m",
   ))
 
 
