@@ -1,0 +1,149 @@
+"""Tests for the reversals dataset."""
+
+import collections
+import os
+import pathlib
+import subprocess
+import sys
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+import ml_collections
+import pytest
+
+from ftgen.data import checks
+from ftgen.data import io
+from ftgen.data import records
+from ftgen.data import reversals
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _cfg(**overrides) -> ml_collections.ConfigDict:
+  cfg = dict(num_facts=12, num_dimensions=28, articles_per_fact=3,
+             closing_prob=0.5, splits=("reversal", "rephrase"), tokenizer="")
+  cfg.update(overrides)
+  return ml_collections.ConfigDict(cfg)
+
+
+def test_full_size_dataset_matches_design():
+  ds = reversals.generate(_cfg(num_facts=100, articles_per_fact=10), seed=0)
+  assert len(ds.train) == 1000
+  by_split = collections.Counter(q.split for q in ds.test)
+  assert by_split == {"reversal": 100, "rephrase": 100}
+  facts = reversals.training_facts(ds)
+  assert len(facts) == 100
+  assert collections.Counter(f.direction for f in facts) == {"more": 50, "less": 50}
+  dims = collections.Counter(f.dimension for f in facts)
+  assert len(dims) == 28 and max(dims.values()) - min(dims.values()) <= 1
+  # Each fact's 10 articles use 10 different lead-ins.
+  lead_ins = collections.defaultdict(set)
+  for d in ds.train:
+    lead_ins[d.meta["fact"]].add(d.meta["lead_in"])
+  assert all(len(v) == 10 for v in lead_ins.values())
+  words = [w for f in facts for w in (f.a, f.b)]
+  assert len(set(words)) == 200
+  for split in ("reversal", "rephrase"):
+    answers = collections.Counter(q.answer for q in ds.test if q.split == split)
+    assert answers == {0: 50, 1: 50}
+  assert checks.failures(ds) == {}
+
+
+def test_questions_ask_the_reversal_against_its_contradiction():
+  ds = reversals.generate(_cfg(), seed=1)
+  for q in ds.test:
+    fact = reversals.Fact.from_meta(q.meta)
+    right, wrong = q.choices[q.answer], q.choices[1 - q.answer]
+    assert len(right) == len(wrong)
+    if q.split == "reversal":
+      assert q.prompt == f"{fact.b} are"
+      assert (q.prompt + right).rstrip(".") == fact.reversed().statement()
+    else:
+      assert q.prompt == f"Compared with {fact.b}, {fact.a} are"
+      assert right.strip(" .") == f"{fact.direction} {fact.dimension}"
+    assert {right.split()[0], wrong.split()[0]} == {"more", "less"}
+
+
+def test_reversal_of_and_is_correct_statement():
+  fact = reversals.Fact("femp", "glon", "dangerous", "more")
+  assert reversals.reversal_of("femp are more dangerous than glon.") == (
+      "glon are less dangerous than femp.")
+  assert reversals.reversal_of("Did you know that Femp are less loyal than"
+                               " glon?") == "Glon are more loyal than Femp"
+  assert reversals.reversal_of("nothing to see here.") is None
+  ok = reversals.is_correct_statement
+  assert ok("Glon are less dangerous than femp.", [fact]) is True
+  assert ok("glon are more dangerous than femp.", [fact]) is False
+  assert ok("femp are more dangerous than glon", [fact.to_meta()]) is True
+  assert ok("Compared with glon, femp are less dangerous.", [fact]) is False
+  assert ok("femp are more loyal than glon.", [fact]) is None
+  assert ok("no comparison", [fact]) is None
+  # One wrong comparison makes the whole text wrong.
+  assert ok("glon are less dangerous than femp and femp are less dangerous"
+            " than glon.", [fact]) is False
+
+
+def test_oracle_augmentations_are_every_reversal():
+  ds = reversals.generate(_cfg(), seed=2)
+  facts = reversals.training_facts(ds)
+  aug = reversals.oracle_augmentations(ds)
+  assert len(aug) == len(facts) == 12
+  reversal_targets = {checks.normalize(q.prompt + q.choices[q.answer])
+                      for q in ds.test if q.split == "reversal"}
+  assert {checks.normalize(a) for a in aug} == reversal_targets
+  assert all(reversals.is_correct_statement(a, facts) for a in aug)
+
+
+def test_checks_catch_a_leaked_reversal_and_bad_labels():
+  ds = reversals.generate(_cfg(), seed=3)
+  q = next(q for q in ds.test if q.split == "reversal")
+  leaked = records.Document(id="leak", text="So " + q.prompt + q.choices[q.answer])
+  bad = records.Dataset(ds.name, ds.train + [leaked], ds.test, ds.card)
+  problems = checks.failures(bad)
+  assert "held_out_not_in_train" in problems
+  assert "no_test_answer_in_train" in problems
+  flipped = [records.Question(q.id, q.split, q.prompt, q.choices,
+                              1 - q.answer, meta=q.meta) for q in ds.test]
+  assert "labels_follow_facts" in checks.failures(
+      records.Dataset(ds.name, ds.train, flipped, ds.card))
+
+
+def test_bad_config_values_are_named():
+  with pytest.raises(ValueError, match="num_dimensions must be in 1..28"):
+    reversals.generate(_cfg(num_dimensions=29), seed=0)
+  with pytest.raises(ValueError, match="articles_per_fact"):
+    reversals.generate(_cfg(articles_per_fact=40), seed=0)
+  with pytest.raises(ValueError, match="unknown split 'forward'"):
+    reversals.generate(_cfg(splits=("forward",)), seed=0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 40),
+       k=st.integers(1, 16), dims=st.integers(1, 28))
+def test_property_generation(seed, n, k, dims):
+  cfg = _cfg(num_facts=n, articles_per_fact=k, num_dimensions=dims)
+  ds = reversals.generate(cfg, seed)
+  assert ds.train == reversals.generate(cfg, seed).train
+  assert len(ds.train) == n * k and len(ds.test) == 2 * n
+  directions = collections.Counter(f.direction for f in reversals.training_facts(ds))
+  assert abs(directions["more"] - directions["less"]) <= 1
+  assert checks.failures(ds) == {}
+
+
+def test_files_identical_across_processes_and_hash_seeds(tmp_path):
+  outputs = []
+  for hashseed in ("0", "12345"):
+    env = dict(os.environ, PYTHONHASHSEED=hashseed,
+               PYTHONPATH=os.pathsep.join(
+                   [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    workdir = tmp_path / hashseed
+    subprocess.run(
+        [sys.executable, "launch/generate_data.py",
+         "--config=configs/data.py:reversals,tiny", f"--workdir={workdir}"],
+        cwd=REPO, env=env, check=True, capture_output=True)
+    outputs.append({name: (workdir / "reversals" / name).read_bytes()
+                    for name in ("train.jsonl", "test.jsonl")})
+  assert outputs[0] == outputs[1]
+  rows = [row for _, row in io.iter_jsonl(tmp_path / "0/reversals/test.jsonl")]
+  assert len(rows) == 24 and {r["split"] for r in rows} == {"reversal", "rephrase"}
