@@ -30,7 +30,9 @@ def _reversals(tiny: bool) -> ml_collections.ConfigDict:
 def _syllogisms(tiny: bool) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       num_items=12 if tiny else 69,
-      tokenizer="smollm2-135m",
+      # Names from ftgen.data.logic.FORMS; empty means all nine valid forms.
+      forms=(),
+      tokenizer="" if tiny else "smollm2-135m",
   ))
 
 
