@@ -60,9 +60,16 @@ def _celebrities(tiny: bool) -> ml_collections.ConfigDict:
 def _process(tiny: bool) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       num_train=40 if tiny else 600,
-      num_test_per_split=10 if tiny else 100,
+      num_test_per_split=12 if tiny else 100,
       num_choices=4,
-      tokenizer="smollm2-135m",
+      # Composite (parent, child) rule pairs held out of training (of 9).
+      num_heldout_pairs=3,
+      # Composite nodes per expression.
+      min_internal=2,
+      max_internal=4,
+      # Also train on one document stating each rule in words.
+      rule_documents=True,
+      tokenizer="" if tiny else "smollm2-135m",
   ))
 
 
