@@ -32,6 +32,8 @@ def get_generator(name: str) -> Callable[[Any, int], records.Dataset]:
 
 def generate(name: str, cfg: Any, seed: int) -> records.Dataset:
   dataset = get_generator(name)(cfg, seed)
-  if not dataset.train or not dataset.test:
+  # User documents may come without questions (train-only, for augmentation
+  # and fine-tuning); every other generator must produce both.
+  if not dataset.train or (not dataset.test and name != "user"):
     raise ValueError(f"dataset {name!r} generated an empty train or test set")
   return dataset
