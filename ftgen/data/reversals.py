@@ -239,6 +239,11 @@ def _questions(facts: list[Fact], seed: int,
   return questions
 
 
+def _bullets(items: Iterable[str]) -> str:
+  """Markdown bullets for the dataset card."""
+  return "\n".join(f"* {item}" for item in items)
+
+
 def generate(cfg, seed: int) -> records.Dataset:
   """Builds the dataset from the `generator` block of configs/data.py."""
   facts = _make_facts(cfg, seed)
@@ -246,14 +251,14 @@ def generate(cfg, seed: int) -> records.Dataset:
   splits = tuple(cfg.splits)
   test = _questions(facts, seed, splits)
   n_more = sum(f.direction == "more" for f in facts)
-  card = dict(
-      description=(
+  card = {
+      "description": (
           "Comparisons between pairs of nonsense entities ('A are more D than"
           " B'). Training articles state each fact forwards with varied"
           " lead-ins; the `reversal` split asks for the reversed comparison"
           " ('B are less D than A') against its contradiction; `rephrase`"
           " asks the trained direction in a new wording."),
-      design_choices=[
+      "Design choices": _bullets([
           f"{len(facts)} facts, two fresh nonsense words each, over"
           f" {int(cfg.num_dimensions)} comparison dimensions.",
           f"Directions balanced: {n_more} 'more', {len(facts) - n_more}"
@@ -267,10 +272,16 @@ def generate(cfg, seed: int) -> records.Dataset:
           " forward fact does.",
           f"Nonsense words filtered against English words and the"
           f" {cfg.tokenizer or 'no'} tokenizer's single tokens.",
-      ],
-      num_facts=len(facts),
-      chance=0.5,
-  )
+      ]),
+      "Checks": _bullets([
+          "reversal_forward_fact_in_train: every question's forward fact is"
+          " stated in train.",
+          "held_out_not_in_train: no reversed statement (right or wrong)"
+          " appears in train.",
+          "matched_choice_lengths, labels_follow_facts, balanced_directions,"
+          " plus the generic checks of ftgen.data.checks.",
+      ]),
+  }
   return records.Dataset(name=NAME, train=train, test=test, card=card)
 
 

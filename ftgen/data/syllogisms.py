@@ -83,6 +83,11 @@ def label(premises: Iterable[logic.Prop],
   return [i for i, c in enumerate(choices) if logic.entails(premises, c)]
 
 
+def _bullets(items: Iterable[str]) -> str:
+  """Markdown bullets for the dataset card."""
+  return "\n".join(f"* {item}" for item in items)
+
+
 def generate(cfg, seed: int) -> records.Dataset:
   """Builds the dataset from the `generator` block of configs/data.py."""
   n = int(cfg.num_items)
@@ -135,13 +140,13 @@ def generate(cfg, seed: int) -> records.Dataset:
                   conclusion=conclusion.render())))
   counts = collections.Counter(q.meta["form"] for q in test)
   chance = sum(q.chance for q in test) / len(test)
-  card = dict(
-      description=(
+  card = {
+      "description": (
           "Valid categorical syllogisms over nonsense terms. Each training"
           " document names three entities and states two premises; each test"
           " question names the two conclusion entities and offers six"
           " conclusions ({all, some, no} x both orders)."),
-      design_choices=[
+      "Design choices": _bullets([
           f"{n} items over {len(names)} valid forms: "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
           "Modern (Boolean) semantics without existential import; forms"
@@ -155,10 +160,15 @@ def generate(cfg, seed: int) -> records.Dataset:
           " positions are balanced over the six slots.",
           f"Nonsense words filtered against English words and the"
           f" {cfg.tokenizer or 'no'} tokenizer's single tokens.",
-      ],
-      num_items=n,
-      chance=round(chance, 4),
-  )
+      ]),
+      "Checks": _bullets([
+          "labels_verified_by_checker: premises parsed back from each"
+          " document's text, choices parsed from the question, entailed set"
+          " equals `answers` and is non-empty.",
+          "premises_in_train, conclusions_not_in_train, plus the generic"
+          " checks of ftgen.data.checks.",
+      ]),
+  }
   return records.Dataset(name=NAME, train=train, test=test, card=card)
 
 
