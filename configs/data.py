@@ -40,8 +40,12 @@ def _semantic(tiny: bool) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       num_documents=120 if tiny else 2200,
       min_questions_per_split=20 if tiny else 200,
+      # Larger splits are sampled down to this many questions.
+      max_questions_per_split=20 if tiny else 300,
       num_choices=4,
-      tokenizer="smollm2-135m",
+      # Leaf categories whose only trained fact is their parent.
+      num_holdout_categories=3 if tiny else 16,
+      tokenizer="" if tiny else "smollm2-135m",
   ))
 
 
