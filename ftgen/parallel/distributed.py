@@ -1,0 +1,75 @@
+"""Multi-host start-up behind an explicit flag.
+
+`jax.distributed.initialize()` must run before any other JAX call on every
+host of a multi-host job (TPU pod slices, multi-node GPU), and must not run
+in a single-process job, a notebook or a test. Launchers therefore pass an
+explicit `enabled` flag; library code never guesses from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+
+_initialized = False
+
+
+def maybe_initialize(
+    enabled: bool,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> bool:
+  """Calls `jax.distributed.initialize` when `enabled`; a no-op otherwise.
+
+  Args:
+    enabled: the launcher's explicit multi-host flag.
+    coordinator: 'host:port' of process 0; None lets JAX discover it (Cloud
+      TPU, SLURM, Open MPI environments).
+    num_processes: total number of processes; None to auto-detect.
+    process_id: this process's index; None to auto-detect.
+
+  Returns:
+    True when this call (or an earlier one) initialized the distributed
+    runtime, False when `enabled` is False.
+
+  Raises:
+    ValueError: when coordinator/num_processes/process_id are given while
+      `enabled` is False (a launcher bug that would otherwise silently run
+      single-host).
+  """
+  global _initialized
+  if not enabled:
+    given = {
+        name: value
+        for name, value in (
+            ("coordinator", coordinator),
+            ("num_processes", num_processes),
+            ("process_id", process_id),
+        )
+        if value is not None
+    }
+    if given:
+      raise ValueError(
+          f"Multi-host settings {given} were given but enabled=False; pass "
+          "enabled=True to call jax.distributed.initialize()."
+      )
+    return False
+  if _initialized:
+    return True
+  jax.distributed.initialize(
+      coordinator_address=coordinator,
+      num_processes=num_processes,
+      process_id=process_id,
+  )
+  _initialized = True
+  logging.info(
+      "jax.distributed initialized: process %d of %d, %d local / %d global "
+      "devices.",
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+  )
+  return True
