@@ -310,6 +310,7 @@ def _documents(world: kb.World, trained: kb.World, holdouts: list[str],
           f"semantic: document about {focus!r} has {len(rendered)} sentences")
     text = _doc_text(style, focus, [t for t, _ in rendered], gen)
     docs.append((text, dict(style=style, focus=focus,
+                            sentences=len(rendered),
                             facts=[i for _, ids in rendered for i in ids])))
   order = rng.stream(seed, f"{NAME}/document-order").permutation(len(docs))
   return [records.Document(id=f"{NAME}/doc{k:05d}", text=docs[i][0],
@@ -413,8 +414,10 @@ def _items(world: kb.World, trained: kb.World, holdouts: list[str]
   for c in world.categories:
     split = "category_holdout" if c in holdouts else "syllogism"
     for owner, (k, p) in world.inherited(c):
+      # Sampled round-robin over owners: a root's properties are inherited
+      # by every category and would crowd out the rest.
       items[split].append(item("prop", c, k, p, chain(c, owner) +
-                               [kb.prop(owner, k, p)], k))
+                               [kb.prop(owner, k, p)], owner))
     if c in holdouts:
       for a in world.ancestors(c)[1:]:
         items[split].append(item("isa", c, "isa", a, chain(c, a), "isa"))
@@ -565,7 +568,7 @@ def generate(cfg, seed: int) -> records.Dataset:
 def _card(world, trained, holdouts, train, test, dropped, cfg) -> dict[str, Any]:
   leaves = sum(world.is_leaf(c) for c in world.categories)
   n_props = sum(len(v) for v in world.props.values())
-  sentences = [len(d.meta["facts"]) for d in train]
+  sentences = [d.meta["sentences"] for d in train]
   styles = collections.Counter(d.meta["style"] for d in train)
   splits = collections.Counter(q.split for q in test)
   return dict(
@@ -589,7 +592,7 @@ def _card(world, trained, holdouts, train, test, dropped, cfg) -> dict[str, Any]
           f" over {len(world.verbs)} verbs (not inherited)."),
       training_documents=(
           f"{len(train)} documents of {min(sentences)}-{max(sentences)}"
-          f" fact sentences (mean {sum(sentences) / len(sentences):.1f});"
+          f" sentences (mean {sum(sentences) / len(sentences):.1f});"
           f" styles {dict(sorted(styles.items()))}. One main article per"
           f" trained category states all its facts, so every trained fact"
           f" ({len(trained.facts())}) appears at least once."),
