@@ -1,0 +1,182 @@
+"""The decoder: one linen module for the Llama, Gemma 3 and Gemma 2 families.
+
+Layers are stacked with `nn.scan` (params under 'layers' with a leading
+layer axis L); per-layer differences (rope base, sliding window) travel as
+scanned per-layer arrays, so 30 layers compile like one.
+
+Calls (logits are float32 [B,T,V]):
+
+  model.apply({'params': p}, tokens, positions=None, attention_mask=None)
+  model.apply({'params': p}, tokens, positions, cache=cache)  # -> (logits, cache)
+  model.apply({'params': p}, tokens, positions, prefix=prefix_cache[, cache=...])
+
+Positions default to the count of valid tokens before each token (so a
+left-padded row gets the same positions as the unpadded one), offset by the
+prefix length and by what the cache already holds. See kv_cache.py for the
+cache layout.
+
+Params tree:
+  embedder/embedding [V,D]
+  layers/attn_norm/scale [L,D]
+  layers/attn/{q,k,v}/kernel [L,D,N|K,H]  (+ bias [L,N|K,H] with qkv_bias)
+  layers/attn/o/kernel [L,N,H,D]
+  layers/attn/{q_norm,k_norm}/scale [L,H]          (gemma3)
+  layers/post_attn_norm/scale, layers/post_mlp_norm/scale [L,D]   (gemma)
+  layers/mlp_norm/scale [L,D]                       (the pre-MLP norm)
+  layers/mlp/{gate,up}/kernel [L,D,F], layers/mlp/down/kernel [L,F,D]
+  final_norm/scale [D]
+  lm_head/kernel [D,V]                              (untied only)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ftgen.models.attention import Attention, write_rows
+from ftgen.models.config import ModelConfig
+from ftgen.models.layers import MLP, Embedder, RMSNorm, _Dense, constrain
+
+Array = jax.Array
+
+
+class Block(nn.Module):
+  """One pre-norm transformer block (Gemma adds post norms)."""
+
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, x: Array, xs: dict[str, Any], ctx: dict[str, Any]):
+    cfg = self.config
+    h = RMSNorm(cfg, name="attn_norm")(x)
+    a, new_kv = Attention(cfg, name="attn")(
+        h, xs["inv_freq"], xs["window"], ctx, xs.get("cache"), xs.get("prefix"))
+    if cfg.is_gemma:
+      a = RMSNorm(cfg, name="post_attn_norm")(a)
+    x = x + a
+    h = RMSNorm(cfg, name="mlp_norm")(x)
+    m = MLP(cfg, name="mlp")(h)
+    if cfg.is_gemma:
+      m = RMSNorm(cfg, name="post_mlp_norm")(m)
+    x = constrain(x + m, ("batch", "length", "act_embed"))
+    return x, new_kv
+
+
+class Decoder(nn.Module):
+  """Decoder-only transformer; see the module docstring for the calls.
+
+  Attributes:
+    config: the architecture.
+    remat: rematerialize each block in the backward pass (training memory).
+  """
+
+  config: ModelConfig
+  remat: bool = False
+
+  @nn.compact
+  def __call__(self, tokens: Array, positions: Array | None = None,
+               attention_mask: Array | None = None,
+               cache: dict[str, Array] | None = None,
+               prefix: dict[str, Array] | None = None):
+    cfg = self.config
+    tokens = jnp.asarray(tokens, jnp.int32)
+    b, t = tokens.shape
+    mask = (jnp.ones((b, t), bool) if attention_mask is None
+            else jnp.asarray(attention_mask, bool))
+
+    ctx: dict[str, Any] = {}
+    base = jnp.zeros((b,), jnp.int32)
+    if prefix is not None:
+      _check_prefix(prefix)
+      plen = prefix["pos"].shape[1]
+      ppos = prefix["pos"][0]
+      ctx["prefix_pos"] = ppos
+      ctx["prefix_valid"] = (ppos >= 0) & (jnp.arange(plen) < prefix["end"][0])
+      base = jnp.maximum(base, jnp.max(jnp.where(ctx["prefix_valid"], ppos, -1)) + 1)
+    if cache is not None:
+      _check_room(cache, t)
+      base = jnp.maximum(base, jnp.max(cache["pos"], axis=1) + 1)
+    if positions is None:
+      positions = base[:, None] + jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
+    positions = jnp.asarray(positions, jnp.int32)
+    ctx["q_pos"] = positions
+
+    if cache is None:
+      idx = jnp.arange(t)
+      ctx["k_pos"] = positions
+      ctx["self_mask"] = mask[:, None, :] & (idx[None, :, None] >= idx[None, None, :])
+    else:
+      s = cache["k"].shape[2]
+      start = cache["end"].astype(jnp.int32)
+      k_pos = write_rows(cache["pos"], jnp.where(mask, positions, -1), start)
+      q_slot = start[:, None] + jnp.arange(t)[None, :]
+      ctx["write_start"] = start
+      ctx["k_pos"] = k_pos
+      ctx["self_mask"] = (k_pos[:, None, :] >= 0) & (
+          jnp.arange(s)[None, None, :] <= q_slot[:, :, None])
+
+    xs: dict[str, Any] = {
+        "inv_freq": jnp.asarray(cfg.layer_inv_freq()),
+        "window": jnp.asarray(cfg.layer_windows()),
+    }
+    if cache is not None:
+      xs["cache"] = {"k": cache["k"], "v": cache["v"]}
+    if prefix is not None:
+      xs["prefix"] = {"k": prefix["k"], "v": prefix["v"]}
+
+    embedder = Embedder(cfg, name="embedder")
+    x = embedder.encode(tokens)
+    x = constrain(x, ("batch", "length", "act_embed"))
+
+    block = nn.remat(Block, prevent_cse=False) if self.remat else Block
+    stack = nn.scan(
+        block,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast),
+        length=cfg.num_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )
+    x, new_kv = stack(cfg, name="layers")(x, xs, ctx)
+
+    x = RMSNorm(cfg, name="final_norm")(x)
+    if cfg.tie_embeddings:
+      logits = embedder.decode(x)
+    else:
+      kernel = _Dense(cfg, (cfg.embed_dim, cfg.vocab_size), ("embed", "vocab"),
+                      name="lm_head")()
+      logits = jnp.einsum("BTD,DV->BTV", x, kernel.astype(x.dtype),
+                          preferred_element_type=jnp.float32)
+    if cfg.final_logit_softcap is not None:
+      cap = cfg.final_logit_softcap
+      logits = cap * jnp.tanh(logits / cap)
+    logits = constrain(logits, ("batch", "length", "act_vocab"))
+    if cache is None:
+      return logits
+    new_cache = {"k": new_kv["k"], "v": new_kv["v"], "pos": ctx["k_pos"],
+                 "end": cache["end"] + t}
+    return logits, new_cache
+
+
+def _check_room(cache: dict[str, Array], t: int) -> None:
+  """Context overflow is an error, never a silent clamp (when checkable)."""
+  end = cache["end"]
+  if isinstance(end, jax.core.Tracer):
+    return
+  s = cache["k"].shape[2]
+  worst = int(np.max(np.asarray(end))) + t
+  if worst > s:
+    raise ValueError(
+        f"KV cache overflow: writing {t} tokens after {worst - t} would need "
+        f"{worst} slots; the cache holds {s}. Allocate a longer cache.")
+
+
+def _check_prefix(prefix: dict[str, Array]) -> None:
+  if prefix["k"].shape[1] != 1:
+    raise ValueError(
+        f"prefix cache must have batch 1 (shared by all rows); got k shape "
+        f"{tuple(prefix['k'].shape)}")
