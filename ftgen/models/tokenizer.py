@@ -1,0 +1,242 @@
+"""Tokenizers: one small wrapper over `transformers.PreTrainedTokenizerFast`.
+
+Sources: a Hugging Face directory (`tokenizer.json` + `tokenizer_config.json`),
+a GGUF file's metadata (built with transformers'
+`integrations.gguf.gguf_tokenizer_mapping`, which needs no torch), or the tiny
+in-process tokenizer of `ftgen.testing.tokenizer`.
+
+BOS is explicit: `encode(text)` adds BOS only when the model wants it
+(`add_bos`: SmolLM2 no, Gemma and Llama 3 yes), and chat prompts, whose
+templates write their own BOS, are encoded without another one. `eos_ids`
+lists every token that ends a generation (EOS and end-of-turn tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any, Sequence
+
+SETTINGS_FILE = "ftgen_tokenizer.json"
+# Tokens that end a turn or a text in the model families we support; those
+# in a vocabulary join its `eos_ids`.
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>",
+               "<|end_of_text|>", "<|eom_id|>")
+
+# Gemma 3's chat template (strings only), for GGUF files that carry none.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}"
+    "{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{%- endif -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+class Tokenizer:
+  """Text <-> token ids, special tokens and the chat template of one model."""
+
+  def __init__(self, hf_tokenizer, *, add_bos: bool | None = None,
+               eos_ids: Sequence[int] | None = None):
+    self.hf = hf_tokenizer
+    vocab = hf_tokenizer.get_vocab()
+    self.bos_id: int | None = hf_tokenizer.bos_token_id
+    if add_bos is None:
+      add_bos = _post_processor_adds_bos(hf_tokenizer)
+    self.add_bos = bool(add_bos) and self.bos_id is not None
+    if eos_ids is None:
+      eos_ids = _stop_ids(hf_tokenizer.eos_token_id, vocab)
+    self.eos_ids: tuple[int, ...] = tuple(int(i) for i in eos_ids)
+    if not self.eos_ids:
+      raise ValueError("tokenizer has no EOS token: set eos_token in tokenizer_config.json")
+    pad = hf_tokenizer.pad_token_id
+    self.pad_id: int = int(pad) if pad is not None else self.eos_ids[0]
+
+  @property
+  def vocab_size(self) -> int:
+    """Number of ids the tokenizer can produce (added tokens included)."""
+    return len(self.hf)
+
+  @property
+  def chat_template(self) -> str | None:
+    return self.hf.chat_template
+
+  def encode(self, text: str, add_bos: bool | None = None) -> list[int]:
+    """Token ids of `text`; BOS first when `add_bos` (default: the model's)."""
+    ids = self.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids
+    if self.add_bos if add_bos is None else add_bos:
+      if self.bos_id is None:
+        raise ValueError("add_bos=True but this tokenizer has no BOS token")
+      ids = [self.bos_id] + ids
+    return ids
+
+  def encode_batch(self, texts: Sequence[str], add_bos: bool | None = None) -> list[list[int]]:
+    encs = self.hf.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    bos = self.add_bos if add_bos is None else add_bos
+    return [([self.bos_id] if bos else []) + e.ids for e in encs]
+
+  def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+    return self.hf.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+  def token(self, token_id: int) -> str:
+    return self.hf.convert_ids_to_tokens(int(token_id))
+
+  def apply_chat_template(self, messages: Sequence[dict[str, str]],
+                          add_generation_prompt: bool = True) -> str:
+    """The prompt string for `messages` ([{"role", "content"}, ...])."""
+    if not self.hf.chat_template:
+      raise ValueError("this tokenizer has no chat template; use plain prompts"
+                       " or set chat_template in tokenizer_config.json")
+    return self.hf.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+
+  def encode_chat(self, messages: Sequence[dict[str, str]],
+                  add_generation_prompt: bool = True) -> list[int]:
+    """Token ids of the chat prompt; BOS only if the template lacks it."""
+    text = self.apply_chat_template(messages, add_generation_prompt)
+    ids = self.encode(text, add_bos=False)
+    if self.add_bos and (not ids or ids[0] != self.bos_id):
+      ids = [self.bos_id] + ids
+    return ids
+
+  def save(self, directory: os.PathLike[str] | str) -> None:
+    """Writes tokenizer.json, tokenizer_config.json and ftgen's settings."""
+    directory = pathlib.Path(directory)
+    self.hf.save_pretrained(str(directory))
+    with open(directory / SETTINGS_FILE, "w", encoding="utf-8") as f:
+      json.dump({"add_bos": self.add_bos, "eos_ids": list(self.eos_ids),
+                 "pad_id": self.pad_id}, f, indent=1)
+
+  def __repr__(self) -> str:
+    return (f"Tokenizer(vocab_size={self.vocab_size}, bos_id={self.bos_id},"
+            f" add_bos={self.add_bos}, eos_ids={self.eos_ids}, pad_id={self.pad_id})")
+
+
+def _post_processor_adds_bos(hf_tokenizer) -> bool:
+  bos = hf_tokenizer.bos_token_id
+  if bos is None:
+    return False
+  ids = hf_tokenizer.backend_tokenizer.encode("a", add_special_tokens=True).ids
+  return bool(ids) and ids[0] == bos
+
+
+def _stop_ids(eos_id: int | None, vocab: dict[str, int]) -> list[int]:
+  ids = [] if eos_id is None else [int(eos_id)]
+  for token in STOP_TOKENS:
+    if token in vocab and vocab[token] not in ids:
+      ids.append(vocab[token])
+  return ids
+
+
+def from_directory(directory: os.PathLike[str] | str) -> Tokenizer:
+  """The tokenizer of a Hugging Face style directory."""
+  from transformers import PreTrainedTokenizerFast  # pylint: disable=g-import-not-at-top
+
+  directory = pathlib.Path(directory)
+  if not (directory / "tokenizer.json").is_file():
+    raise FileNotFoundError(
+        f"{directory}: no tokenizer.json (ftgen needs a fast tokenizer file;"
+        " convert a sentencepiece model with transformers first)")
+  hf = PreTrainedTokenizerFast.from_pretrained(str(directory))
+  settings: dict[str, Any] = {}
+  if (directory / SETTINGS_FILE).is_file():
+    with open(directory / SETTINGS_FILE, encoding="utf-8") as f:
+      settings = json.load(f)
+  else:
+    settings["add_bos"] = _config_flag(directory, "add_bos_token")
+    gen_eos = _generation_eos(directory)
+    if gen_eos:
+      extra = _stop_ids(hf.eos_token_id, hf.get_vocab())
+      settings["eos_ids"] = gen_eos + [i for i in extra if i not in gen_eos]
+  tok = Tokenizer(hf, add_bos=settings.get("add_bos"), eos_ids=settings.get("eos_ids"))
+  if "pad_id" in settings:
+    tok.pad_id = int(settings["pad_id"])
+  return tok
+
+
+def _config_flag(directory: pathlib.Path, key: str) -> bool | None:
+  path = directory / "tokenizer_config.json"
+  if not path.is_file():
+    return None
+  with open(path, encoding="utf-8") as f:
+    value = json.load(f).get(key)
+  return None if value is None else bool(value)
+
+
+def _generation_eos(directory: pathlib.Path) -> list[int]:
+  path = directory / "generation_config.json"
+  if not path.is_file():
+    return []
+  with open(path, encoding="utf-8") as f:
+    eos = json.load(f).get("eos_token_id")
+  if eos is None:
+    return []
+  return [int(e) for e in (eos if isinstance(eos, list) else [eos])]
+
+
+def tokenizer_from_gguf(gf) -> Tokenizer:
+  """Builds the tokenizer a GGUF file describes (no torch needed).
+
+  Args:
+    gf: a `ftgen.checkpoints.gguf.GGUFFile` (or a path to one).
+  """
+  from tokenizers import processors  # pylint: disable=g-import-not-at-top
+  from transformers import PreTrainedTokenizerFast  # pylint: disable=g-import-not-at-top
+  from transformers.integrations.gguf import gguf_tokenizer_mapping as mapping  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import gguf as gguf_lib  # pylint: disable=g-import-not-at-top
+
+  if not isinstance(gf, gguf_lib.GGUFFile):
+    gf = gguf_lib.read_gguf(gf)
+  meta = gf.metadata
+  spec = {name: meta[f"tokenizer.{key}"]
+          for key, name in mapping.GGUF_TOKENIZER_MAPPING["tokenizer"].items()
+          if f"tokenizer.{key}" in meta}
+  if "tokens" not in spec:
+    raise gguf_lib.GGUFError(f"{gf.path}: no tokenizer.ggml.tokens metadata; cannot build a tokenizer")
+  for key in ("scores", "token_type"):
+    if key in spec:
+      spec[key] = spec[key].tolist()
+  try:
+    backend, _ = mapping.convert_gguf_tokenizer(gf.architecture, spec)
+  except ValueError as e:
+    raise gguf_lib.GGUFError(f"{gf.path}: {e}") from None
+  tokens = spec["tokens"]
+
+  def special(key):
+    i = spec.get(key)
+    return tokens[i] if i is not None and 0 <= i < len(tokens) else None
+
+  bos, eos = special("bos_token_id"), special("eos_token_id")
+  add_bos = meta.get("tokenizer.ggml.add_bos_token")
+  if add_bos is None:  # llama.cpp's default for sentencepiece vocabularies
+    add_bos = spec.get("tokenizer_type") == "llama"
+  add_bos = bool(add_bos) and bos is not None
+  if add_bos:
+    # Make tokenizer.json self-describing for other tools (AutoTokenizer).
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
+        special_tokens=[(bos, spec["bos_token_id"])])
+  template = meta.get("tokenizer.chat_template")
+  if template is None and "<start_of_turn>" in tokens[:1024] and gf.architecture.startswith("gemma"):
+    template = GEMMA_CHAT_TEMPLATE
+  hf = PreTrainedTokenizerFast(
+      tokenizer_object=backend, bos_token=bos, eos_token=eos,
+      unk_token=special("unk_token_id"), pad_token=special("pad_token_id"),
+      chat_template=template)
+  return Tokenizer(hf, add_bos=add_bos)
+
+
+def from_gguf(path: os.PathLike[str] | str) -> Tokenizer:
+  """The tokenizer of a GGUF file (parses metadata; cache it with `save`)."""
+  return tokenizer_from_gguf(path)
