@@ -1,0 +1,100 @@
+"""Bar figure of one experiment, in the style of the paper's figures.
+
+Test splits along x; within each split one bar per condition (same colour
+for a condition across splits), standard-error bars, and a dashed line at the
+split's chance level. Written as PNG and SVG with the Agg backend (no
+display needed: Colab, CI, TPU VMs).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from typing import Any, Mapping
+
+# Colours per condition: plain fine-tuning grey, ICL/retrieval blues,
+# augmented fine-tuning greens/oranges (paper-like grouping).
+COLORS = {
+    "pretrained": "#b0b0b0",
+    "finetune": "#6b6b6b",
+    "icl": "#1f77b4",
+    "retrieval": "#7fb2e5",
+    "finetune_aug_local": "#ffbb78",
+    "finetune_aug_global": "#ff7f0e",
+    "finetune_aug": "#2ca02c",
+    "finetune_aug_oracle": "#9467bd",
+}
+LABELS = {
+    "pretrained": "pretrained",
+    "finetune": "fine-tune",
+    "icl": "ICL (all docs)",
+    "retrieval": "ICL (retrieval)",
+    "finetune_aug_local": "FT + local aug.",
+    "finetune_aug_global": "FT + global aug.",
+    "finetune_aug": "FT + aug. (both)",
+    "finetune_aug_oracle": "FT + oracle aug.",
+}
+_FALLBACK = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
+
+
+def _num(x: Any) -> float:
+  return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else 0.0
+
+
+def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
+                 ) -> dict[str, pathlib.Path]:
+  """Draws summary["conditions"] and writes `path_stem`.png and .svg."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  conds = summary["conditions"]
+  names = list(conds)
+  splits = list(summary.get("splits") or
+                dict.fromkeys(s for c in conds.values() for s in c))
+  n_c = max(len(names), 1)
+  width = 0.8 / n_c
+  fig_w = max(5.0, 1.0 + len(splits) * (0.45 * n_c + 0.6))
+  fig, ax = plt.subplots(figsize=(fig_w, 4.2), dpi=120)
+  for j, cond in enumerate(names):
+    color = COLORS.get(cond, _FALLBACK[j % len(_FALLBACK)])
+    xs, ys, errs = [], [], []
+    for i, s in enumerate(splits):
+      e = conds[cond].get(s)
+      if e is None:
+        continue
+      xs.append(i - 0.4 + width * (j + 0.5))
+      ys.append(_num(e["acc"]))
+      errs.append(_num(e.get("stderr")))
+    ax.bar(xs, ys, width * 0.92, yerr=errs, color=color, edgecolor="black",
+           linewidth=0.5, capsize=2, error_kw=dict(elinewidth=0.8),
+           label=LABELS.get(cond, cond))
+  for i, s in enumerate(splits):
+    chances = [c[s]["chance"] for c in conds.values()
+               if s in c and c[s].get("chance") is not None]
+    if chances:
+      ax.hlines(_num(chances[0]), i - 0.45, i + 0.45, colors="black",
+                linestyles="dashed", linewidth=1.0,
+                label="chance" if i == 0 else None)
+  ax.set_xticks(range(len(splits)))
+  ax.set_xticklabels(splits)
+  ax.set_xlim(-0.55, len(splits) - 0.45)
+  ax.set_ylim(0, 1.0)
+  ax.set_ylabel("accuracy")
+  ax.spines[["top", "right"]].set_visible(False)
+  ax.set_title(f"{summary.get('dataset', '')} — {summary.get('model', '')}")
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+            fontsize=8)
+  fig.tight_layout()
+  stem = pathlib.Path(path_stem)
+  stem.parent.mkdir(parents=True, exist_ok=True)
+  out = {}
+  for ext in ("png", "svg"):
+    path = stem.with_suffix(f".{ext}")
+    tmp = path.with_name(path.stem + ".tmp." + ext)
+    fig.savefig(tmp, format=ext, bbox_inches="tight")
+    os.replace(tmp, path)
+    out[ext] = path
+  plt.close(fig)
+  return out
