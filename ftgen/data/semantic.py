@@ -15,6 +15,10 @@ distractors true of some other entity and false of the queried one):
 * `category_holdout`: held-out categories whose only trained fact is their
   parent; every inherited property and ancestor is asked.
 
+No training document mentions a category together with a property it
+inherits or an ancestor above its parent, so a deduction always links facts
+from different documents (as in the paper) rather than words that co-occur.
+
 Every question's `meta` names its type, entity, relation, value, the
 nonsense value of each choice and the ids of the training facts it depends
 on, so checkers and augmenters can verify answers by rule.
@@ -160,8 +164,8 @@ def _join(words: list[str]) -> str:
 # ---------------------------------------------------------------- documents
 
 
-def _sentences(facts: list[kb.Fact], style: str, focus: str, gen
-               ) -> list[tuple[str, list[str]]]:
+def _sentences(facts: list[kb.Fact], style: str, focus: str, gen,
+               merge: bool = True) -> list[tuple[str, list[str]]]:
   """Renders facts in a style; groups same-kind properties sometimes."""
   out: list[tuple[str, list[str]]] = []
   i = 0
@@ -169,7 +173,8 @@ def _sentences(facts: list[kb.Fact], style: str, focus: str, gen
   while i < len(facts):
     f = facts[i]
     group = [f]
-    if f.kind == "prop" and style in ("encyclopedic", "overview", "glossary"):
+    if merge and f.kind == "prop" and style in ("encyclopedic", "overview",
+                                                "glossary"):
       j = i + 1
       while (j < len(facts) and facts[j].kind == "prop" and
              facts[j].subject == f.subject and facts[j].relation == f.relation
@@ -235,34 +240,69 @@ class _Facts:
 
 def _pools(facts: _Facts, focus: str, style: str, gen
            ) -> tuple[list[kb.Fact], list[kb.Fact]]:
-  """(primary, secondary) facts for a document about `focus`."""
+  """(primary, secondary) facts for a document about `focus`, before the
+  co-mention filter (`_Mentions`) drops what a document may not hold."""
   w = facts.world
   parent = w.parent[focus]
   siblings = [c for c in w.children[parent] if c != focus] if parent else []
-  children = w.children[focus]
   own = facts.own(focus)
   isa_first = [f for f in own if f.kind == "isa"]
-  rest = rng_shuffle([f for f in own if f.kind != "isa"], gen)
-  primary = isa_first + rest
-  if style == "relations":
+  primary = isa_first + rng_shuffle([f for f in own if f.kind != "isa"], gen)
+  kids = [[kb.isa(c, focus)] + facts.props(c) for c in w.children[focus]]
+  if style == "overview":  # The kinds of `focus`, not its own properties.
+    return [f for g in rng_shuffle(kids, gen) for f in g], primary
+  groups = [[kb.isa(s, parent)] + facts.props(s) for s in siblings]
+  groups += [[f] for f in facts.rel_as_object[focus]] + kids
+  if parent is not None:
+    groups.append(facts.own(parent))
+  secondary = [f for g in rng_shuffle(groups, gen) for f in g]
+  if style == "relations":  # Who relates to whom first, then the rest.
     rels = [f for f in own if f.kind == "rel"] + facts.rel_as_object[focus]
     neighbours = [f.value if f.subject == focus else f.subject for f in rels]
-    primary = rng_shuffle(rels, gen) + isa_first
-    secondary = [g for n in neighbours for g in facts.own(n) if g.kind == "rel"
-                 and g not in rels]
-    secondary = rng_shuffle(list(dict.fromkeys(secondary)), gen)
-    return primary, secondary
-  if style == "overview":
-    primary = isa_first + facts.props(focus)
-    groups = [[kb.isa(c, focus)] + facts.props(c) for c in children]
-    return primary + [f for g in rng_shuffle(groups, gen) for f in g], []
-  secondary_groups = [[kb.isa(c, focus)] for c in children]
-  if parent is not None:
-    secondary_groups.append(facts.props(parent))
-    secondary_groups += [[kb.isa(s, parent)] + facts.props(s) for s in siblings]
-    secondary_groups += [[f] for f in facts.rel_as_object[focus]]
-  secondary = [f for g in rng_shuffle(secondary_groups, gen) for f in g]
+    more = [g for n in neighbours for g in facts.own(n) if g.kind == "rel"]
+    return (rng_shuffle(rels, gen) + isa_first,
+            rng_shuffle(list(dict.fromkeys(more)), gen) + primary + secondary)
   return primary, secondary
+
+
+class _Mentions:
+  """What one document mentions; refuses facts that would put a category
+  beside a property it inherits or an ancestor above its parent.
+
+  So a deduction ("dogs have fur" from "dogs are canines", "canines are
+  mammals", "mammals have fur") always links facts from different documents
+  and never rests on words that merely co-occur in one.
+  """
+
+  def __init__(self, world: kb.World, focus: str):
+    self.world = world
+    self.cats: set[str] = set()
+    self.owners: set[str] = set()  # Owners of the mentioned properties.
+    self.up: set[str] = set()  # Ancestors of the mentioned categories.
+    self.far: set[str] = set()  # Ancestors above their parents.
+    self._add({focus}, set())
+
+  def _add(self, cats: set[str], owners: set[str]):
+    self.cats |= cats
+    self.owners |= owners
+    for c in cats:
+      self.up.update(self.world.ancestors(c))
+      self.far.update(self.world.ancestors(c)[1:])
+
+  def admit(self, f: kb.Fact) -> bool:
+    cats = {f.subject} if f.kind == "prop" else {f.subject, f.value}
+    owners = ({self.world.owner[(f.relation, f.value)][0]}
+              if f.kind == "prop" else set())
+    all_cats, all_owners = self.cats | cats, self.owners | owners
+    for c in cats:
+      up = self.world.ancestors(c)
+      if (c in self.far or all_cats.intersection(up[1:]) or
+          all_owners.intersection(up)):
+        return False
+    if owners & self.up:
+      return False
+    self._add(cats, owners)
+    return True
 
 
 def rng_shuffle(items: list, gen) -> list:
@@ -274,37 +314,47 @@ def _documents(world: kb.World, trained: kb.World, holdouts: list[str],
                num_documents: int, seed: int) -> list[records.Document]:
   facts = _Facts(trained)
   focuses = [c for c in world.categories if c not in holdouts]
-  if num_documents < len(focuses):
-    raise ValueError(
-        f"semantic: num_documents must be >= {len(focuses)} (one main article"
-        f" per trained category), got {num_documents}")
-  gen = rng.stream(seed, f"{NAME}/documents")
+  # Main documents: one article per trained category (all its own facts)
+  # and an overview of each held-out category's parent (its parent fact).
   plans = [("encyclopedic", c, True) for c in focuses]
+  plans += [("overview", p, True)
+            for p in dict.fromkeys(world.parent[h] for h in holdouts)]
+  if num_documents < len(plans):
+    raise ValueError(
+        f"semantic: num_documents must be >= {len(plans)} (one main article"
+        f" per trained category and held-out parent), got {num_documents}")
+  gen = rng.stream(seed, f"{NAME}/documents")
   internal = [c for c in focuses if not world.is_leaf(c)]
   related = [c for c in focuses if facts.rel_as_object[c] or any(
       f.kind == "rel" for f in facts.own(c))]
-  for _ in range(num_documents - len(focuses)):
+  for _ in range(num_documents - len(plans)):
     style = STYLES[gen.choice(len(STYLES), p=_STYLE_WEIGHTS)]
     pool = {"overview": internal, "relations": related}.get(style, focuses)
     plans.append((style, pool[gen.integers(len(pool))], False))
+  everything = trained.facts()
   docs = []
   for style, focus, main in plans:
     primary, secondary = _pools(facts, focus, style, gen)
-    if main:  # Every own fact plus every child's parent fact.
-      chosen = primary + [kb.isa(c, focus) for c in world.children[focus]]
-      chosen += [f for f in secondary if f not in chosen]
-      n = max(MIN_SENTENCES, len(primary) + len(world.children[focus]))
+    mentions = _Mentions(trained, focus)
+    chosen = [f for f in dict.fromkeys(primary + secondary) if mentions.admit(f)]
+    rendered = _sentences(chosen, style, focus, gen)
+    if len(rendered) < MIN_SENTENCES:  # Thin pool: one fact per sentence.
+      rendered = _sentences(chosen, style, focus, gen, merge=False)
+    if len(rendered) < MIN_SENTENCES:  # Still thin: borrow unrelated facts.
+      for f in rng_shuffle(everything, gen):
+        if len(chosen) >= MIN_SENTENCES:
+          break
+        if f not in chosen and mentions.admit(f):
+          chosen.append(f)
+      rendered = _sentences(chosen, style, focus, gen, merge=False)
+    if main:
+      must = {f.id for f in primary if f.kind == "isa" or style != "overview"}
+      n = 1 + max([i for i, (_, ids) in enumerate(rendered)
+                   if must.intersection(ids)], default=0)
+      n = max(MIN_SENTENCES, n)
     else:
-      chosen = primary + [f for f in secondary if f not in primary]
       n = int(gen.integers(MIN_SENTENCES, MAX_SENTENCES + 1))
-    if len(chosen) < MAX_SENTENCES and style != "encyclopedic":
-      # Thin pools (a leaf with one relation) borrow the general pool and
-      # the ancestors' properties so every document has enough sentences.
-      more = _pools(facts, focus, "encyclopedic", gen)
-      more = more[0] + more[1] + [
-          f for a in world.ancestors(focus) for f in facts.props(a)]
-      chosen += [f for f in more if f not in chosen]
-    rendered = _sentences(chosen, style, focus, gen)[:n]
+    rendered = rendered[:n]
     if not MIN_SENTENCES <= len(rendered) <= MAX_SENTENCES:
       raise RuntimeError(
           f"semantic: document about {focus!r} has {len(rendered)} sentences")
@@ -427,7 +477,7 @@ def _items(world: kb.World, trained: kb.World, holdouts: list[str]
 def _select(items: list[dict], lo: int, hi: int, seed: int, split: str
             ) -> list[tuple[dict, int]]:
   """(item, variant): round-robin over item keys up to `hi`; below `lo`,
-  items are asked again with the next wording (variant 1, 2, ...)."""
+  items are asked again in another wording (variant 1, 2, ...)."""
   by_key: dict[str, list[dict]] = {}
   for it in rng.shuffled(items, seed, f"{NAME}/{split}/select"):
     by_key.setdefault(it["key"], []).append(it)
@@ -437,6 +487,10 @@ def _select(items: list[dict], lo: int, hi: int, seed: int, split: str
     for q in queues:
       if q:
         order.append(q.popleft())
+  seen = collections.Counter()
+  for it in order:  # Wordings alternate within each kind of item.
+    it["base_template"] = seen[it["key"]]
+    seen[it["key"]] += 1
   chosen = [(it, 0) for it in order[:hi]]
   variant = 1
   while len(chosen) < lo:
@@ -454,7 +508,8 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
   table = {"rephrase": REPHRASE, "reversal": REVERSAL}.get(split, DEDUCTION)
   key = ("isa" if t.startswith("isa") else "rel" if t.startswith("rel")
          else it["relation"])
-  prompt_t, slot = table[key][variant % len(table[key])]
+  template = (it["base_template"] + variant) % len(table[key])
+  prompt_t, slot = table[key][template]
   e, r, v = it["entity"], it["relation"], it["value"]
   if t == "isa":
     slots = {**_slots("a", e), **_slots("b", v)}
@@ -472,7 +527,10 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
   if len(cands) < k - 1:
     return None
   cands = rng_shuffle(cands, gen)
-  cands.sort(key=_hardness(world, it))
+  hard = _hardness(world, it)
+  # Among equally close ones, prefer the answer's length: no length cue.
+  size = lambda c: abs(len(kb.plural(c)) - len(kb.plural(v)))
+  cands.sort(key=lambda c: hard(c) + (size(c),))
   pool = cands[:max(2 * (k - 1), k + 2)]
   distractors = [pool[i] for i in gen.choice(len(pool), size=k - 1, replace=False)]
   form = slot.split("_")[-1] if "_" in slot else "word"
@@ -482,7 +540,7 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
 
   prompt = _fill(prompt_t, **slots)
   meta = dict(type=t, entity=e, relation=r, value=v,
-              depends_on=it["depends_on"], template=variant % len(table[key]),
+              depends_on=it["depends_on"], template=template,
               variant=variant)
   return prompt, choice(v), [choice(c) for c in distractors], dict(
       meta, distractors=distractors)
@@ -594,8 +652,12 @@ def _card(world, trained, holdouts, train, test, dropped, cfg) -> dict[str, Any]
           f"{len(train)} documents of {min(sentences)}-{max(sentences)}"
           f" sentences (mean {sum(sentences) / len(sentences):.1f});"
           f" styles {dict(sorted(styles.items()))}. One main article per"
-          f" trained category states all its facts, so every trained fact"
-          f" ({len(trained.facts())}) appears at least once."),
+          f" trained category states all its facts (and one overview per"
+          f" held-out category's parent states its parent fact), so every"
+          f" trained fact ({len(trained.facts())}) appears at least once. No"
+          f" document mentions a category together with a property it"
+          f" inherits or an ancestor above its parent: deductions must link"
+          f" documents."),
       splits=(
           "rephrase: a trained fact in a wording never used in training, same"
           " direction. reversal: a trained parent, property or relation fact"
@@ -669,8 +731,9 @@ class _TrainIndex:
     self.sentences: list[list[str]] = []
     self.passive: list[int] = []
     self.where: dict[str, set[int]] = collections.defaultdict(set)
+    self.docs: dict[str, set[int]] = collections.defaultdict(set)
     past = {kb.past(w) for w in lemmas}
-    for d in dataset.train:
+    for k, d in enumerate(dataset.train):
       text = d.text.lower().replace("?\na: ", "? a: ")
       for s in _SPLIT_SENTENCES.split(text):
         words = _WORD.findall(s)
@@ -681,6 +744,7 @@ class _TrainIndex:
         for x in words:
           if x in form_of:
             self.where[form_of[x]].add(i)
+            self.docs[form_of[x]].add(k)
 
   def together(self, *lemmas: str) -> set[int]:
     sets = [self.where.get(x, set()) for x in lemmas]
@@ -713,11 +777,11 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
           index.first(i, f.subject) < index.first(i, f.value) for i in hits):
         needed.append(f"{q.id}: needs {fid}, not stated in train")
     if q.split in ("syllogism", "category_holdout"):
-      # The deduced statement is never made: entity and value never share
-      # a training sentence.
-      if index.together(m["entity"], m["value"]):
+      # The deduced statement is never made; entity and value never even
+      # share a training document, so no co-occurrence gives it away.
+      if index.docs[m["entity"]] & index.docs[m["value"]]:
         absent.append(f"{q.id}: {m['entity']} and {m['value']} share a"
-                      " training sentence")
+                      " training document")
     if q.split == "reversal":
       fwd = kb.Fact.from_id(m["depends_on"][0])
       for i in index.together(*_fact_words(fwd)):

@@ -138,6 +138,16 @@ def test_splits_ask_what_they_claim():
         assert owner in world.ancestors(m["entity"])
         assert (m["relation"], v) not in world.props[m["entity"]]
       assert (q.split == "category_holdout") == (m["entity"] in holdouts)
+  # Deduced statements link documents: entity and value never share one.
+  docs_of = collections.defaultdict(set)
+  for k, d in enumerate(ds.train):
+    for x in re.findall(r"[a-z]+", d.text.lower()):
+      docs_of[x].add(k)
+  for q in ds.test:
+    if q.split in ("syllogism", "category_holdout"):
+      e, v = q.meta["entity"], q.meta["value"]
+      assert not (docs_of[e] | docs_of[kb.plural(e)]) & (
+          docs_of[v] | docs_of[kb.plural(v)]), q.id
   # A held-out category's words appear only beside its parent.
   for h in holdouts:
     parent = kb.plural(world.parent[h])
