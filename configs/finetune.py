@@ -1,0 +1,130 @@
+r"""Fine-tuning configs: `configs/finetune.py:NAME` or `NAME,tiny`.
+
+NAME is a dataset of `configs/data.py` (reversals, syllogisms, semantic,
+celebrities, process, user). Every default lives here. The `tiny` variant
+trains a tiny random model for 50 steps with a checkpoint every 10 steps.
+
+  python launch/finetune.py --config=configs/finetune.py:reversals,tiny \
+      --workdir=/tmp/ft --config.steps=20
+"""
+
+import importlib.util
+import pathlib
+
+import ml_collections
+
+VARIANTS = ("tiny",)
+
+
+def _data_config(arg: str) -> ml_collections.ConfigDict:
+  """`configs/data.py:arg`, loaded by path (configs/ is not a package)."""
+  path = pathlib.Path(__file__).resolve().parent / "data.py"
+  spec = importlib.util.spec_from_file_location("ftgen_configs_data", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _datasets() -> tuple[str, ...]:
+  path = pathlib.Path(__file__).resolve().parent / "data.py"
+  spec = importlib.util.spec_from_file_location("ftgen_configs_data", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return tuple(module.DATASETS)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Returns the locked fine-tuning config for `NAME[,tiny]`."""
+  datasets = _datasets()
+  if not arg:
+    raise ValueError(
+        "configs/finetune.py needs a dataset name: configs/finetune.py:NAME"
+        f" with NAME in {', '.join(datasets)} (optionally ',tiny')")
+  name, *variants = [p.strip() for p in arg.split(",")]
+  if name not in datasets:
+    raise ValueError(
+        f"unknown dataset {name!r} in configs/finetune.py:{arg}; allowed:"
+        f" {', '.join(datasets)}")
+  for v in variants:
+    if v not in VARIANTS:
+      raise ValueError(
+          f"unknown variant {v!r} in configs/finetune.py:{arg}; allowed:"
+          f" {', '.join(VARIANTS)}")
+  tiny = "tiny" in variants
+
+  c = ml_collections.ConfigDict()
+  c.name = name
+  c.seed = 0  # Batches are a pure function of (seed, step).
+
+  # Model: a registry name (DESIGN §3.5). `model_seed` seeds random models.
+  c.model = "tiny" if tiny else "smollm2-135m"
+  c.model_seed = 0
+  # Compute dtype; the trained (master) weights stay in `param_dtype`.
+  c.dtype = "float32" if tiny else "bfloat16"
+  c.param_dtype = "float32"
+
+  # Data. `dir` is a dataset directory (train.jsonl, test.jsonl); "" means
+  # WORKDIR/data/NAME, generated from `source` when absent.
+  c.data = ml_collections.ConfigDict()
+  c.data.dir = ""
+  c.data.source = _data_config(f"{name},tiny" if tiny else name)
+  # Sentence splitting (ftgen.data.splitting): none|independent|cumulative.
+  c.data.split_mode = "cumulative" if name == "semantic" else "none"
+  c.data.append_eos = True
+  c.data.max_len = 128 if tiny else 512  # Longest input, in tokens.
+  # Padded lengths; one compile per bucket (tiny: one, for fast tests).
+  c.data.num_buckets = 1 if tiny else 4
+  # Augmented documents (JSONL of {"id","text"}) and their share per batch.
+  c.data.augmented_path = ""
+  c.data.augmented_ratio = 0.5
+
+  # Optimization (paper: batch 8-16, lr 3e-4 for adapters, 200-1000 steps).
+  c.batch_size = 8 if tiny else 16
+  c.accum_steps = 1  # Micro-batches per step (same update, less memory).
+  c.steps = 50 if tiny else 500
+  c.lr = 3e-3 if tiny else 3e-4
+  c.warmup_steps = 5 if tiny else 25
+  c.schedule = "cosine"  # constant|linear|cosine
+  c.end_lr_fraction = 0.1
+  c.weight_decay = 0.0
+  c.grad_clip = 1.0  # Global-norm clipping; 0 disables.
+  c.b1 = 0.9
+  c.b2 = 0.999
+  c.eps = 1e-8
+
+  # LoRA: rank 0 means full fine-tuning. Targets name modules of the
+  # decoder's params tree (attention q/k/v/o, MLP gate/up/down).
+  c.lora = ml_collections.ConfigDict()
+  c.lora.rank = 0 if tiny else 32
+  c.lora.alpha = 64.0
+  c.lora.targets = ("q", "k", "v", "o", "gate", "up", "down")
+
+  # Rematerialize each block in the backward pass (less memory, ~30% more
+  # compute).
+  c.remat = False
+
+  # Mesh (data, fsdp, tensor); one -1 takes the remaining devices.
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  c.num_devices = 0  # Use the first N devices (0: all).
+
+  # Checkpoints (orbax step directories under WORKDIR/checkpoints).
+  c.checkpoint_every = 10 if tiny else 100
+  c.max_to_keep = 3
+  c.async_checkpointing = True
+
+  # Evaluation on test splits every `eval_every` steps (0: only at the end;
+  # -1: never). Empty `eval_splits` means every split.
+  c.eval_every = 25 if tiny else 100
+  c.eval_splits = ()
+  c.eval_batch_size = 16
+  c.eval_max_questions = 64 if tiny else 0  # 0: all questions.
+
+  # Logging and export.
+  c.log_every = 1 if tiny else 10
+  c.progress = True  # tqdm progress bar with ETA.
+  c.peak_flops = 989e12  # Per device, for MFU (H100/H200 bf16 dense).
+  c.export_hf = True  # Write WORKDIR/export (HF config.json + safetensors).
+  # Sleep after every step (seconds): only for preemption tests.
+  c.throttle_s = 0.0
+  c.lock()
+  return c

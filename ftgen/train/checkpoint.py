@@ -1,0 +1,118 @@
+"""Orbax checkpoints of the train state, with a model check and safe restore.
+
+Each step directory under `WORKDIR/checkpoints/` holds two items: `state`
+(step, trained params, optimizer state, RNG) and `meta` (JSON: the model
+fingerprint, the data position, the full config). Saves are async and atomic
+(orbax writes a temporary directory and renames it when complete).
+
+Restore walks the steps newest first and skips any that cannot be read (a
+crash while writing, a truncated file); skipped step directories are moved
+to `WORKDIR/checkpoints_broken/` so the next save at that step succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import shutil
+import time
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+from ftgen.train import state as state_lib
+
+_log = logging.getLogger(__name__)
+
+# Keys of the model fingerprint that must match to resume.
+_MODEL_KEYS = ("model", "shapes_sha256", "num_params", "lora_rank",
+               "lora_targets")
+
+
+class CheckpointMismatchError(ValueError):
+  """The workdir holds a checkpoint of another model or setup."""
+
+
+class Checkpointer:
+  """Saves and restores train states under `workdir/checkpoints`."""
+
+  def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3,
+               async_save: bool = True):
+    self.workdir = pathlib.Path(workdir)
+    self.directory = self.workdir / "checkpoints"
+    self.max_to_keep = max_to_keep
+    self.async_save = async_save
+    self._manager = self._open()
+
+  def _open(self) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=self.max_to_keep, create=True,
+        enable_async_checkpointing=self.async_save,
+        cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(self.directory.absolute(), options=options,
+                                 item_names=("state", "meta"))
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def save(self, step: int, state: Any, meta: dict[str, Any],
+           force: bool = False) -> bool:
+    """Starts an (async) save of `state` at `step`."""
+    return self._manager.save(
+        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                      meta=ocp.args.JsonSave(meta)),
+        force=force)
+
+  def wait(self):
+    self._manager.wait_until_finished()
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+  def read_meta(self, step: int) -> dict[str, Any]:
+    out = self._manager.restore(
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(out["meta"])
+
+  def check_model(self, fingerprint: dict[str, Any]):
+    """Raises if the newest readable checkpoint is of another model/setup."""
+    for step in reversed(self.all_steps()):
+      try:
+        saved = self.read_meta(step).get("fingerprint", {})
+      except Exception:  # pylint: disable=broad-except
+        continue  # Unreadable: restore() will skip it.
+      problems = state_lib.describe_mismatch(saved, fingerprint, _MODEL_KEYS)
+      if problems:
+        raise CheckpointMismatchError(
+            f"workdir {self.workdir} holds a checkpoint (step {step}) of"
+            f" another model or setup ({'; '.join(problems)}). Config keys"
+            " 'model' and 'lora' must match it to resume; use a fresh"
+            " --workdir or the matching config.")
+      return
+
+  def restore_latest(self, abstract_state: Any
+                     ) -> tuple[Any, dict[str, Any]] | None:
+    """(state, meta) of the newest complete checkpoint, or None."""
+    for step in reversed(self.all_steps()):
+      try:
+        out = self._manager.restore(
+            step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state),
+                meta=ocp.args.JsonRestore()))
+        return out["state"], dict(out["meta"])
+      except Exception as e:  # pylint: disable=broad-except
+        _log.warning("checkpoint at step %d is unreadable (%s: %s); skipping"
+                     " it", step, type(e).__name__, str(e)[:200])
+        self._quarantine(step)
+    return None
+
+  def _quarantine(self, step: int):
+    """Moves a broken step directory aside and reopens the manager."""
+    self._manager.close()
+    broken = self.workdir / "checkpoints_broken"
+    broken.mkdir(parents=True, exist_ok=True)
+    src = self.directory / str(step)
+    if src.exists():
+      shutil.move(str(src), str(broken / f"{step}-{int(time.time())}"))
+    self._manager = self._open()
