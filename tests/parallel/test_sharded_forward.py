@@ -1,0 +1,132 @@
+"""The decoder on 8 fake CPU devices gives the logits of 1 device."""
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+
+from ftgen.models.config import ModelConfig
+from ftgen.models.decoder import Decoder
+from ftgen.parallel import mesh as mesh_lib
+from ftgen.parallel import rules as rules_lib
+from ftgen.parallel import sharding
+from ftgen.testing import tiny
+
+P = jax.sharding.PartitionSpec
+
+# SmolLM2-135M's shape (DESIGN §5): 9 query / 3 kv heads do not split in two.
+SMOLLM2_SHAPE = ModelConfig(
+    family="llama", vocab_size=49152, embed_dim=576, num_layers=30,
+    num_heads=9, num_kv_heads=3, head_dim=64, mlp_dim=1536,
+    rope_theta=100_000.0, tie_embeddings=True,
+)
+
+
+def _forward(config, host_params, tokens, mesh):
+  params = sharding.place_params(host_params, config, mesh)
+  batch = sharding.shard_batch(tokens, mesh)
+  apply = jax.jit(lambda p, t: Decoder(config).apply({"params": p}, t))
+  with sharding.mesh_context(mesh):
+    logits = apply(params, batch)
+  return params, logits
+
+
+@pytest.mark.parametrize("name", sorted(tiny.TINY_CONFIGS))
+def test_rules_cover_every_param_name(name):
+  known = {logical for logical, _ in rules_lib.LOGICAL_AXIS_RULES}
+  specs = sharding.logical_param_specs(tiny.tiny_config(name))
+  leaves = jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, P))
+  assert leaves
+  for spec in leaves:
+    assert len(spec) > 0, "every param must carry logical names"
+    for logical in spec:
+      assert logical in known, f"{logical!r} of {spec} is not in the rules"
+
+
+def test_rules_table_has_unique_names():
+  names = [logical for logical, _ in rules_lib.LOGICAL_AXIS_RULES]
+  assert len(names) == len(set(names))
+  mesh_axes = set(mesh_lib.MESH_AXES)
+  for _, target in rules_lib.LOGICAL_AXIS_RULES:
+    targets = () if target is None else (
+        (target,) if isinstance(target, str) else target)
+    assert set(targets) <= mesh_axes
+
+
+_REFERENCES = {}
+
+
+def _reference(name):
+  """(config, host params, tokens, one-device logits), computed once per name."""
+  if name not in _REFERENCES:
+    config = tiny.tiny_config(name)
+    one = mesh_lib.make_mesh((1, 1, 1), devices=jax.devices()[:1])
+    # Random params from a jitted init on one device (the eager init is slow).
+    host = jax.tree.map(
+        np.asarray, sharding.init_sharded(config, one, jax.random.key(3)))
+    # Norm scales away from their init value, so sharded norms are checked.
+    host = jax.tree_util.tree_map_with_path(
+        lambda path, x: x + 0.1 * np.cos(np.arange(x.size)).reshape(x.shape)
+        if path[-1].key == "scale" else x, host)
+    tokens = np.random.default_rng(0).integers(0, config.vocab_size, (8, 12))
+    _, logits = _forward(config, host, tokens, one)
+    _REFERENCES[name] = (config, host, tokens, np.asarray(logits))
+  return _REFERENCES[name]
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 2), (1, 4, 2)])
+@pytest.mark.parametrize("name", ["llama", "gemma3"])
+def test_sharded_logits_match_one_device(name, shape):
+  config, host, tokens, reference = _reference(name)
+  assert np.abs(reference).max() > 0.1  # not a degenerate comparison
+  mesh = mesh_lib.make_mesh(shape)
+  params, logits = _forward(config, host, tokens, mesh)
+  # Params and logits are really spread over the mesh.
+  assert params["embedder"]["embedding"].sharding.spec == P("tensor", "fsdp")
+  q = params["layers"]["attn"]["q"]["kernel"]
+  assert q.sharding.spec == P(None, "fsdp", "tensor", None)
+  assert {s.data.shape for s in q.addressable_shards} == {
+      (config.num_layers, config.embed_dim // shape[1],
+       config.num_heads // 2, config.head_dim)
+  }
+  assert params["layers"]["mlp"]["up"]["kernel"].sharding.spec == P(
+      None, "fsdp", "tensor")
+  assert not logits.sharding.is_fully_replicated
+  logits = np.asarray(logits)
+  print(f"{name} {shape}: max |diff| {np.abs(logits - reference).max():.2e}, "
+        f"max |logit| {np.abs(reference).max():.2f}")
+  np.testing.assert_allclose(logits, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_init_sharded_matches_place_params():
+  config = tiny.tiny_config("llama")
+  mesh = mesh_lib.make_mesh((2, 2, 2))
+  params = sharding.init_sharded(config, mesh, jax.random.key(7))
+  init = jax.jit(lambda key: nn.unbox(
+      Decoder(config).init(key, np.zeros((1, 1), np.int32))["params"]))
+  host = jax.tree.map(np.asarray, init(jax.random.key(7)))
+  placed = sharding.place_params(host, config, mesh)
+  for a, b, h in zip(jax.tree.leaves(params), jax.tree.leaves(placed),
+                     jax.tree.leaves(host)):
+    assert a.sharding == b.sharding
+    np.testing.assert_array_equal(np.asarray(b), h)
+    np.testing.assert_allclose(np.asarray(a), h, rtol=1e-6, atol=1e-7)
+
+
+def test_smollm2_heads_fall_back_to_replication():
+  mesh = mesh_lib.make_mesh((1, 4, 2))
+  shardings, fallbacks = sharding.param_shardings(SMOLLM2_SHAPE, mesh)
+  replicated = sorted((f.path, f.logical_name, f.size) for f in fallbacks)
+  assert replicated == [
+      ("layers/attn/k/kernel", "kv_heads", 3),
+      ("layers/attn/o/kernel", "q_heads", 9),
+      ("layers/attn/q/kernel", "q_heads", 9),
+      ("layers/attn/v/kernel", "kv_heads", 3),
+  ]
+  attn = shardings["layers"]["attn"]
+  # The width stays on fsdp; only the head axis is replicated.
+  assert attn["q"]["kernel"].spec == P(None, "fsdp", None, None)
+  assert attn["o"]["kernel"].spec == P(None, None, None, "fsdp")
+  assert shardings["embedder"]["embedding"].spec == P("tensor", "fsdp")
+  assert shardings["layers"]["mlp"]["down"]["kernel"].spec == P(
+      None, "tensor", "fsdp")
