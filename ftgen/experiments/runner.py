@@ -1,0 +1,610 @@
+"""The paper's experiment end to end, as resumable stages in one workdir.
+
+For one dataset and one model (`configs/experiment.py`):
+
+  data -> augment (local, global, oracle) -> fine-tune per condition and
+  seed -> evaluate per condition and seed -> results, summary, figure, costs
+
+Each stage writes into its own directory under the workdir and, when it
+succeeds, a marker `stages/STAGE.json` (with its wall time and FLOPs). A
+stage whose marker exists is skipped; a stage directory without a marker is
+partial and is redone from scratch, except fine-tuning, whose library resumes
+from its last orbax checkpoint. So a killed experiment rerun with the same
+command continues where it stopped. The report stage (tables, figure, costs)
+is cheap and always rerun.
+
+Layout of WORKDIR:
+
+  data/NAME/                      the dataset (DESIGN §3.2)
+  augment/{local,global,both,oracle}/train.jsonl
+  finetune/COND/seed_S/           fine-tuning workdir (checkpoints, export/)
+  eval/COND/seed_S/               evaluation workdir (results.jsonl, ...)
+  stages/STAGE.json               completion markers
+  results.{jsonl,parquet,csv} summary.json summary.md costs.json
+  figure.{png,svg} config.json
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import json
+import os
+import pathlib
+import shutil
+import time
+from typing import Any, Callable
+
+from ftgen.data import io as data_io
+from ftgen.data import records
+from ftgen.experiments import costs as costs_lib
+from ftgen.experiments import oracle as oracle_lib
+from ftgen.experiments import plots
+from ftgen.experiments import results as results_lib
+
+CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
+              "finetune_aug_local", "finetune_aug_global", "finetune_aug",
+              "finetune_aug_oracle")
+# Augmented data each fine-tuning condition trains on (None: originals only).
+AUGMENTATION = {"finetune": None, "finetune_aug_local": "local",
+                "finetune_aug_global": "global", "finetune_aug": "both",
+                "finetune_aug_oracle": "oracle"}
+# Augmentation sets built from others.
+_BOTH = ("local", "global")
+# Evaluation mode of each condition (configs/evaluate.py).
+EVAL_MODE = {"pretrained": "pretrained", "icl": "icl",
+             "retrieval": "retrieval", **{c: "finetuned" for c in AUGMENTATION}}
+# Conditions whose scores do not depend on the seed: run once.
+SEED_FREE = ("pretrained", "retrieval")
+
+
+class ExperimentConfigError(ValueError):
+  """A config value is invalid; the message names the key and allowed values."""
+
+
+class StageUnavailable(RuntimeError):
+  """A stage cannot run here (missing library, no oracle); its conditions are
+  skipped with this message."""
+
+
+# ------------------------------------------------------------ stage calls
+# Thin wrappers around the other libraries, looked up at call time (tests
+# replace them; the libraries may be absent in a partial install).
+
+
+def generate_data(data_config: Any, parent: pathlib.Path) -> pathlib.Path:
+  from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
+  return pipeline.generate_to_dir(data_config, parent)
+
+
+def run_augmentation(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+  """Runs the model-written augmentation library; returns its report."""
+  try:
+    module = importlib.import_module("ftgen.sample.augment")
+  except ImportError as e:
+    raise StageUnavailable(
+        f"model-written augmentation needs ftgen.sample.augment ({e})") from e
+  for name in ("run_augmentation", "augment", "run"):
+    fn = getattr(module, name, None)
+    if callable(fn):
+      return fn(config, workdir) or {}
+  raise StageUnavailable("ftgen.sample.augment has no run_augmentation()")
+
+
+def run_finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+  from ftgen.train import loop  # pylint: disable=g-import-not-at-top
+  return loop.finetune(config, workdir)
+
+
+def run_evaluation(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+  from ftgen.eval import evaluate  # pylint: disable=g-import-not-at-top
+  return evaluate.run_evaluation(config, workdir)
+
+
+# ------------------------------------------------------------ stage ledger
+
+
+class Stages:
+  """Completion markers: a stage is done iff `stages/NAME.json` exists."""
+
+  def __init__(self, workdir: pathlib.Path, log: Callable[[str], None]):
+    self.dir = workdir / "stages"
+    self.dir.mkdir(parents=True, exist_ok=True)
+    self.log = log
+    self.ran: list[str] = []
+    self.skipped: list[str] = []
+
+  def _marker(self, name: str) -> pathlib.Path:
+    return self.dir / (name.replace("/", "__") + ".json")
+
+  def info(self, name: str) -> dict[str, Any] | None:
+    path = self._marker(name)
+    if not path.is_file():
+      return None
+    return json.loads(path.read_text())
+
+  def all(self) -> dict[str, dict[str, Any]]:
+    out = {}
+    for p in sorted(self.dir.glob("*.json")):
+      out[p.stem.replace("__", "/")] = json.loads(p.read_text())
+    return out
+
+  def run(self, name: str, outdir: pathlib.Path | None,
+          fn: Callable[[], dict[str, Any] | None], *,
+          resumable: bool = False) -> dict[str, Any]:
+    """Runs `fn` unless the stage is done; writes the marker on success."""
+    done = self.info(name)
+    if done is not None:
+      self.skipped.append(name)
+      self.log(f"[skip] {name} (done in {done.get('wall_s', 0):.1f} s)")
+      return done
+    if outdir is not None and outdir.exists() and not resumable:
+      self.log(f"[redo] {name}: removing partial {outdir}")
+      shutil.rmtree(outdir)
+    self.log(f"[run ] {name}")
+    t0 = time.perf_counter()
+    info = dict(fn() or {})
+    info["wall_s"] = time.perf_counter() - t0 + float(info.get("wall_s_prior", 0))
+    info.pop("wall_s_prior", None)
+    results_lib.write_json(self._marker(name), info)
+    self.ran.append(name)
+    return info
+
+
+# ------------------------------------------------------------ the runner
+
+
+@dataclasses.dataclass
+class Outcome:
+  """What `run_experiment` returns."""
+
+  summary: dict[str, Any]
+  workdir: pathlib.Path
+  figure: pathlib.Path | None
+  table: str
+  ran: list[str]
+  skipped_stages: list[str]
+  skipped_conditions: dict[str, str]
+
+
+def _check(config: Any):
+  bad = [c for c in config.conditions if c not in CONDITIONS]
+  if bad:
+    raise ExperimentConfigError(
+        f"config.conditions has {bad}; allowed: {', '.join(CONDITIONS)}")
+  if not config.conditions:
+    raise ExperimentConfigError("config.conditions is empty")
+  if not config.seeds:
+    raise ExperimentConfigError("config.seeds is empty; give e.g. (0,)")
+  if config.split_mode not in ("none", "independent", "cumulative"):
+    raise ExperimentConfigError(
+        f"config.split_mode={config.split_mode!r}; allowed: none, independent,"
+        " cumulative")
+  if int(config.steps) < 1:
+    raise ExperimentConfigError(f"config.steps={config.steps} must be >= 1")
+  if not 0.0 < float(config.augmented_ratio) < 1.0:
+    raise ExperimentConfigError(
+        f"config.augmented_ratio={config.augmented_ratio} must lie in (0, 1)")
+
+
+def _write_docs(path: pathlib.Path, texts: list[str], prefix: str):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  data_io.write_jsonl(tmp, ({"id": f"{prefix}-{i:05d}", "text": t}
+                            for i, t in enumerate(texts)))
+  os.replace(tmp, path)
+
+
+def _find_augmented(outdir: pathlib.Path) -> pathlib.Path:
+  """The augmented documents written by the augmentation library."""
+  for name in ("augmented.jsonl", "train.jsonl"):
+    if (outdir / name).is_file():
+      return outdir / name
+  found = sorted(outdir.rglob("*.jsonl"))
+  if not found:
+    raise StageUnavailable(f"augmentation wrote no JSONL under {outdir}")
+  return found[0]
+
+
+def _find_numbers(obj: Any, keys: tuple[str, ...]) -> dict[str, float]:
+  """First numeric value of each key anywhere in a nested dict."""
+  out: dict[str, float] = {}
+  stack = [obj]
+  while stack:
+    x = stack.pop()
+    if isinstance(x, dict):
+      for k, v in x.items():
+        if k in keys and k not in out and isinstance(v, (int, float)):
+          out[k] = float(v)
+        elif isinstance(v, (dict, list)):
+          stack.append(v)
+    elif isinstance(x, list):
+      stack.extend(x)
+  return out
+
+
+class _Experiment:
+  """State shared by the stages of one `run_experiment` call."""
+
+  def __init__(self, config: Any, workdir: pathlib.Path,
+               log: Callable[[str], None]):
+    self.c = config
+    self.workdir = workdir
+    self.log = log
+    self.stages = Stages(workdir, log)
+    self.skipped: dict[str, str] = {}
+    self.model_config = None
+    self.dataset_dir: pathlib.Path | None = None
+    self.questions: list[records.Question] = []
+    self.documents: list[records.Document] = []
+    self.aug_paths: dict[str, pathlib.Path] = {}
+
+  # -- model facts for the cost ledger
+  def load_model_config(self):
+    try:
+      from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+      if self.c.model.startswith("tiny"):
+        self.model_config = registry.load_model(self.c.model).config
+      else:
+        from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
+        self.model_config = hf.load_hf_config(
+            registry.model_directory(self.c.model))
+    except Exception as e:  # pylint: disable=broad-except
+      self.log(f"cost ledger: no model config for {self.c.model!r} ({e});"
+               " FLOPs omitted")
+
+  # -- data
+  def data(self):
+    c = self.c
+    if c.data_dir:
+      self.dataset_dir = pathlib.Path(c.data_dir)
+    else:
+      parent = self.workdir / "data"
+      self.dataset_dir = parent / c.data.name
+      self.stages.run("data", self.dataset_dir,
+                      lambda: {"path": str(generate_data(c.data, parent))})
+    self.documents, self.questions = data_io.load_dataset_dir(self.dataset_dir)
+
+  # -- augmentation
+  def needed_augmentations(self) -> list[str]:
+    need = []
+    for cond in self.c.conditions:
+      kind = AUGMENTATION.get(cond)
+      if kind == "both":
+        need += list(_BOTH) + ["both"]
+      elif kind:
+        need.append(kind)
+    return list(dict.fromkeys(need))
+
+  def augment(self):
+    for kind in self.needed_augmentations():
+      outdir = self.workdir / "augment" / kind
+      try:
+        if kind == "oracle":
+          info = self.stages.run(f"augment/{kind}", outdir, self._oracle)
+        elif kind == "both":
+          missing = [k for k in _BOTH if k not in self.aug_paths]
+          if missing:
+            raise StageUnavailable(
+                f"needs the {' and '.join(missing)} augmentation")
+          info = self.stages.run(f"augment/{kind}", outdir, self._both)
+        else:
+          info = self.stages.run(f"augment/{kind}", outdir,
+                                 lambda k=kind, o=outdir: self._model_aug(k, o))
+        self.aug_paths[kind] = pathlib.Path(info["path"])
+      except (StageUnavailable, oracle_lib.OracleUnavailable) as e:
+        for cond, k in AUGMENTATION.items():
+          if k == kind and cond in self.c.conditions:
+            self.skipped[cond] = f"augmentation {kind!r} unavailable: {e}"
+        self.log(f"[n/a ] augment/{kind}: {e}")
+
+  def _oracle(self) -> dict[str, Any]:
+    dataset = records.Dataset(self.c.data.name, self.documents, self.questions)
+    texts = oracle_lib.oracle_augmentations(self.c.data.name, dataset)
+    path = self.workdir / "augment" / "oracle" / "train.jsonl"
+    _write_docs(path, texts, "oracle")
+    return {"path": str(path), "num_documents": len(texts), "flops": 0.0}
+
+  def _both(self) -> dict[str, Any]:
+    texts = []
+    for k in _BOTH:
+      texts += [d.text for d in data_io.read_documents(self.aug_paths[k])]
+    path = self.workdir / "augment" / "both" / "train.jsonl"
+    _write_docs(path, texts, "both")
+    parts = [self.stages.info(f"augment/{k}") or {} for k in _BOTH]
+    return {"path": str(path), "num_documents": len(texts), "flops": 0.0,
+            "from": [str(self.aug_paths[k]) for k in _BOTH],
+            "note": "concatenation; its cost is that of its parts",
+            "parts_wall_s": sum(p.get("wall_s", 0) for p in parts)}
+
+  def _model_aug(self, kind: str, outdir: pathlib.Path) -> dict[str, Any]:
+    cfg = copy.deepcopy(self.c.augment_local if kind == "local"
+                        else self.c.augment_global)
+    cfg.strategy = kind
+    cfg.dataset = self.c.data.name
+    cfg.data = str(self.dataset_dir)
+    cfg.model = self.c.model
+    cfg.seed = int(self.c.seeds[0])
+    report = run_augmentation(cfg, outdir)
+    path = _find_augmented(outdir)
+    n = sum(1 for _ in data_io.iter_jsonl(path))
+    if n == 0:
+      raise StageUnavailable(f"the {kind} augmentation produced no statements")
+    info = {"path": str(path), "num_documents": n}
+    tok = _find_numbers(report, ("prompt_tokens", "generated_tokens", "calls",
+                                 "num_prompts", "seconds"))
+    info["tokens"] = tok
+    if self.model_config is not None and "generated_tokens" in tok:
+      seqs = max(tok.get("num_prompts", tok.get("calls", 1)), 1)
+      info["flops"] = costs_lib.generation_flops(
+          self.model_config, tok.get("prompt_tokens", 0) / seqs,
+          tok["generated_tokens"] / seqs, int(seqs))
+    return info
+
+  # -- fine-tuning
+  def finetune_dir(self, cond: str, seed: int) -> pathlib.Path:
+    return self.workdir / "finetune" / cond / f"seed_{seed}"
+
+  def finetune(self):
+    for cond in self.c.conditions:
+      if cond not in AUGMENTATION or cond in self.skipped:
+        continue
+      for seed in self.c.seeds:
+        outdir = self.finetune_dir(cond, seed)
+        cfg = self._finetune_config(cond, seed)
+        self.stages.run(f"finetune/{cond}/seed_{seed}", outdir,
+                        lambda cfg=cfg, o=outdir: self._finetune(cfg, o),
+                        resumable=True)
+
+  def _finetune_config(self, cond: str, seed: int):
+    c = self.c
+    cfg = copy.deepcopy(c.finetune)
+    cfg.name = c.data.name
+    cfg.model = c.model
+    cfg.seed = int(seed)
+    cfg.steps = int(c.steps)
+    cfg.data.dir = str(self.dataset_dir)
+    cfg.data.split_mode = c.split_mode
+    kind = AUGMENTATION[cond]
+    cfg.data.augmented_path = str(self.aug_paths[kind]) if kind else ""
+    cfg.data.augmented_ratio = float(c.augmented_ratio)
+    cfg.export_hf = True
+    cfg.progress = bool(c.progress)
+    return cfg
+
+  def _finetune(self, cfg: Any, outdir: pathlib.Path) -> dict[str, Any]:
+    summary = run_finetune(cfg, outdir)
+    if summary.get("preempted"):
+      raise KeyboardInterrupt(
+          f"fine-tuning in {outdir} was preempted at step {summary['steps']};"
+          " rerun the same command to resume")
+    export = summary.get("export_dir") or str(outdir / "export")
+    info = {"steps": summary.get("steps"),
+            "final_loss": summary.get("final_loss"),
+            "params_digest": summary.get("params_digest"),
+            "export_dir": export,
+            "train_wall_s": summary.get("wall_s")}
+    info.update(self._train_flops(cfg))
+    return info
+
+  def _train_flops(self, cfg: Any) -> dict[str, Any]:
+    """Analytic FLOPs of the run, replaying its (pure) batch shapes."""
+    if self.model_config is None:
+      return {}
+    try:
+      from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+      from ftgen.train import data as train_data  # pylint: disable=g-import-not-at-top
+      tok = registry.load_tokenizer(cfg.model)
+      batcher = train_data.build_batcher(self.documents, tok, cfg.data,
+                                         cfg.batch_size, cfg.seed)
+      flops, tokens = 0.0, 0
+      for step in range(int(cfg.steps)):
+        need = max(len(t) for t, _ in batcher.rows(step)) - 1
+        t = next(b for b in batcher.buckets if b >= need)
+        tokens += cfg.batch_size * t
+        flops += costs_lib.train_flops(self.model_config, cfg.batch_size * t, t)
+      return {"flops": flops, "train_tokens": tokens}
+    except Exception as e:  # pylint: disable=broad-except
+      self.log(f"cost ledger: could not replay fine-tuning batches ({e})")
+      return {}
+
+  # -- evaluation
+  def eval_dir(self, cond: str, seed: int) -> pathlib.Path:
+    return self.workdir / "eval" / cond / f"seed_{seed}"
+
+  def eval_seeds(self, cond: str) -> list[int]:
+    seeds = [int(s) for s in self.c.seeds]
+    return seeds[:1] if cond in SEED_FREE else seeds
+
+  def evaluate(self):
+    for cond in self.c.conditions:
+      if cond in self.skipped:
+        continue
+      for seed in self.eval_seeds(cond):
+        outdir = self.eval_dir(cond, seed)
+        cfg = self._eval_config(cond, seed)
+        self.stages.run(f"eval/{cond}/seed_{seed}", outdir,
+                        lambda cfg=cfg, o=outdir: self._evaluate(cfg, o))
+
+  def _eval_config(self, cond: str, seed: int):
+    c = self.c
+    cfg = copy.deepcopy(c.evaluate)
+    mode = EVAL_MODE[cond]
+    cfg.condition = mode
+    cfg.model = c.model
+    cfg.data = str(self.dataset_dir)
+    if mode not in ("icl", "retrieval"):
+      cfg.instruction = c.plain_instruction
+    cfg.checkpoint = ""
+    if mode == "finetuned":
+      info = self.stages.info(f"finetune/{cond}/seed_{seed}") or {}
+      cfg.checkpoint = info.get("export_dir") or str(
+          self.finetune_dir(cond, seed) / "export")
+    cfg.max_questions_per_split = int(c.max_questions_per_split)
+    cfg.seed = int(c.question_seed)
+    cfg.shuffle_seed = int(seed)
+    cfg.progress = bool(c.progress)
+    return cfg
+
+  def _evaluate(self, cfg: Any, outdir: pathlib.Path) -> dict[str, Any]:
+    summary = run_evaluation(cfg, outdir)
+    if not (outdir / "results.jsonl").is_file():
+      raise RuntimeError(f"evaluation wrote no {outdir / 'results.jsonl'}")
+    rows = results_lib.read_jsonl(outdir / "results.jsonl")
+    info = {"num_questions": len(rows),
+            "seconds_scoring": summary.get("seconds_scoring"),
+            "prefix_tokens_cached": int(summary.get("prefix_tokens_cached") or 0)}
+    info.update(self._query_costs(rows, info["prefix_tokens_cached"]))
+    return info
+
+  def _query_costs(self, rows: list[dict[str, Any]], prefix: int
+                   ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ctx = [float(r.get("context_tokens", 0)) for r in rows]
+    out["context_tokens"] = costs_lib.mean(ctx)
+    if self.model_config is None or not rows or "num_tokens" not in rows[0]:
+      return out
+    cfg = self.model_config
+    naive, cached = [], []
+    for r in rows:
+      c, ns = int(r["context_tokens"]), [int(n) for n in r["num_tokens"]]
+      naive.append(costs_lib.scoring_flops(cfg, 0, [c + n for n in ns]))
+      if prefix:
+        cached.append(costs_lib.scoring_flops(
+            cfg, prefix, [c - prefix + n for n in ns], prefix_cached=True))
+    out["query_flops"] = costs_lib.mean(naive)
+    if prefix:
+      out["query_flops_prefix_cached"] = costs_lib.mean(cached)
+      out["prefill_flops"] = costs_lib.forward_flops(cfg, prefix)
+    return out
+
+  # -- report
+  def report(self) -> Outcome:
+    c = self.c
+    rows = []
+    for cond in c.conditions:
+      if cond in self.skipped:
+        continue
+      for seed in self.eval_seeds(cond):
+        eval_rows = results_lib.read_jsonl(
+            self.eval_dir(cond, seed) / "results.jsonl")
+        rows += results_lib.make_rows(
+            eval_rows, self.questions, dataset=c.data.name, model=c.model,
+            condition=cond, seed=seed)
+    results_lib.write_table(rows, self.workdir)
+    ledger = self.ledger()
+    results_lib.write_json(self.workdir / "costs.json", ledger)
+    summary = results_lib.summarize(
+        rows, dataset=c.data.name, model=c.model, costs=ledger,
+        baseline=c.paired_baseline,
+        extra={"skipped": dict(self.skipped),
+               "steps": int(c.steps), "split_mode": c.split_mode})
+    figure = None
+    if rows:
+      figure = plots.plot_summary(summary, self.workdir / c.figure_name)["png"]
+    results_lib.write_json(self.workdir / "summary.json", summary)
+    md = results_lib.summary_markdown(
+        summary, costs_markdown=costs_lib.costs_markdown(ledger),
+        figure=figure.name if figure else "")
+    if self.skipped:
+      md += "\n## Skipped conditions\n\n" + "\n".join(
+          f"* `{k}`: {v}" for k, v in self.skipped.items()) + "\n"
+    (self.workdir / "summary.md").write_text(md, encoding="utf-8")
+    return Outcome(summary, self.workdir, figure,
+                   results_lib.comparison_table(summary), self.stages.ran,
+                   self.stages.skipped, dict(self.skipped))
+
+  def ledger(self) -> dict[str, Any]:
+    c = self.c
+    stages = self.stages.all()
+    one_time, per_query, stage_costs = {}, {}, {}
+    for name, info in stages.items():
+      stage_costs[name] = {"wall_s": info.get("wall_s", 0.0),
+                           "flops": info.get("flops", 0.0) or 0.0}
+    for cond in c.conditions:
+      if cond in self.skipped:
+        continue
+      seeds = self.eval_seeds(cond)
+      once = []
+      kind = AUGMENTATION.get(cond)
+      if kind:
+        parts = list(_BOTH) if kind == "both" else [kind]
+        once += [f"augment/{k}" for k in parts]
+        # Per seed: one fine-tuning run each; the ledger reports one run.
+        once.append(f"finetune/{cond}/seed_{seeds[0]}")
+      one_time[cond] = once
+      evals = [stages.get(f"eval/{cond}/seed_{s}") or {} for s in seeds]
+      e = evals[0]
+      n = max(int(e.get("num_questions") or 0), 1)
+      pq = {"wall_s": float(e.get("seconds_scoring") or e.get("wall_s", 0))
+                      / n,
+            "context_tokens": e.get("context_tokens", 0.0)}
+      if "query_flops" in e:
+        pq["flops"] = e["query_flops"]
+      if "query_flops_prefix_cached" in e:
+        pq["flops_prefix_cached"] = e["query_flops_prefix_cached"]
+        pq["prefill_flops"] = e["prefill_flops"]
+      per_query[cond] = pq
+    num_params = (self.model_config.num_params()
+                  if self.model_config is not None else 0)
+    ledger = costs_lib.build_ledger(
+        model=c.model, num_params=num_params, one_time=one_time,
+        stages=stage_costs, per_query=per_query, device=_device())
+    return ledger
+
+
+def _device() -> str:
+  try:
+    import jax  # pylint: disable=g-import-not-at-top
+    d = jax.devices()[0]
+    return f"{jax.device_count()} x {d.device_kind} ({d.platform})"
+  except Exception:  # pylint: disable=broad-except
+    return ""
+
+
+def _config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = ""
+                    ) -> list[str]:
+  keys = sorted(set(old) | set(new))
+  out = []
+  for k in keys:
+    a, b = old.get(k), new.get(k)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _config_changes(a, b, f"{prefix}{k}.")
+    elif a != b:
+      out.append(f"{prefix}{k}")
+  return out
+
+
+def run_experiment(config: Any, workdir: str | os.PathLike[str], *,
+                   log: Callable[[str], None] = print) -> Outcome:
+  """Runs (or resumes) every stage of the experiment in `workdir`."""
+  _check(config)
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  cfg_path = workdir / "config.json"
+  new_cfg = json.loads(config.to_json_best_effort())
+  if cfg_path.is_file():
+    changed = _config_changes(json.loads(cfg_path.read_text()), new_cfg)
+    if changed:
+      log(f"warning: config differs from the one recorded in {cfg_path} in"
+          f" {changed[:8]}; finished stages are still reused (use a new"
+          " workdir or delete stages/ to redo them)")
+  results_lib.write_json(cfg_path, new_cfg)
+  exp = _Experiment(config, workdir, log)
+  t0 = time.perf_counter()
+  exp.load_model_config()
+  exp.data()
+  exp.augment()
+  exp.finetune()
+  exp.evaluate()
+  outcome = exp.report()
+  log(f"\n{config.data.name} with {config.model}"
+      f" ({time.perf_counter() - t0:.0f} s this run):\n")
+  log(outcome.table)
+  for cond, why in outcome.skipped_conditions.items():
+    log(f"skipped {cond}: {why}")
+  if outcome.figure is not None:
+    log(f"\nfigure: {outcome.figure}")
+  log(f"summary: {workdir / 'summary.md'}")
+  return outcome
