@@ -212,6 +212,14 @@ def tokenizer_from_gguf(gf) -> Tokenizer:
   except ValueError as e:
     raise gguf_lib.GGUFError(f"{gf.path}: {e}") from None
   tokens = spec["tokens"]
+  if backend.get_vocab_size(with_added_tokens=True) > len(tokens):
+    # transformers' builders add their class defaults (GPT-2's
+    # <|endoftext|>) when the file lacks them: ids the model has no
+    # embedding for. Drop them.
+    from tokenizers import Tokenizer as Backend  # pylint: disable=g-import-not-at-top
+    state = json.loads(backend.to_str())
+    state["added_tokens"] = [t for t in state.get("added_tokens", []) if t["id"] < len(tokens)]
+    backend = Backend.from_str(json.dumps(state))
 
   def special(key):
     i = spec.get(key)
