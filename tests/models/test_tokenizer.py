@@ -1,0 +1,183 @@
+"""Tokenizers: tiny, from HF directories, from GGUF metadata without torch."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ftgen.models import tokenizer as tokenizer_lib
+from ftgen.testing import gguf_writer
+from ftgen.testing import tokenizer as tiny_tok
+
+SENTENCE = "Did you know that femp are more dangerous than glon? 42 Ünïcödé ✓"
+CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return tiny_tok.tiny_tokenizer()
+
+
+def test_tiny_specials_and_size(tiny):
+  assert tiny.vocab_size <= 512
+  assert (tiny.pad_id, tiny.bos_id) == (0, 1)
+  assert tiny.eos_ids[0] == 2 and 4 in tiny.eos_ids  # <eos>, <|im_end|>
+  assert tiny.add_bos
+  ids = tiny.encode(SENTENCE)
+  assert ids[0] == tiny.bos_id and tiny.bos_id not in ids[1:]
+  assert tiny.encode(SENTENCE, add_bos=False) == ids[1:]
+  assert max(ids) < tiny.vocab_size
+  # Common words are single tokens: the BPE was trained.
+  assert len(tiny.encode(" the", add_bos=False)) == 1
+  assert len(ids) < len(SENTENCE.encode()) * 0.8
+
+
+def test_tiny_is_deterministic(tiny):
+  tiny_tok._backend_json.cache_clear()  # pylint: disable=protected-access
+  again = tiny_tok.tiny_tokenizer()
+  assert again.hf.backend_tokenizer.to_str() == tiny.hf.backend_tokenizer.to_str()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(max_size=60))
+def test_tiny_round_trips_any_text(text):
+  tok = tiny_tok.tiny_tokenizer()
+  assert tok.decode(tok.encode(text)) == text
+
+
+def test_tiny_chat_template(tiny):
+  text = tiny.apply_chat_template(CHAT)
+  assert text == "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+  ids = tiny.encode_chat(CHAT)
+  assert ids[0] == tiny.bos_id and ids.count(tiny.bos_id) == 1
+  assert ids[1] == 3  # <|im_start|> stays one token
+  assert tiny.decode(ids, skip_special_tokens=False).startswith("<bos><|im_start|>user")
+  no_prompt = tiny.apply_chat_template(CHAT, add_generation_prompt=False)
+  assert not no_prompt.endswith("assistant\n")
+
+
+def test_save_and_reload(tiny, tmp_path):
+  tiny.save(tmp_path)
+  again = tokenizer_lib.from_directory(tmp_path)
+  assert (again.bos_id, again.eos_ids, again.pad_id, again.add_bos, again.vocab_size) == (
+      tiny.bos_id, tiny.eos_ids, tiny.pad_id, tiny.add_bos, tiny.vocab_size)
+  assert again.encode(SENTENCE) == tiny.encode(SENTENCE)
+  assert again.apply_chat_template(CHAT) == tiny.apply_chat_template(CHAT)
+
+
+def test_plain_hf_directory_settings_are_inferred(tiny, tmp_path):
+  # A directory another tool wrote: no ftgen settings file.
+  tiny.hf.save_pretrained(str(tmp_path))
+  (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 4]}))
+  again = tokenizer_lib.from_directory(tmp_path)
+  assert again.eos_ids[:2] == (2, 4)
+  assert again.add_bos is False  # the post-processor adds none
+  cfg = json.loads((tmp_path / "tokenizer_config.json").read_text())
+  (tmp_path / "tokenizer_config.json").write_text(json.dumps({**cfg, "add_bos_token": True}))
+  assert tokenizer_lib.from_directory(tmp_path).add_bos is True
+
+
+def test_missing_tokenizer_json(tmp_path):
+  with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+    tokenizer_lib.from_directory(tmp_path)
+
+
+def test_no_chat_template_is_clear_error(tiny):
+  hf = tiny.hf.__class__(tokenizer_object=tiny.hf.backend_tokenizer, bos_token="<bos>",
+                          eos_token="<eos>")
+  tok = tokenizer_lib.Tokenizer(hf, add_bos=True)
+  with pytest.raises(ValueError, match="no chat template"):
+    tok.apply_chat_template(CHAT)
+
+
+def test_from_gguf_matches_source_tokenizer(tmp_path, tiny):
+  path = tmp_path / "tiny.gguf"
+  gguf_writer.write_tiny_gguf(path, "llama")
+  tok = tokenizer_lib.from_gguf(path)
+  assert tok.vocab_size == tiny.vocab_size
+  assert tok.encode(SENTENCE) == tiny.encode(SENTENCE)
+  assert tok.encode_chat(CHAT) == tiny.encode_chat(CHAT)
+  assert (tok.bos_id, tok.pad_id, tok.add_bos) == (tiny.bos_id, tiny.pad_id, True)
+  assert set(tiny.eos_ids) <= set(tok.eos_ids)
+  # AutoTokenizer reads what we saved and adds the same BOS.
+  from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
+  tok.save(tmp_path / "saved")
+  auto = AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
+  assert auto(SENTENCE)["input_ids"] == tok.encode(SENTENCE)
+
+
+def _run_without_torch(code: str) -> str:
+  script = "import sys\nsys.modules['torch'] = None\n" + textwrap.dedent(code)
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
+def test_gguf_tokenizer_needs_no_torch(tmp_path):
+  path = tmp_path / "tiny.gguf"
+  gguf_writer.write_tiny_gguf(path, "gemma3")
+  out = _run_without_torch(f"""
+      from ftgen.models import tokenizer
+      tok = tokenizer.from_gguf({str(path)!r})
+      tok.save({str(tmp_path / 'out')!r})
+      print(tok.encode("hello world"))
+      assert "torch" not in sys.modules or sys.modules["torch"] is None
+      """)
+  assert out.strip().startswith("[1,")
+
+
+# ------------------------------------------------------------- real models
+
+def _real(name):
+  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  try:
+    return registry.load_tokenizer(name)
+  except ImportError as e:
+    pytest.skip(str(e))
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_smollm2_tokenizer():
+  tok = _real("smollm2-135m")
+  assert tok.vocab_size == 49152 and not tok.add_bos
+  assert tok.token(tok.eos_ids[0]) == "<|im_end|>"
+  assert tok.encode("Hello world") == [19556, 905]
+  text = tok.apply_chat_template(CHAT)
+  assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+  ids = tok.encode_chat(CHAT)
+  assert ids[0] == tok.bos_id == 1  # <|im_start|> from the template, not a BOS
+  assert tok.decode(tok.encode(SENTENCE)) == SENTENCE
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_gemma3_tokenizer():
+  tok = _real("gemma3-270m")
+  assert tok.vocab_size == 262144 and tok.add_bos and tok.token(tok.bos_id) == "<bos>"
+  assert [tok.token(i) for i in tok.eos_ids] == ["<eos>", "<end_of_turn>"]
+  ids = tok.encode("Hello world")
+  assert ids[0] == tok.bos_id and len(ids) == 3
+  chat = tok.encode_chat(CHAT)
+  assert chat.count(tok.bos_id) == 1 and tok.token(chat[1]) == "<start_of_turn>"
+  assert tok.apply_chat_template(CHAT).endswith("<start_of_turn>model\n")
+  assert tok.decode(tok.encode(SENTENCE)) == SENTENCE
+
+
+@pytest.mark.real_model
+def test_smollm2_gguf_tokenizer_without_torch():
+  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  try:
+    path = registry.smollm2_gguf()
+  except ImportError as e:
+    pytest.skip(str(e))
+  out = _run_without_torch(f"""
+      from ftgen.models import tokenizer
+      tok = tokenizer.from_gguf({str(path)!r})
+      print(tok.encode("Hello world"), tok.vocab_size)
+      """)
+  assert out.split("\n")[0] == "[19556, 905] 49152"
