@@ -244,8 +244,14 @@ class _Experiment:
   def load_model_config(self):
     try:
       from ftgen.models import registry  # pylint: disable=g-import-not-at-top
-      if self.c.model.startswith("tiny"):
-        self.model_config = registry.load_model(self.c.model).config
+      family = registry._tiny_family(self.c.model)  # pylint: disable=protected-access
+      if family is not None:
+        # The config of registry._load_tiny without initializing params.
+        from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+        tok = registry.load_tokenizer(self.c.model)
+        self.model_config = tiny.tiny_config(
+            family, vocab_size=tok.vocab_size,
+            max_seq_len=registry.TINY_MAX_SEQ_LEN)
       else:
         from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
         self.model_config = hf.load_hf_config(

@@ -1,0 +1,177 @@
+"""Experiment runner: stages, resume after a kill, outputs (fake stage libs).
+
+The stage libraries (augmentation, fine-tuning, evaluation) are replaced by
+fast fakes that write the same files, so these tests check the runner's own
+logic: the order of stages, markers, skipping finished stages, redoing
+partial ones, and the tables. tests/experiments/test_end_to_end.py runs the
+real libraries.
+"""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from ftgen.data import io as data_io
+from ftgen.experiments import runner
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _config(name="reversals", **overrides):
+  spec = importlib.util.spec_from_file_location(
+      "configs_experiment", ROOT / "configs" / "experiment.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config(f"{name},tiny")
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+class Fakes:
+  """Fake stage functions that record their calls."""
+
+  def __init__(self, fail_on=None):
+    self.calls = []
+    self.fail_on = fail_on
+
+  def _maybe_fail(self, what):
+    self.calls.append(what)
+    if self.fail_on == what:
+      raise KeyboardInterrupt(f"killed during {what}")
+
+  def augment(self, cfg, workdir):
+    self._maybe_fail(f"augment/{cfg.strategy}")
+    workdir.mkdir(parents=True)
+    docs, _ = data_io.load_dataset_dir(cfg.data)
+    data_io.write_jsonl(workdir / "train.jsonl", [
+        {"id": f"{cfg.strategy}-{i}", "text": d.text + " Indeed."}
+        for i, d in enumerate(docs[:3])])
+    return {"stats": {"prompt_tokens": 300, "generated_tokens": 60,
+                      "num_prompts": 3}}
+
+  def finetune(self, cfg, workdir):
+    self._maybe_fail(f"finetune/{pathlib.Path(workdir).parent.name}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "export").mkdir(exist_ok=True)
+    assert cfg.steps == 12 and cfg.data.dir
+    return {"steps": cfg.steps, "final_loss": 1.0, "params_digest": "x",
+            "export_dir": str(workdir / "export"), "wall_s": 0.1}
+
+  def evaluate(self, cfg, workdir):
+    cond = pathlib.Path(workdir).parent.name
+    self._maybe_fail(f"eval/{cond}")
+    workdir.mkdir(parents=True)
+    if cfg.condition == "finetuned":
+      assert pathlib.Path(cfg.checkpoint).is_dir()
+    _, qs = data_io.load_dataset_dir(cfg.data, need_train=False)
+    rng = np.random.default_rng(len(cond))
+    rows = []
+    for q in qs:
+      ll = rng.normal(size=len(q.choices)).tolist()
+      pred = int(np.argmax(ll))
+      rows.append(dict(id=q.id, split=q.split, condition=cfg.condition,
+                       logliks=ll, pred=pred, correct=pred in q.answers,
+                       context_tokens=200 if cfg.condition == "icl" else 10,
+                       num_tokens=[3] * len(q.choices)))
+    data_io.write_jsonl(workdir / "results.jsonl", rows)
+    return {"seconds_scoring": 0.5,
+            "prefix_tokens_cached": 190 if cfg.condition == "icl" else 0}
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+  def install(fail_on=None):
+    f = Fakes(fail_on)
+    monkeypatch.setattr(runner, "run_augmentation", f.augment)
+    monkeypatch.setattr(runner, "run_finetune", f.finetune)
+    monkeypatch.setattr(runner, "run_evaluation", f.evaluate)
+    return f
+  return install
+
+
+def test_all_conditions_and_outputs(tmp_path, fakes):
+  f = fakes()
+  out = runner.run_experiment(_config(), tmp_path, log=lambda s: None)
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["dataset"] == "reversals" and summary["model"] == "tiny"
+  assert list(summary["conditions"]) == list(runner.CONDITIONS)
+  for cond in runner.CONDITIONS:
+    for split in ("reversal", "rephrase"):
+      e = summary["conditions"][cond][split]
+      assert set(e) >= {"acc", "stderr", "n", "chance"} and e["chance"] == 0.5
+  # Fine-tuned conditions train once each; "both" reuses local + global.
+  assert sorted(c for c in f.calls if c.startswith("augment")) == [
+      "augment/global", "augment/local"]
+  assert len([c for c in f.calls if c.startswith("finetune")]) == 5
+  both = data_io.read_documents(tmp_path / "augment/both/train.jsonl")
+  assert len(both) == 6
+  costs = summary["costs"]
+  icl = costs["conditions"]["icl"]["per_query"]
+  ft = costs["conditions"]["finetune_aug"]["per_query"]
+  assert icl["flops"] > 10 * ft["flops"] > 0
+  aug_once = costs["conditions"]["finetune_aug"]["one_time"]
+  assert aug_once["stages"] == ["augment/local", "augment/global",
+                                "finetune/finetune_aug/seed_0"]
+  assert aug_once["flops"] > 0
+  even = costs["break_even"]["finetune_aug"]
+  assert 0 < even["queries_flops"] < float("inf")
+  for name in ("results.jsonl", "results.parquet", "results.csv",
+               "summary.md", "costs.json", "figure.png", "figure.svg"):
+    assert (tmp_path / name).is_file(), name
+  rows = [json.loads(l) for l in open(tmp_path / "results.jsonl")]
+  n_q = len(data_io.read_questions(tmp_path / "data/reversals/test.jsonl"))
+  assert len(rows) == n_q * len(runner.CONDITIONS)
+  md = (tmp_path / "summary.md").read_text()
+  assert "| finetune_aug_oracle |" in md and "Break-even" in md
+  assert out.figure == tmp_path / "figure.png"
+
+
+def test_killed_run_resumes_without_redoing_finished_stages(tmp_path, fakes):
+  first = fakes(fail_on="eval/icl")
+  with pytest.raises(KeyboardInterrupt):
+    runner.run_experiment(_config(), tmp_path, log=lambda s: None)
+  done_before = sorted(p.name for p in (tmp_path / "stages").iterdir())
+  assert "eval__pretrained__seed_0.json" in done_before
+  assert not (tmp_path / "stages/eval__icl__seed_0.json").exists()
+  # The killed stage left a partial directory behind: it must be redone.
+  (tmp_path / "eval/icl/seed_0").mkdir(parents=True, exist_ok=True)
+  (tmp_path / "eval/icl/seed_0/junk").write_text("partial")
+  second = fakes()
+  logs = []
+  runner.run_experiment(_config(), tmp_path, log=logs.append)
+  redone = set(first.calls) & set(second.calls)
+  assert redone == {"eval/icl"}, redone
+  assert not (tmp_path / "eval/icl/seed_0/junk").exists()
+  assert any(l.startswith("[skip] finetune/finetune_aug/seed_0") for l in logs)
+  # A third run does nothing but the report.
+  third = fakes()
+  runner.run_experiment(_config(), tmp_path, log=lambda s: None)
+  assert third.calls == []
+
+
+def test_seeds_and_unavailable_oracle(tmp_path, fakes):
+  f = fakes()
+  c = _config("process", seeds=(0, 1),
+              conditions=("pretrained", "finetune", "finetune_aug_oracle"))
+  out = runner.run_experiment(c, tmp_path, log=lambda s: None)
+  assert "finetune_aug_oracle" in out.skipped_conditions
+  assert "leak" in out.skipped_conditions["finetune_aug_oracle"]
+  # Pretrained is seed-free (one evaluation); finetune runs per seed.
+  assert f.calls.count("eval/pretrained") == 1
+  assert f.calls.count("finetune/finetune") == 2
+  s = out.summary
+  assert list(s["conditions"]) == ["pretrained", "finetune"]
+  assert s["seeds"] == [0, 1] and s["skipped"]
+  e = next(iter(s["conditions"]["finetune"].values()))
+  assert e["n_seeds"] == 2
+
+
+def test_config_errors_name_the_key(tmp_path):
+  with pytest.raises(runner.ExperimentConfigError, match="conditions"):
+    runner.run_experiment(_config(conditions=("nope",)), tmp_path)
+  with pytest.raises(runner.ExperimentConfigError, match="split_mode"):
+    runner.run_experiment(_config(split_mode="words"), tmp_path)
