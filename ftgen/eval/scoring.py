@@ -1,0 +1,286 @@
+"""Multiple-choice log-likelihood scoring: tokenization, batching, jit.
+
+A request is one (context, continuation) pair in tokens; its score is the
+summed log-probability of the continuation tokens given everything before
+them. Tokenization follows lm-evaluation-harness (`loglikelihood` of
+`HFLM`): trailing whitespace of the context moves to the continuation, the
+context and context+continuation strings are encoded separately and the
+continuation tokens are the tail of the joint encoding beyond the context's
+length, and an empty context is replaced by a single prefix token.
+
+Batching: rows are sorted by length, grouped into batches of a fixed number
+of rows and right-padded to one of a few bucket lengths, so a whole
+evaluation compiles at most once per bucket. The jitted scorer gathers the
+target log-probs on device and returns only [B] sums: the [B, T, V] logits
+never reach host memory.
+
+Shape letters: B batch rows, T row length, V vocab.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+  """One (context, continuation) pair in token ids."""
+
+  context: tuple[int, ...]
+  continuation: tuple[int, ...]
+
+  def __post_init__(self):
+    if not self.context:
+      raise ValueError("a request needs at least one context token")
+    if not self.continuation:
+      raise ValueError("a request needs at least one continuation token")
+
+  @property
+  def tokens(self) -> tuple[int, ...]:
+    return self.context + self.continuation
+
+  def __len__(self) -> int:
+    return len(self.context) + len(self.continuation)
+
+
+def move_trailing_space(context: str, continuation: str) -> tuple[str, str]:
+  """lm-eval's convention: context whitespace at the boundary moves right."""
+  n_spaces = len(context) - len(context.rstrip())
+  if n_spaces:
+    continuation = context[-n_spaces:] + continuation
+    context = context[:-n_spaces]
+  return context, continuation
+
+
+def encode_pair(
+    encode: Callable[[str], Sequence[int]],
+    context: str,
+    continuation: str,
+    *,
+    head: Sequence[int] = (),
+    prefix_token: int | None = None,
+) -> Request:
+  """Tokenizes one pair the way lm-evaluation-harness does.
+
+  Args:
+    encode: text -> token ids, without special tokens.
+    context: the text the continuation follows (e.g. the question prompt).
+    continuation: the text scored (e.g. one choice).
+    head: tokens placed before the encoded context (BOS, an in-context
+      prefix tokenized on its own); they are never merged with the context.
+    prefix_token: used as the context when `head` and `context` are both
+      empty (lm-eval uses the EOS/BOS token).
+
+  Returns:
+    The request; its continuation is the tail of encode(context +
+    continuation) beyond len(encode(context)).
+  """
+  context, continuation = move_trailing_space(context, continuation)
+  context_ids = list(encode(context)) if context else []
+  whole_ids = list(encode(context + continuation))
+  continuation_ids = whole_ids[len(context_ids):]
+  if not continuation_ids:
+    raise ValueError(
+        f"continuation {continuation!r} after context {context[-40:]!r}"
+        " encodes to no tokens")
+  full_context = list(head) + context_ids
+  if not full_context:
+    if prefix_token is None:
+      raise ValueError(
+          "empty context and no prefix token (the tokenizer has neither BOS"
+          " nor EOS)")
+    full_context = [prefix_token]
+  return Request(tuple(full_context), tuple(continuation_ids))
+
+
+def bucket_length(n: int, buckets: Sequence[int]) -> int:
+  """The smallest bucket >= n; past the largest, a multiple of it."""
+  buckets = sorted(buckets)
+  for b in buckets:
+    if n <= b:
+      return b
+  top = buckets[-1]
+  return -(-n // top) * top
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """Padded rows of one batch and which requests they belong to."""
+
+  tokens: np.ndarray  # [B, T] int32 inputs.
+  targets: np.ndarray  # [B, T] int32 next tokens.
+  weights: np.ndarray  # [B, T] bool: continuation targets.
+  positions: np.ndarray  # [B, T] int32.
+  index: np.ndarray  # [B] request index, -1 for filler rows.
+
+
+def make_batches(
+    requests: Sequence[Request],
+    *,
+    offset: int = 0,
+    batch_size: int,
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+    max_batch_tokens: int = 0,
+    pad_id: int = 0,
+) -> list[Batch]:
+  """Sorted, bucketed, right-padded batches of fixed row count per bucket.
+
+  Args:
+    requests: the pairs to score; all share their first `offset` tokens when
+      `offset` > 0 (they sit in a prefix cache and are not part of the rows).
+    offset: tokens already in a prefix cache; a row holds tokens
+      [offset, len - 1) as inputs at positions offset + t.
+    batch_size: rows per batch (B).
+    buckets: row lengths (T) to pad to.
+    max_batch_tokens: if > 0, B is reduced (to a power of two) for long
+      buckets so that B * T stays within it; B then depends on T only.
+    pad_id: filler token.
+
+  Returns:
+    Batches in order of decreasing length (the first compiles the largest
+    shape, which also surfaces out-of-memory early).
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  for i, r in enumerate(requests):
+    if len(r.context) <= offset:
+      raise ValueError(
+          f"request {i}: context of {len(r.context)} tokens does not extend"
+          f" past the {offset}-token prefix")
+  order = sorted(range(len(requests)), key=lambda i: -len(requests[i]))
+  batches, start = [], 0
+  while start < len(order):
+    longest = len(requests[order[start]]) - offset - 1
+    t = bucket_length(longest, buckets)
+    rows = batch_size
+    if max_batch_tokens > 0:
+      while rows > 1 and rows * t > max_batch_tokens:
+        rows //= 2
+    chunk = order[start:start + rows]
+    start += rows
+    tokens = np.full((rows, t), pad_id, np.int32)
+    targets = np.zeros((rows, t), np.int32)
+    weights = np.zeros((rows, t), bool)
+    index = np.full((rows,), -1, np.int64)
+    for row, i in enumerate(chunk):
+      seq = np.asarray(requests[i].tokens[offset:], np.int32)
+      n = len(seq) - 1
+      tokens[row, :n] = seq[:-1]
+      targets[row, :n] = seq[1:]
+      # The last len(continuation) targets are the continuation.
+      weights[row, n - len(requests[i].continuation):n] = True
+      index[row] = i
+    positions = np.broadcast_to(
+        offset + np.arange(t, dtype=np.int32), (rows, t)).copy()
+    batches.append(Batch(tokens, targets, weights, positions, index))
+  return batches
+
+
+def target_logprobs(logits: jax.Array, targets: jax.Array,
+                    weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Summed target log-probs [B] and whether every target is the argmax [B].
+
+  Computed as logit[target] - logsumexp(logits) so that no second [B, T, V]
+  array (a full log_softmax) is materialized.
+  """
+  logits = logits.astype(jnp.float32)
+  lse = jax.nn.logsumexp(logits, axis=-1)  # [B, T]
+  picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  logp = jnp.where(weights, picked - lse, 0.0)
+  greedy = jnp.argmax(logits, axis=-1) == targets
+  return logp.sum(axis=-1), jnp.all(greedy | ~weights, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _score_full(model, params, tokens, positions, targets, weights):
+  logits = model.apply({"params": params}, tokens, positions)
+  return target_logprobs(logits, targets, weights)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _score_prefixed(model, params, prefix, tokens, positions, targets, weights):
+  logits = model.apply({"params": params}, tokens, positions, prefix=prefix)
+  if isinstance(logits, tuple):  # (logits, cache) if the model returns both.
+    logits = logits[0]
+  return target_logprobs(logits, targets, weights)
+
+
+@dataclasses.dataclass
+class Scores:
+  """Per-request results, in request order."""
+
+  logliks: np.ndarray  # [R] float64 summed continuation log-probs.
+  greedy: np.ndarray  # [R] bool: every continuation token is the argmax.
+  num_batches: int = 0
+  shapes: tuple[tuple[int, int], ...] = ()
+
+
+def score_requests(
+    model: Any,
+    params: Any,
+    requests: Sequence[Request],
+    *,
+    batch_size: int = 16,
+    buckets: Sequence[int] = DEFAULT_BUCKETS,
+    max_batch_tokens: int = 0,
+    pad_id: int = 0,
+    prefix: Any = None,
+    prefix_len: int = 0,
+    progress: bool = False,
+    desc: str = "scoring",
+) -> Scores:
+  """Scores requests with full-context rows or against a prefix cache.
+
+  Args:
+    model: the linen decoder (hashable; static under jit).
+    params: its params tree.
+    requests: pairs to score.
+    batch_size, buckets, max_batch_tokens, pad_id: see `make_batches`.
+    prefix: None, or a batch-1 KV cache holding the first `prefix_len`
+      tokens shared by every request (see `ftgen.eval.prefix`).
+    prefix_len: number of valid tokens in `prefix`.
+    progress: show a tqdm bar over batches.
+    desc: the bar's label.
+
+  Returns:
+    Scores in request order.
+  """
+  if prefix is None and prefix_len:
+    raise ValueError("prefix_len > 0 needs a prefix cache")
+  batches = make_batches(requests, offset=prefix_len, batch_size=batch_size,
+                         buckets=buckets, max_batch_tokens=max_batch_tokens,
+                         pad_id=pad_id)
+  logliks = np.zeros(len(requests), np.float64)
+  greedy = np.zeros(len(requests), bool)
+  pending = []
+  for b in tqdm.tqdm(batches, desc=desc, disable=not progress, leave=False):
+    args = (b.tokens, b.positions, b.targets, b.weights)
+    if prefix is None:
+      out = _score_full(model, params, *args)
+    else:
+      out = _score_prefixed(model, params, prefix, *args)
+    pending.append((b.index, out))
+    # Keep one batch in flight: dispatch the next before reading this one.
+    if len(pending) > 1:
+      _collect(pending.pop(0), logliks, greedy)
+  for item in pending:
+    _collect(item, logliks, greedy)
+  shapes = tuple(sorted({b.tokens.shape for b in batches}))
+  return Scores(logliks, greedy, len(batches), shapes)
+
+
+def _collect(item, logliks: np.ndarray, greedy: np.ndarray):
+  index, (lp, gr) = item
+  lp, gr = np.asarray(lp), np.asarray(gr)
+  keep = index >= 0
+  logliks[index[keep]] = lp[keep]
+  greedy[index[keep]] = gr[keep]

@@ -1,0 +1,60 @@
+"""Shared-prefix scoring equals brute-force full-context scoring."""
+
+import numpy as np
+import pytest
+
+from ftgen.eval import prefix
+from ftgen.eval import scoring
+
+from tests.eval import conftest
+
+
+def _questions(rng, head, num_questions=5, num_choices=3, vocab=256):
+  """Requests question-major: each question's choices share its prompt."""
+  reqs = []
+  for _ in range(num_questions):
+    prompt = tuple(rng.integers(3, vocab, rng.integers(1, 6)).tolist())
+    for _ in range(num_choices):
+      cont = tuple(rng.integers(3, vocab, rng.integers(1, 5)).tolist())
+      reqs.append(scoring.Request(tuple(head) + prompt, cont))
+  return reqs
+
+
+def test_common_prefix_length_keeps_one_context_token():
+  r = lambda ctx: scoring.Request(tuple(ctx), (9,))
+  assert prefix.common_prefix_length([r([1, 2, 3]), r([1, 2, 4])]) == 2
+  # Identical contexts: the last context token stays in the rows.
+  assert prefix.common_prefix_length([r([1, 2, 3]), r([1, 2, 3])]) == 2
+  assert prefix.common_prefix_length([r([1, 2, 3]), r([5, 2, 3])]) == 0
+  assert prefix.common_prefix_length([r([1]), r([1, 2])]) == 0
+
+
+# gemma3's tiny config has a sliding window of 4 on local layers: the prefix
+# path must apply windows across the prefix/suffix boundary too.
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_prefix_scores_equal_brute_force(family):
+  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+  model, params = conftest.random_params(
+      tiny.tiny_config(family, max_seq_len=512), seed=1)
+  rng = np.random.default_rng(0)
+  head = (1,) + tuple(rng.integers(3, 256, 44).tolist())  # 45: not a chunk multiple.
+  reqs = _questions(rng, head)
+  brute = scoring.score_requests(model, params, reqs, batch_size=8,
+                                 buckets=(64,))
+  # 45 prefix tokens in chunks of 16: the last chunk is padded.
+  cached, p = prefix.score_with_prefix(model, params, reqs, chunk=16,
+                                       batch_size=8, buckets=(16,))
+  assert p == len(head)
+  assert cached.shapes == ((8, 16),)  # Rows hold only the suffixes.
+  np.testing.assert_allclose(cached.logliks, brute.logliks, atol=1e-4, rtol=0)
+  np.testing.assert_array_equal(cached.logliks.reshape(5, 3).argmax(1),
+                                brute.logliks.reshape(5, 3).argmax(1))
+
+
+def test_short_common_prefix_falls_back_to_plain_scoring(tiny_model):
+  model, params = tiny_model
+  rng = np.random.default_rng(4)
+  reqs = _questions(rng, (1,), num_questions=2)
+  out, p = prefix.score_with_prefix(model, params, reqs, min_prefix=8,
+                                    batch_size=8, buckets=(16,))
+  assert p == 0 and out.num_batches == 1

@@ -1,0 +1,124 @@
+"""Scoring: lm-eval tokenization rules, batching, and the jitted scorer."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ftgen.eval import scoring
+
+
+def _reference(model, params, request):
+  """Unpadded, unbatched log-prob of the continuation (no shortcuts)."""
+  toks = jnp.asarray([request.tokens], jnp.int32)
+  logp = np.asarray(_log_softmax(model, params, toks))
+  n = len(request.context)
+  return float(sum(logp[n - 1 + i, t]
+                   for i, t in enumerate(request.continuation)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _log_softmax(model, params, toks):
+  return jax.nn.log_softmax(model.apply({"params": params}, toks)[0], -1)
+
+
+def _random_requests(rng, n, vocab=256, head=(), total=(6, 11)):
+  """Requests of a few total lengths (few reference compiles), random split."""
+  out = []
+  for _ in range(n):
+    length = int(rng.choice(total))
+    cont = int(rng.integers(1, 5))
+    toks = tuple(rng.integers(3, vocab, length).tolist())
+    out.append(scoring.Request(tuple(head) + toks[:-cont], toks[-cont:]))
+  return out
+
+
+def test_trailing_space_moves_to_continuation(toy_tokenizer):
+  enc = lambda s: toy_tokenizer.encode(s, add_bos=False)
+  a = scoring.encode_pair(enc, "glon are ", "more", head=(1,))
+  b = scoring.encode_pair(enc, "glon are", " more", head=(1,))
+  assert a == b
+  assert a.context == (1, *enc("glon are"))
+  assert a.continuation == tuple(enc(" more"))
+
+
+def test_continuation_is_tail_of_joint_encoding():
+  # A tokenizer that merges "ab" into one token: the continuation is what the
+  # joint encoding adds beyond len(encode(context)), as in lm-eval.
+  def enc(s):
+    return [99 if s[i:i + 2] == "ab" else ord(c)
+            for i, c in enumerate(s) if not (i and s[i - 1:i + 1] == "ab")]
+  r = scoring.encode_pair(enc, "xa", "bc", head=(1,))
+  assert r.context == (1, ord("x"), ord("a"))
+  assert r.continuation == (ord("c"),)  # Tail of [x, ab, c] past 2 tokens.
+
+
+def test_empty_context_uses_prefix_token(toy_tokenizer):
+  enc = lambda s: toy_tokenizer.encode(s, add_bos=False)
+  r = scoring.encode_pair(enc, "", " more", prefix_token=2)
+  assert r.context == (2,)
+  with pytest.raises(ValueError, match="prefix token"):
+    scoring.encode_pair(enc, "", " more")
+
+
+def test_bucket_length():
+  assert scoring.bucket_length(1, (16, 64)) == 16
+  assert scoring.bucket_length(17, (16, 64)) == 64
+  assert scoring.bucket_length(65, (16, 64)) == 128
+
+
+def test_batches_cover_every_request_once_with_right_weights():
+  rng = np.random.default_rng(0)
+  reqs = _random_requests(rng, 23)
+  batches = scoring.make_batches(reqs, batch_size=4, buckets=(8, 16))
+  seen = np.concatenate([b.index[b.index >= 0] for b in batches])
+  assert sorted(seen.tolist()) == list(range(23))
+  for b in batches:
+    assert b.tokens.shape[0] == 4 and b.tokens.shape[1] in (8, 16)
+    for row, i in enumerate(b.index):
+      if i < 0:
+        assert not b.weights[row].any()
+        continue
+      r = reqs[i]
+      assert b.weights[row].sum() == len(r.continuation)
+      assert b.targets[row][b.weights[row]].tolist() == list(r.continuation)
+      n = len(r) - 1
+      assert b.tokens[row, :n].tolist() == list(r.tokens[:-1])
+
+
+def test_max_batch_tokens_shrinks_rows_for_long_buckets():
+  rng = np.random.default_rng(1)
+  reqs = _random_requests(rng, 8)
+  batches = scoring.make_batches(reqs, batch_size=8, buckets=(16,),
+                                 max_batch_tokens=32)
+  assert {b.tokens.shape for b in batches} == {(2, 16)}
+
+
+def test_scores_match_unbatched_reference(tiny_model):
+  model, params = tiny_model
+  rng = np.random.default_rng(2)
+  reqs = _random_requests(rng, 11)
+  got = scoring.score_requests(model, params, reqs, batch_size=4,
+                               buckets=(16,))
+  want = np.array([_reference(model, params, r) for r in reqs])
+  np.testing.assert_allclose(got.logliks, want, atol=1e-4, rtol=1e-5)
+  # Padding and batching never change a score: score one at a time too.
+  single = scoring.score_requests(model, params, reqs[:3], batch_size=1,
+                                  buckets=(16,))
+  np.testing.assert_allclose(single.logliks, want[:3], atol=1e-4, rtol=1e-5)
+  assert got.shapes == ((4, 16),) and got.num_batches == 3
+
+
+def test_greedy_flag(tiny_model):
+  model, params = tiny_model
+  ctx = (1, 5, 6, 7, 8)
+  logp = _log_softmax(model, params, jnp.asarray([ctx + (9,)]))[len(ctx) - 1]
+  best, worst = int(jnp.argmax(logp)), int(jnp.argmin(logp))
+  out = scoring.score_requests(
+      model, params, [scoring.Request(ctx, (best,)),
+                      scoring.Request(ctx, (worst,))], batch_size=4,
+      buckets=(16,))
+  assert out.greedy.tolist() == [True, False]
+  assert out.logliks[0] > out.logliks[1]
