@@ -27,6 +27,7 @@ on, so checkers and augmenters can verify answers by rule.
 from __future__ import annotations
 
 import collections
+import math
 import re
 from typing import Any, Callable
 
@@ -324,16 +325,9 @@ def _documents(world: kb.World, trained: kb.World, holdouts: list[str],
         f"semantic: num_documents must be >= {len(plans)} (one main article"
         f" per trained category and held-out parent), got {num_documents}")
   gen = rng.stream(seed, f"{NAME}/documents")
-  internal = [c for c in focuses if not world.is_leaf(c)]
-  related = [c for c in focuses if facts.rel_as_object[c] or any(
-      f.kind == "rel" for f in facts.own(c))]
-  for _ in range(num_documents - len(plans)):
-    style = STYLES[gen.choice(len(STYLES), p=_STYLE_WEIGHTS)]
-    pool = {"overview": internal, "relations": related}.get(style, focuses)
-    plans.append((style, pool[gen.integers(len(pool))], False))
   everything = trained.facts()
-  docs = []
-  for style, focus, main in plans:
+
+  def make(style: str, focus: str, main: bool) -> tuple[str, dict]:
     primary, secondary = _pools(facts, focus, style, gen)
     mentions = _Mentions(trained, focus)
     chosen = [f for f in dict.fromkeys(primary + secondary) if mentions.admit(f)]
@@ -359,9 +353,28 @@ def _documents(world: kb.World, trained: kb.World, holdouts: list[str],
       raise RuntimeError(
           f"semantic: document about {focus!r} has {len(rendered)} sentences")
     text = _doc_text(style, focus, [t for t, _ in rendered], gen)
-    docs.append((text, dict(style=style, focus=focus,
-                            sentences=len(rendered),
-                            facts=[i for _, ids in rendered for i in ids])))
+    return text, dict(style=style, focus=focus, sentences=len(rendered),
+                      facts=[i for _, ids in rendered for i in ids])
+
+  docs = [make(*plan) for plan in plans]
+  # Further documents favour categories whose own properties have been
+  # mentioned least: a root's properties can share no document with its
+  # many descendants, and would otherwise be rarer than the rest (a
+  # frequency cue for syllogism answers).
+  seen = collections.Counter(
+      i for _, meta in docs for i in meta["facts"] if i.startswith("prop:"))
+  own = {c: [f.id for f in facts.props(c)] for c in focuses}
+  internal = [c for c in focuses if not world.is_leaf(c)]
+  related = [c for c in focuses if facts.rel_as_object[c] or any(
+      f.kind == "rel" for f in facts.own(c))]
+  for _ in range(num_documents - len(plans)):
+    style = STYLES[gen.choice(len(STYLES), p=_STYLE_WEIGHTS)]
+    pool = {"overview": internal, "relations": related}.get(style, focuses)
+    need = [sum(seen[i] for i in own[c]) / len(own[c]) for c in pool]
+    lowest = sorted(range(len(pool)), key=lambda j: (need[j], j))[:5]
+    focus = pool[lowest[gen.integers(len(lowest))]]
+    docs.append(make(style, focus, False))
+    seen.update(i for i in docs[-1][1]["facts"] if i.startswith("prop:"))
   order = rng.stream(seed, f"{NAME}/document-order").permutation(len(docs))
   return [records.Document(id=f"{NAME}/doc{k:05d}", text=docs[i][0],
                            meta=docs[i][1]) for k, i in enumerate(order)]
@@ -503,7 +516,8 @@ def _select(items: list[dict], lo: int, hi: int, seed: int, split: str
 
 
 def _render_question(world: kb.World, split: str, it: dict, variant: int,
-                     k: int, gen) -> tuple[str, str, list[str], dict] | None:
+                     k: int, freq: dict[str, int], gen
+                     ) -> tuple[str, str, list[str], dict] | None:
   t = it["type"]
   table = {"rephrase": REPHRASE, "reversal": REVERSAL}.get(split, DEDUCTION)
   key = ("isa" if t.startswith("isa") else "rel" if t.startswith("rel")
@@ -530,8 +544,15 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
   hard = _hardness(world, it)
   # Among equally close ones, prefer the answer's length: no length cue.
   size = lambda c: abs(len(kb.plural(c)) - len(kb.plural(v)))
-  cands.sort(key=lambda c: hard(c) + (size(c),))
-  pool = cands[:max(2 * (k - 1), k + 2)]
+  keys = {c: hard(c) + (size(c),) for c in cands}
+  cands.sort(key=keys.__getitem__)
+  # Same level as the answer where there are enough, else the closest.
+  level = [c for c in cands if keys[c][0] == keys[cands[0]][0]]
+  pool = level if len(level) >= k - 1 else cands[:max(2 * (k - 1), k + 2)]
+  # Then the nearest in training frequency (documents mentioning the word),
+  # so that neither the most nor the least frequent choice is a cue.
+  near = lambda c: abs(math.log((1 + freq.get(c, 0)) / (1 + freq.get(v, 0))))
+  pool = sorted(pool, key=near)[:max(2 * (k - 1), k + 1)]
   distractors = [pool[i] for i in gen.choice(len(pool), size=k - 1, replace=False)]
   form = slot.split("_")[-1] if "_" in slot else "word"
 
@@ -547,7 +568,7 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
 
 
 def _questions(world: kb.World, trained: kb.World, holdouts: list[str], cfg,
-               seed: int) -> tuple[list[records.Question], dict[str, int]]:
+               seed: int, freq: dict[str, int]) -> tuple[list[records.Question], dict[str, int]]:
   k = int(cfg.num_choices)
   lo = int(cfg.min_questions_per_split)
   hi = int(cfg.get("max_questions_per_split", max(lo, 300)))
@@ -564,7 +585,7 @@ def _questions(world: kb.World, trained: kb.World, holdouts: list[str], cfg,
     gen = rng.stream(seed, f"{NAME}/{split}/distractors")
     rendered = []
     for it, variant in _select(items[split], lo, hi, seed, split):
-      q = _render_question(world, split, it, variant, k, gen)
+      q = _render_question(world, split, it, variant, k, freq, gen)
       if q is None:
         dropped[split] = dropped.get(split, 0) + 1
       else:
@@ -593,6 +614,18 @@ def _questions(world: kb.World, trained: kb.World, holdouts: list[str], cfg,
 # ---------------------------------------------------------------- generate
 
 
+def _doc_frequency(train: list[records.Document], world: kb.World
+                   ) -> dict[str, int]:
+  """Lemma -> number of training documents that mention it (any form)."""
+  lemmas = set(world.categories) | {w for (_, w) in world.owner}
+  form_of = {f: w for w in lemmas for f in kb.forms(w)}
+  freq = collections.Counter()
+  for d in train:
+    freq.update({form_of[x] for x in _WORD.findall(d.text.lower())
+                 if x in form_of})
+  return dict(freq)
+
+
 def _holdouts(world: kb.World, n: int, seed: int) -> list[str]:
   in_rel = {c for x, _, y in world.rels for c in (x, y)}
   eligible = [c for c in world.categories if world.is_leaf(c) and
@@ -613,7 +646,8 @@ def generate(cfg, seed: int) -> records.Dataset:
   trained = world.without(f for c in holdouts for f in world.facts()
                           if f.subject == c and f.kind != "isa")
   train = _documents(world, trained, holdouts, int(cfg.num_documents), seed)
-  test, dropped = _questions(world, trained, holdouts, cfg, seed)
+  test, dropped = _questions(world, trained, holdouts, cfg, seed,
+                             _doc_frequency(train, trained))
   taught = {i for d in train for i in d.meta["facts"]}
   missing = [f.id for f in trained.facts() if f.id not in taught]
   if missing:  # The main articles guarantee this; fail loudly if not.
@@ -675,8 +709,13 @@ def _card(world, trained, holdouts, train, test, dropped, cfg) -> dict[str, Any]
           f"{int(cfg.num_choices)}-way; the shared words are the prompt and"
           " each choice is one nonsense word (same grammatical form) plus a"
           " period. Distractors are false of the queried entity and true of"
-          " another one (e.g. a property some other category has), the"
-          " closest in the tree preferred; answer positions balanced."),
+          " another one (e.g. a property some other category has), from the"
+          " answer's level of the tree where possible and the nearest to it"
+          " in training-document frequency and length; answer positions"
+          " balanced. Further documents favour the least-mentioned"
+          " categories, so property words are about equally frequent: word"
+          " co-occurrence and word frequency are at chance on the syllogism"
+          " and category_holdout splits."),
   )
 
 

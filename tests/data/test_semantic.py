@@ -157,6 +157,34 @@ def test_splits_ask_what_they_claim():
         assert {world.parent[h], parent} & words, s
 
 
+def test_shallow_heuristics_are_at_chance_on_deductions():
+  """Word co-occurrence and word frequency in train do not solve syllogisms."""
+  ds = _dataset(tiny=False)
+  docs_of, freq = collections.defaultdict(set), collections.Counter()
+  for k, d in enumerate(ds.train):
+    for x in re.findall(r"[a-z]+", d.text.lower()):
+      docs_of[x].add(k)
+      freq[x] += 1
+  acc = collections.defaultdict(list)
+  for q in ds.test:
+    words = [w for w in re.findall(r"[a-z]+", q.prompt.lower())
+             if 0 < len(docs_of[w]) < len(ds.train) // 4]
+    values = [c.strip(" .") for c in q.choices]
+    for name, scores in (
+        ("cooccur", [sum(len(docs_of[w] & docs_of[v]) for w in words)
+                     for v in values]),
+        ("frequent", [freq[v] for v in values]),
+        ("rare", [-freq[v] for v in values])):
+      best = [i for i, x in enumerate(scores) if x == max(scores)]
+      acc[(q.split, name)].append((q.answer in best) / len(best))
+  mean = {k: sum(v) / len(v) for k, v in acc.items()}
+  for split in ("syllogism", "category_holdout"):
+    for name in ("cooccur", "frequent", "rare"):
+      assert mean[(split, name)] < 0.33, (split, name, mean[(split, name)])
+  # The stated facts themselves co-occur, as they must.
+  assert mean[("rephrase", "cooccur")] > 0.6
+
+
 def test_trained_facts_never_appear_backwards_or_deduced():
   ds = _dataset(tiny=False)
   text = checks.normalize("\n".join(d.text for d in ds.train))
