@@ -130,3 +130,21 @@ def test_smollm2_heads_fall_back_to_replication():
   assert shardings["embedder"]["embedding"].spec == P("tensor", "fsdp")
   assert shardings["layers"]["mlp"]["down"]["kernel"].spec == P(
       None, "tensor", "fsdp")
+
+
+def test_presets_use_known_names_and_shard_on_fsdp():
+  from ftgen.models import presets  # pylint: disable=g-import-not-at-top
+
+  known = {logical for logical, _ in rules_lib.LOGICAL_AXIS_RULES}
+  mesh = mesh_lib.make_mesh((1, 8, 1))
+  for name in sorted(presets.PRESETS):
+    config = presets.get_preset(name)
+    specs = sharding.logical_param_specs(config)
+    for spec in jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, P)):
+      assert set(spec) <= known, (name, spec)
+    shardings, fallbacks = sharding.param_shardings(config, mesh)
+    # Every real-size width divides 8, so pure FSDP shards every matrix.
+    assert not fallbacks, (name, [str(f) for f in fallbacks])
+    embedding = shardings["embedder"]["embedding"]
+    assert embedding.spec[1] == "fsdp", name
+    assert not embedding.is_fully_replicated
