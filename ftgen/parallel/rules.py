@@ -3,6 +3,14 @@
 Every parameter and every activation at a block boundary carries logical axis
 names; this table maps them to mesh axes (`data`, `fsdp`, `tensor`). Change
 sharding here, nowhere else.
+
+How it is applied (ftgen/parallel/sharding.py): a name missing from this
+table is an error for params (a typo would silently replicate a whole
+model); a param dimension that its mesh axes do not divide (e.g. SmolLM2's 9
+query / 3 kv heads on tensor=2, Gemma 3's single kv head) is replicated and
+logged, keeping the other dimensions sharded. Activation constraints may be
+uneven (XLA pads them). Tests check that every name the decoder uses, on
+params and on activations, appears here.
 """
 
 # Parameter axes.
@@ -16,7 +24,7 @@ sharding here, nowhere else.
 #   norm      norm scale vectors (replicated)
 # Activation axes.
 #   batch, length, act_embed, act_heads, act_kv_heads, act_mlp, act_vocab,
-#   cache_length
+#   cache_length; `head_dim` is also used on q/k/v activations.
 LOGICAL_AXIS_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     # Parameters: FSDP shards the model width, tensor parallelism the heads
     # and the MLP width.

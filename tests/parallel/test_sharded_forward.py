@@ -148,3 +148,26 @@ def test_presets_use_known_names_and_shard_on_fsdp():
     embedding = shardings["embedder"]["embedding"]
     assert embedding.spec[1] == "fsdp", name
     assert not embedding.is_fully_replicated
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma3"])
+def test_rules_cover_every_activation_name(name, monkeypatch):
+  # flax silently leaves an unknown activation name unsharded; record them.
+  seen = []
+  original = nn.with_logical_constraint
+
+  def record(x, axes, *args, **kwargs):
+    seen.append(tuple(axes))
+    return original(x, axes, *args, **kwargs)
+
+  monkeypatch.setattr(nn, "with_logical_constraint", record)
+  config = tiny.tiny_config(name)
+  params = sharding.boxed_abstract_params(config)
+  tokens = jax.ShapeDtypeStruct((2, 5), np.int32)
+  jax.eval_shape(
+      lambda p, t: Decoder(config).apply({"params": nn.unbox(p)}, t),
+      params, tokens)
+  known = {logical for logical, _ in rules_lib.LOGICAL_AXIS_RULES}
+  assert ("batch", "length", "act_embed") in seen
+  for axes in seen:
+    assert set(axes) - {None} <= known, axes
