@@ -154,7 +154,10 @@ def encode_prompts(prompts: Sequence[QuestionPrompt],
   for qi, p in enumerate(prompts):
     if p.head not in heads:
       ids = tuple(encode(p.head)) if p.head else ()
-      heads[p.head] = ((bos_id,) if bos_id is not None else ()) + ids
+      # A chat template may spell out BOS itself (Gemma's "<bos>").
+      if bos_id is not None and ids[:1] != (bos_id,):
+        ids = (bos_id,) + ids
+      heads[p.head] = ids
     for ci, choice in enumerate(p.question.choices):
       try:
         requests.append(scoring.encode_pair(

@@ -1,0 +1,321 @@
+"""The evaluation entry point: `run_evaluation(config, workdir)`.
+
+Loads a dataset directory and a model, builds one prompt per question for the
+condition (pretrained, icl, retrieval, finetuned), scores every choice as a
+continuation of its prompt (through a shared-prefix KV cache when all prompts
+share a long head), and writes to `workdir`:
+
+* `results.jsonl`: one row per question (DESIGN §3.3): id, split, condition,
+  logliks, pred, correct, plus answers, token and byte counts, the
+  normalized and calibrated variants, and the margin (best correct minus best
+  wrong score, a per-item log-odds for paired comparisons);
+* `summary.json`: per split acc, stderr, n, chance for every variant;
+* `lm_eval_results.json`: the same in lm-evaluation-harness layout;
+* `context.json`: token counts of the prompts (also all a dry run writes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from ftgen.data import io as data_io
+from ftgen.data import lm_eval
+from ftgen.data import records
+from ftgen.eval import metrics
+from ftgen.eval import prefix as prefix_lib
+from ftgen.eval import prompts as prompts_lib
+from ftgen.eval import scoring
+
+_log = logging.getLogger(__name__)
+
+ADD_BOS = ("auto", "yes", "no")
+
+
+class EvalConfigError(ValueError):
+  """A config value is invalid; the message names the key and allowed values."""
+
+
+def _check_config(config: Any):
+  if config.condition not in prompts_lib.CONDITIONS:
+    raise EvalConfigError(
+        f"config.condition={config.condition!r}; allowed:"
+        f" {', '.join(prompts_lib.CONDITIONS)}")
+  if not config.data:
+    raise EvalConfigError("config.data is empty: give a dataset directory"
+                          " (--config.data=DIR/NAME)")
+  if config.add_bos not in ADD_BOS:
+    raise EvalConfigError(
+        f"config.add_bos={config.add_bos!r}; allowed: {', '.join(ADD_BOS)}")
+  if config.condition == "finetuned" and not config.checkpoint:
+    raise EvalConfigError(
+        "condition 'finetuned' needs --config.checkpoint=DIR (an HF-style"
+        " export directory of the fine-tuned model)")
+  if config.condition != "finetuned" and config.checkpoint:
+    raise EvalConfigError(
+        f"config.checkpoint is set but condition is {config.condition!r};"
+        " use configs/evaluate.py:finetuned")
+  for key in ("batch_size", "icl_subsample", "retrieval_k", "prefill_chunk"):
+    if int(config[key]) < 1:
+      raise EvalConfigError(f"config.{key}={config[key]} must be >= 1")
+
+
+def load_questions(config: Any) -> tuple[list[records.Document] | None,
+                                         list[records.Question]]:
+  """Dataset documents (in-context conditions only) and selected questions."""
+  need_train = config.condition in ("icl", "retrieval")
+  docs, questions = data_io.load_dataset_dir(config.data, need_train=need_train)
+  if config.splits:
+    wanted = [s.strip() for s in config.splits.split(",") if s.strip()]
+    present = sorted({q.split for q in questions})
+    unknown = [s for s in wanted if s not in present]
+    if unknown:
+      raise EvalConfigError(
+          f"config.splits names {unknown}; the dataset has {present}")
+    questions = [q for q in questions if q.split in wanted]
+  n = int(config.max_questions_per_split)
+  if n > 0:
+    rng = np.random.default_rng(config.seed)
+    by_split: dict[str, list[int]] = {}
+    for i, q in enumerate(questions):
+      by_split.setdefault(q.split, []).append(i)
+    keep = set()
+    for split in sorted(by_split):
+      idx = by_split[split]
+      chosen = rng.choice(len(idx), size=min(n, len(idx)), replace=False)
+      keep.update(idx[j] for j in chosen)
+    questions = [q for i, q in enumerate(questions) if i in keep]
+  return docs, questions
+
+
+def load_model(config: Any):
+  """The model to evaluate: `config.model`, or the fine-tuned checkpoint."""
+  from ftgen.eval import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+
+  kwargs = {"dtype": config.dtype} if config.dtype else {}
+  if config.condition != "finetuned":
+    return registry.load_model(config.model, **kwargs)
+  return ckpt_lib.load_finetuned(config.model, config.checkpoint, **kwargs)
+
+
+def _model_parts(loaded):
+  """(Decoder, params on device once, tokenizer)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from ftgen.models import decoder  # pylint: disable=g-import-not-at-top
+  # Host numpy params would be copied to the device on every jitted call.
+  params = jax.device_put(loaded.params)
+  return decoder.Decoder(loaded.config), params, loaded.tokenizer
+
+
+def _chat_fn(tokenizer, use: bool):
+  if not use:
+    return None
+  def chat(body: str) -> str:
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": body}], add_generation_prompt=True)
+  return chat
+
+
+def _encoder(tokenizer, add_bos: str):
+  """(encode without specials, BOS id to prepend or None, prefix token)."""
+  use_bos = tokenizer.add_bos if add_bos == "auto" else add_bos == "yes"
+  if use_bos and tokenizer.bos_id is None:
+    raise EvalConfigError("config.add_bos='yes' but the tokenizer has no BOS")
+  bos = tokenizer.bos_id if use_bos else None
+  prefix_token = tokenizer.bos_id if tokenizer.bos_id is not None else (
+      tokenizer.eos_ids[0])
+  return (lambda s: tokenizer.encode(s, add_bos=False)), bos, prefix_token
+
+
+def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """Evaluates one condition and writes the outputs listed above.
+
+  Returns:
+    The summary dict (also written to summary.json); for a dry run, the
+    context report.
+  """
+  t0 = time.time()
+  _check_config(config)
+  docs, questions = load_questions(config)
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  loaded = load_model(config)
+  model, params, tok = _model_parts(loaded)
+  encode, bos, prefix_token = _encoder(tok, config.add_bos)
+  prompts = prompts_lib.build_prompts(
+      config.condition, questions, docs, instruction=config.instruction,
+      separator=config.doc_separator,
+      chat=_chat_fn(tok, config.use_chat_template),
+      icl_subsample=config.icl_subsample, shuffle=config.shuffle,
+      shuffle_seed=config.shuffle_seed, dedup=config.dedup,
+      retrieval_k=config.retrieval_k, retrieval_query=config.retrieval_query)
+  encoded = prompts_lib.encode_prompts(prompts, encode, bos_id=bos,
+                                       prefix_token=prefix_token)
+  report = prompts_lib.context_report(encoded, model.config.max_seq_len)
+  report.update(condition=config.condition, model=config.model,
+                num_questions=len(questions),
+                num_context_documents=max(len(p.documents) for p in prompts))
+  _write_json(workdir / "context.json", report)
+  if config.dry_run:
+    print(_dry_run_text(report))
+    return report
+  prompts_lib.check_fits(report, config.model)
+
+  kwargs = dict(batch_size=config.batch_size, buckets=tuple(config.buckets),
+                max_batch_tokens=config.max_batch_tokens, pad_id=tok.pad_id,
+                progress=config.progress)
+  t_score = time.time()
+  if config.prefix_cache:
+    scores, cached = prefix_lib.score_with_prefix(
+        model, params, encoded.requests, chunk=config.prefill_chunk,
+        min_prefix=config.prefix_min_tokens, desc=config.condition, **kwargs)
+  else:
+    scores = scoring.score_requests(model, params, encoded.requests,
+                                    desc=config.condition, **kwargs)
+    cached = 0
+  neutral = None
+  if config.calibration:
+    neutral = _neutral_logliks(model, params, questions, encode, bos,
+                               prefix_token, config.calibration_prompt, kwargs)
+  seconds_scoring = time.time() - t_score
+
+  rows = _rows(config.condition, questions, encoded, scores, neutral)
+  chance = {}
+  for q in questions:
+    chance.setdefault(q.split, []).append(q.chance)
+  chance = {s: float(np.mean(v)) for s, v in chance.items()}
+  per_split = metrics.summarize(rows, chance)
+  dataset_name = pathlib.Path(config.data).name
+  summary = {
+      "dataset": dataset_name,
+      "model": config.model,
+      "condition": config.condition,
+      "splits": per_split,
+      "context": report,
+      "prefix_tokens_cached": cached,
+      "num_batches": scores.num_batches,
+      "batch_shapes": [list(s) for s in scores.shapes],
+      "seconds_scoring": seconds_scoring,
+      "seconds_total": time.time() - t0,
+  }
+  with open(workdir / "results.jsonl", "w", encoding="utf-8") as f:
+    for row in rows:
+      f.write(json.dumps(row) + "\n")
+  _write_json(workdir / "summary.json", summary)
+  tasks = {s: lm_eval.task_name(dataset_name, s) for s in chance}
+  _write_json(workdir / "lm_eval_results.json", metrics.lm_eval_results(
+      per_split, tasks, {"model": config.model, "condition": config.condition,
+                         "data": str(config.data)}))
+  return summary
+
+
+def _neutral_logliks(model, params, questions, encode, bos, prefix_token,
+                     prompt: str, kwargs) -> list[list[float]]:
+  """Each choice's log-prob after the neutral prompt (deduplicated choices)."""
+  head = (bos,) if bos is not None else ()
+  unique: dict[str, int] = {}
+  reqs = []
+  for q in questions:
+    for c in q.choices:
+      if c not in unique:
+        unique[c] = len(reqs)
+        reqs.append(scoring.encode_pair(encode, prompt, c, head=head,
+                                        prefix_token=prefix_token))
+  kwargs = dict(kwargs)
+  scores = scoring.score_requests(model, params, reqs, desc="calibration",
+                                  **kwargs)
+  return [[float(scores.logliks[unique[c]]) for c in q.choices]
+          for q in questions]
+
+
+def _rows(condition: str, questions: Sequence[records.Question],
+          encoded: prompts_lib.Encoded, scores: scoring.Scores,
+          neutral: list[list[float]] | None) -> list[dict[str, Any]]:
+  per_q: list[list[int]] = [[] for _ in questions]
+  for r, (qi, _) in enumerate(encoded.owner):
+    per_q[qi].append(r)
+  rows = []
+  for qi, q in enumerate(questions):
+    idx = per_q[qi]
+    logliks = [float(scores.logliks[i]) for i in idx]
+    num_tokens = [len(encoded.requests[i].continuation) for i in idx]
+    num_bytes = [len(c.encode("utf-8")) for c in q.choices]
+    variants = metrics.variant_scores(logliks, num_tokens, num_bytes,
+                                      neutral[qi] if neutral else None)
+    pred = metrics.argmax(logliks)
+    row = {
+        "id": q.id,
+        "split": q.split,
+        "condition": condition,
+        "logliks": logliks,
+        "pred": pred,
+        "correct": pred in q.answers,
+        "answers": list(q.answers),
+        "margin": _finite(metrics.margin(logliks, q.answers)),
+        "context_tokens": len(encoded.requests[idx[0]].context),
+        "num_tokens": num_tokens,
+        "num_bytes": num_bytes,
+        "greedy": [bool(scores.greedy[i]) for i in idx],
+        "variants": {},
+    }
+    for name, vals in variants.items():
+      if name == "raw":
+        continue
+      p = metrics.argmax(vals)
+      row["variants"][name] = {"scores": vals, "pred": p,
+                               "correct": p in q.answers}
+    if neutral is not None:
+      row["neutral_logliks"] = neutral[qi]
+    rows.append(row)
+  return rows
+
+
+def _dry_run_text(report: dict[str, Any]) -> str:
+  fits = "fits" if report["fits"] else "DOES NOT FIT"
+  return (
+      f"dry run ({report['condition']}, {report['model']}):"
+      f" {report['num_questions']} questions, {report['num_requests']}"
+      f" (question, choice) pairs; context {report['head_tokens_max']} tokens"
+      f" ({report['num_context_documents']} documents); longest prompt"
+      f" {report['request_tokens_max']} of {report['max_seq_len']} allowed"
+      f" tokens: {fits}")
+
+
+def _finite(x: float) -> float | None:
+  return float(x) if np.isfinite(x) else None
+
+
+def _clean(obj: Any) -> Any:
+  """NaN/inf -> None so the files are strict JSON."""
+  if isinstance(obj, dict):
+    return {k: _clean(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_clean(v) for v in obj]
+  if isinstance(obj, float) and not np.isfinite(obj):
+    return None
+  return obj
+
+
+def _write_json(path: pathlib.Path, obj: Any):
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(_clean(obj), f, indent=1, default=_json_default)
+    f.write("\n")
+  tmp.replace(path)
+
+
+def _json_default(x):
+  if isinstance(x, (np.integer,)):
+    return int(x)
+  if isinstance(x, (np.floating,)):
+    return float(x)
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  raise TypeError(f"not JSON serializable: {type(x).__name__}")
