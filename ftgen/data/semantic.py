@@ -159,7 +159,9 @@ def _render(f: kb.Fact, gen) -> str:
 
 
 def _join(words: list[str]) -> str:
-  return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+  if len(words) == 1:
+    return words[0]
+  return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 # ---------------------------------------------------------------- documents
@@ -248,21 +250,21 @@ def _pools(facts: _Facts, focus: str, style: str, gen
   siblings = [c for c in w.children[parent] if c != focus] if parent else []
   own = facts.own(focus)
   isa_first = [f for f in own if f.kind == "isa"]
-  primary = isa_first + rng_shuffle([f for f in own if f.kind != "isa"], gen)
+  primary = isa_first + _shuffle([f for f in own if f.kind != "isa"], gen)
   kids = [[kb.isa(c, focus)] + facts.props(c) for c in w.children[focus]]
   if style == "overview":  # The kinds of `focus`, not its own properties.
-    return [f for g in rng_shuffle(kids, gen) for f in g], primary
+    return [f for g in _shuffle(kids, gen) for f in g], primary
   groups = [[kb.isa(s, parent)] + facts.props(s) for s in siblings]
   groups += [[f] for f in facts.rel_as_object[focus]] + kids
   if parent is not None:
     groups.append(facts.own(parent))
-  secondary = [f for g in rng_shuffle(groups, gen) for f in g]
+  secondary = [f for g in _shuffle(groups, gen) for f in g]
   if style == "relations":  # Who relates to whom first, then the rest.
     rels = [f for f in own if f.kind == "rel"] + facts.rel_as_object[focus]
     neighbours = [f.value if f.subject == focus else f.subject for f in rels]
     more = [g for n in neighbours for g in facts.own(n) if g.kind == "rel"]
-    return (rng_shuffle(rels, gen) + isa_first,
-            rng_shuffle(list(dict.fromkeys(more)), gen) + primary + secondary)
+    return (_shuffle(rels, gen) + isa_first,
+            _shuffle(list(dict.fromkeys(more)), gen) + primary + secondary)
   return primary, secondary
 
 
@@ -306,7 +308,7 @@ class _Mentions:
     return True
 
 
-def rng_shuffle(items: list, gen) -> list:
+def _shuffle(items: list, gen) -> list:
   order = gen.permutation(len(items))
   return [items[i] for i in order]
 
@@ -330,12 +332,13 @@ def _documents(world: kb.World, trained: kb.World, holdouts: list[str],
   def make(style: str, focus: str, main: bool) -> tuple[str, dict]:
     primary, secondary = _pools(facts, focus, style, gen)
     mentions = _Mentions(trained, focus)
-    chosen = [f for f in dict.fromkeys(primary + secondary) if mentions.admit(f)]
+    chosen = [f for f in dict.fromkeys(primary + secondary)
+              if mentions.admit(f)]
     rendered = _sentences(chosen, style, focus, gen)
     if len(rendered) < MIN_SENTENCES:  # Thin pool: one fact per sentence.
       rendered = _sentences(chosen, style, focus, gen, merge=False)
     if len(rendered) < MIN_SENTENCES:  # Still thin: borrow unrelated facts.
-      for f in rng_shuffle(everything, gen):
+      for f in _shuffle(everything, gen):
         if len(chosen) >= MIN_SENTENCES:
           break
         if f not in chosen and mentions.admit(f):
@@ -461,7 +464,8 @@ def _items(world: kb.World, trained: kb.World, holdouts: list[str]
   items = {s: [] for s in SPLITS}
   for f in trained.facts():
     if f.kind == "isa":
-      items["rephrase"].append(item("isa", f.subject, "isa", f.value, [f], "isa"))
+      items["rephrase"].append(
+          item("isa", f.subject, "isa", f.value, [f], "isa"))
       items["reversal"].append(
           item("isa_rev", f.value, "isa", f.subject, [f], "isa"))
     elif f.kind == "prop":
@@ -540,7 +544,7 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
   cands = _candidates(world, it)
   if len(cands) < k - 1:
     return None
-  cands = rng_shuffle(cands, gen)
+  cands = _shuffle(cands, gen)
   hard = _hardness(world, it)
   # Among equally close ones, prefer the answer's length: no length cue.
   size = lambda c: abs(len(kb.plural(c)) - len(kb.plural(v)))
@@ -553,7 +557,8 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
   # so that neither the most nor the least frequent choice is a cue.
   near = lambda c: abs(math.log((1 + freq.get(c, 0)) / (1 + freq.get(v, 0))))
   pool = sorted(pool, key=near)[:max(2 * (k - 1), k + 1)]
-  distractors = [pool[i] for i in gen.choice(len(pool), size=k - 1, replace=False)]
+  picks = gen.choice(len(pool), size=k - 1, replace=False)
+  distractors = [pool[i] for i in picks]
   form = slot.split("_")[-1] if "_" in slot else "word"
 
   def choice(c):
@@ -568,7 +573,8 @@ def _render_question(world: kb.World, split: str, it: dict, variant: int,
 
 
 def _questions(world: kb.World, trained: kb.World, holdouts: list[str], cfg,
-               seed: int, freq: dict[str, int]) -> tuple[list[records.Question], dict[str, int]]:
+               seed: int, freq: dict[str, int]
+               ) -> tuple[list[records.Question], dict[str, int]]:
   k = int(cfg.num_choices)
   lo = int(cfg.min_questions_per_split)
   hi = int(cfg.get("max_questions_per_split", max(lo, 300)))
@@ -657,7 +663,8 @@ def generate(cfg, seed: int) -> records.Dataset:
                                     dropped, cfg))
 
 
-def _card(world, trained, holdouts, train, test, dropped, cfg) -> dict[str, Any]:
+def _card(world, trained, holdouts, train, test, dropped, cfg
+          ) -> dict[str, Any]:
   leaves = sum(world.is_leaf(c) for c in world.categories)
   n_props = sum(len(v) for v in world.props.values())
   sentences = [d.meta["sentences"] for d in train]
@@ -674,9 +681,9 @@ def _card(world, trained, holdouts, train, test, dropped, cfg) -> dict[str, Any]
           " ask trained facts reworded, reversed, inherited properties"
           " (syllogisms) and everything about held-out categories."),
       hierarchy=(
-          f"{len(world.categories)} categories ({len(world.categories) - leaves}"
-          f" internal, {leaves} leaves, depth <= "
-          f"{max(world.depth(c) for c in world.categories)}) under"
+          f"{len(world.categories)} categories"
+          f" ({len(world.categories) - leaves} internal, {leaves} leaves,"
+          f" depth <= {max(world.depth(c) for c in world.categories)}) under"
           f" {sum(world.parent[c] is None for c in world.categories)} roots;"
           f" {n_props} own properties (1-6 per category, kinds are/have/can,"
           f" each word owned by one category and inherited by its"

@@ -348,7 +348,8 @@ class World:
 
 
 def parse_hierarchy(text: str = HIERARCHY
-                    ) -> tuple[dict[str, str | None], dict[str, list[tuple[str, str]]]]:
+                    ) -> tuple[dict[str, str | None],
+                               dict[str, list[tuple[str, str]]]]:
   parent: dict[str, str | None] = {}
   props: dict[str, list[tuple[str, str]]] = {}
   stack: list[str] = []
@@ -410,7 +411,7 @@ def english_world() -> World:
   return world
 
 
-# ---------------------------------------------------------------- relexicalizing
+# ---------------------------------------------------------- relexicalizing
 
 
 def _assign_words(keys: list[str], seed: int, tokenizer: str) -> dict[str, str]:

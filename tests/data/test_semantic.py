@@ -25,7 +25,8 @@ SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
 
 
 def _cfg(tiny=True, **overrides):
-  cfg = data_configs.get_config("semantic,tiny" if tiny else "semantic").generator
+  name = "semantic,tiny" if tiny else "semantic"
+  cfg = data_configs.get_config(name).generator
   cfg = cfg.copy_and_resolve_references()
   cfg.unlock()
   cfg.tokenizer = ""  # No model files needed.
@@ -46,7 +47,8 @@ def _sentences(ds):
 def test_hierarchy_is_real_world_sized_and_consistent():
   w = kb.english_world()
   assert 100 <= len(w.categories) <= 120
-  assert {"animal", "object"} == {c for c in w.categories if w.parent[c] is None}
+  roots = {c for c in w.categories if w.parent[c] is None}
+  assert roots == {"animal", "object"}
   assert w.parent["dog"] == "canine" and w.ancestors("dog") == (
       "canine", "mammal", "animal")
   assert all(1 <= len(w.props[c]) <= 6 for c in w.categories)
@@ -113,7 +115,8 @@ def test_splits_ask_what_they_claim():
   world = kb.World.from_facts(facts)
   taught = {f.id for f in facts}
   sentences = _sentences(ds)
-  holdouts = {q.meta["entity"] for q in ds.test if q.split == "category_holdout"}
+  holdouts = {q.meta["entity"] for q in ds.test
+              if q.split == "category_holdout"}
   assert len(holdouts) == 16
   for q in ds.test:
     m, v = q.meta, q.meta["value"]
@@ -188,7 +191,8 @@ def test_shallow_heuristics_are_at_chance_on_deductions():
 def test_trained_facts_never_appear_backwards_or_deduced():
   ds = _dataset(tiny=False)
   text = checks.normalize("\n".join(d.text for d in ds.train))
-  for marker in (" include ", "among the things", "sort of", "without exception"):
+  for marker in (" include ", "among the things", "sort of",
+                 "without exception"):
     assert marker not in text
   world = kb.World.from_facts(semantic.training_facts(ds))
   passives = {kb.past(v) for v in world.verbs}
@@ -252,7 +256,8 @@ def test_checks_catch_leaks_missing_facts_and_bad_labels():
     bad = records.Question(q.id, q.split, q.prompt, tuple(choices), q.answer,
                            meta=dict(q.meta, choice_values=bad_values))
     tests = [bad if x.id == q.id else x for x in ds.test]
-    problems = checks.failures(records.Dataset(ds.name, ds.train, tests, ds.card))
+    problems = checks.failures(
+        records.Dataset(ds.name, ds.train, tests, ds.card))
     assert any("is true of" in p for p in
                problems["semantic_labels_and_distractors"])
 
@@ -268,7 +273,8 @@ def test_oracle_states_every_reversal_and_deduction_and_nothing_untrained():
       assert target in normalized, target
   # Only words the training documents use, so held-out categories get no
   # more than their parent fact entails.
-  train_words = set(re.findall(r"[a-z]+", "\n".join(d.text for d in ds.train).lower()))
+  train_text = "\n".join(d.text for d in ds.train).lower()
+  train_words = set(re.findall(r"[a-z]+", train_text))
   world = kb.World.from_facts(semantic.training_facts(ds))
   allowed = train_words | {kb.past(v) for v in world.verbs} | {
       "include", "among", "things", "by"}
