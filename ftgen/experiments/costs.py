@@ -213,7 +213,9 @@ def costs_markdown(ledger: Mapping[str, Any]) -> str:
            f"Model {ledger['model']} ({ledger['num_params']:,} parameters)"
            + (f", wall times on {ledger['device']}" if ledger.get("device")
               else "") + ". FLOPs are analytic (2 per weight per token"
-           " forward, 6 training, plus attention).", "",
+           " forward, 6 training, plus attention); per-query wall time is an"
+           " evaluation's scoring time over its questions, compilation"
+           " included.", "",
            "| condition | one-time wall s | one-time FLOPs | per-query wall s |"
            " per-query FLOPs | context tokens |",
            "| --- | --- | --- | --- | --- | --- |"]

@@ -533,11 +533,12 @@ class _Experiment:
         continue
       seeds = self.eval_seeds(cond)
       once = []
-      kind = AUGMENTATION.get(cond)
-      if kind:
-        parts = list(_BOTH) if kind == "both" else [kind]
-        once += [f"augment/{k}" for k in parts]
-        # Per seed: one fine-tuning run each; the ledger reports one run.
+      if cond in AUGMENTATION:
+        kind = AUGMENTATION[cond]
+        if kind:
+          parts = list(_BOTH) if kind == "both" else [kind]
+          once += [f"augment/{k}" for k in parts]
+        # One fine-tuning run (of the first seed) per condition.
         once.append(f"finetune/{cond}/seed_{seeds[0]}")
       one_time[cond] = once
       evals = [stages.get(f"eval/{cond}/seed_{s}") or {} for s in seeds]

@@ -117,6 +117,9 @@ def test_all_conditions_and_outputs(tmp_path, fakes):
   assert aug_once["stages"] == ["augment/local", "augment/global",
                                 "finetune/finetune_aug/seed_0"]
   assert aug_once["flops"] > 0
+  assert costs["conditions"]["finetune"]["one_time"]["stages"] == [
+      "finetune/finetune/seed_0"]
+  assert costs["conditions"]["icl"]["one_time"]["stages"] == []
   even = costs["break_even"]["finetune_aug"]
   assert 0 < even["queries_flops"] < float("inf")
   for name in ("results.jsonl", "results.parquet", "results.csv",
