@@ -71,7 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Sentence splitting (ftgen.data.splitting): none|independent|cumulative.
   c.data.split_mode = "cumulative" if name == "semantic" else "none"
   c.data.append_eos = True
-  c.data.max_len = 128 if tiny else 512  # Longest input, in tokens.
+  c.data.max_len = 512  # Longest input, in tokens.
   # Padded lengths; one compile per bucket (tiny: one, for fast tests).
   c.data.num_buckets = 1 if tiny else 4
   # Augmented documents (JSONL of {"id","text"}) and their share per batch.

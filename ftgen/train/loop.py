@@ -140,7 +140,11 @@ def build(config: Any, workdir: str | pathlib.Path) -> Setup:
   model = _decoder(model_config, config)
 
   data_dir = ensure_dataset(config, workdir)
-  documents, questions = data_io.load_dataset_dir(data_dir)
+  documents = data_io.read_documents(data_dir / "train.jsonl")
+  test = data_dir / "test.jsonl"
+  # Own documents may come without questions: train, skip evaluation.
+  questions = (data_io.read_questions(test)
+               if test.is_file() and test.read_text().strip() else [])
   batcher = data_lib.build_batcher(documents, tokenizer, config.data,
                                    config.batch_size, config.seed)
 

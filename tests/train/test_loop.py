@@ -1,0 +1,170 @@
+"""The fine-tuning loop in-process: smoke runs, sharding, accumulation, errors."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+from ftgen.train import checkpoint as ckpt_lib
+from ftgen.train import loop
+from ftgen.train import metrics
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _configs():
+  spec = importlib.util.spec_from_file_location(
+      "configs_finetune", _ROOT / "configs" / "finetune.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _tiny(name="reversals", **overrides):
+  config = _configs().get_config(f"{name},tiny")
+  config.progress = False
+  config.export_hf = False
+  config.eval_every = -1
+  config.num_devices = 1
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split("__")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def _datasets():
+  return _configs()._datasets()  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("name", _datasets())
+def test_configs_load_locked_with_tiny_defaults(name):
+  tiny = _configs().get_config(f"{name},tiny")
+  assert tiny.model == "tiny" and tiny.steps >= 50
+  assert tiny.checkpoint_every == 10
+  assert tiny.data.source.name == name
+  with pytest.raises(AttributeError):
+    tiny.no_such_key = 1
+  full = _configs().get_config(name)
+  assert full.model == "smollm2-135m" and full.lora.rank > 0
+
+
+@pytest.mark.parametrize("arg", ["", "nope", "reversals,huge"])
+def test_bad_config_names_allowed_values(arg):
+  with pytest.raises(ValueError, match="allowed|needs a dataset name"):
+    _configs().get_config(arg)
+
+
+def _user_docs(tmp_path):
+  docs = tmp_path / "docs.jsonl"
+  docs.write_text("".join(
+      json.dumps({"id": f"d{i}", "text": f"Item {i} is blue. It is small."})
+      + "\n" for i in range(6)))
+  return str(docs)
+
+
+@pytest.mark.parametrize("name", [
+    n if n == "reversals" else pytest.param(n, marks=pytest.mark.slow)
+    for n in _datasets()])
+def test_two_step_smoke_run_of_every_tiny_config(name, tmp_path):
+  config = _tiny(name, steps=2, eval_every=0, eval_max_questions=2,
+                 export_hf=True)
+  if name == "user":
+    config.data.source.generator.documents = _user_docs(tmp_path)
+  try:
+    summary = loop.finetune(config, tmp_path / "run")
+  except (ImportError, ModuleNotFoundError) as e:
+    pytest.skip(f"dataset {name}: generator not available ({e})")
+  assert summary["steps"] == 2
+  assert summary["final_loss"] > 0
+  saved = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+  assert saved["params_digest"] == summary["params_digest"]
+  assert len(saved["params_digest"]) == 64
+  assert (tmp_path / "run" / "checkpoints" / "2").is_dir()
+  assert (tmp_path / "run" / "export" / "model.safetensors").is_file()
+  rows = metrics.read_metrics(tmp_path / "run")
+  assert [r["step"] for r in rows if "loss" in r] == [1, 2]
+
+
+def test_lora_run_trains_adapters_and_exports_merged(tmp_path):
+  config = _tiny(steps=3, lora__rank=4, lora__targets=("q", "v", "up"),
+                 export_hf=True)
+  summary = loop.finetune(config, tmp_path / "run")
+  assert summary["steps"] == 3
+  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
+  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.train import state as state_lib  # pylint: disable=g-import-not-at-top
+  base = registry.load_model("tiny", seed=0).params
+  export = tmp_path / "run" / "export"
+  merged = hf.load_hf_params(export, hf.load_hf_config(export), "float32")
+  # The export holds the merged weights: q changed, k did not.
+  assert state_lib.params_digest(merged) == summary["params_digest"]
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  q0, q1 = (np.asarray(t["layers"]["attn"]["q"]["kernel"])
+            for t in (base, merged))
+  k0, k1 = (np.asarray(t["layers"]["attn"]["k"]["kernel"])
+            for t in (base, merged))
+  assert np.abs(q1 - q0).max() > 0
+  np.testing.assert_array_equal(k0, k1)
+
+
+def _losses(workdir):
+  return [r["loss"] for r in metrics.read_metrics(workdir) if "loss" in r]
+
+
+@pytest.mark.slow
+def test_eight_devices_data_fsdp_tensor_match_one_device(tmp_path):
+  steps = 4
+  one = _tiny(steps=steps, checkpoint_every=1000)
+  loop.finetune(one, tmp_path / "one")
+  eight = _tiny(steps=steps, checkpoint_every=1000, num_devices=8,
+                mesh__data=2, mesh__fsdp=2, mesh__tensor=2)
+  loop.finetune(eight, tmp_path / "eight")
+  a, b = _losses(tmp_path / "one"), _losses(tmp_path / "eight")
+  assert len(a) == len(b) == steps
+  assert a[-1] < a[0]  # It trains.
+  for x, y in zip(a, b):
+    assert y == pytest.approx(x, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_accumulation_gives_the_same_update(tmp_path):
+  s1 = loop.finetune(_tiny(steps=2, checkpoint_every=1000), tmp_path / "a1")
+  s2 = loop.finetune(_tiny(steps=2, checkpoint_every=1000, accum_steps=4),
+                     tmp_path / "a4")
+  assert _losses(tmp_path / "a4") == pytest.approx(_losses(tmp_path / "a1"),
+                                                   rel=1e-5)
+  assert s2["final_loss"] == pytest.approx(s1["final_loss"], rel=1e-5)
+
+
+def test_batch_not_divisible_by_data_parallel_size(tmp_path):
+  config = _tiny(batch_size=6, num_devices=8, mesh__data=2, mesh__fsdp=2,
+                 mesh__tensor=2)
+  with pytest.raises(ValueError, match=r"'batch_size' = 6.*data-parallel size"
+                     r" 4.*'mesh'"):
+    loop.finetune(config, tmp_path / "run")
+
+
+def test_lora_on_missing_module(tmp_path):
+  config = _tiny(lora__rank=4, lora__targets=("q", "wq"))
+  with pytest.raises(ValueError, match=r"lora.targets.*\['wq'\].*allowed"):
+    loop.finetune(config, tmp_path / "run")
+
+
+def test_workdir_with_another_models_checkpoint(tmp_path):
+  loop.finetune(_tiny(steps=1, checkpoint_every=1), tmp_path / "run")
+  other = _tiny(steps=2, model="tiny:qwen2")
+  with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                     match=r"another model.*model: checkpoint has 'tiny',"
+                     r" config gives 'tiny:qwen2'.*'model'"):
+    loop.finetune(other, tmp_path / "run")
+
+
+def test_finished_run_resumes_to_the_same_summary(tmp_path):
+  first = loop.finetune(_tiny(steps=3), tmp_path / "run")
+  again = loop.finetune(_tiny(steps=3), tmp_path / "run")
+  assert again["params_digest"] == first["params_digest"]
+  assert again["final_loss"] == first["final_loss"]
