@@ -62,22 +62,22 @@ def _reference(name):
     config = tiny.tiny_config(name)
     one = mesh_lib.make_mesh((1, 1, 1), devices=jax.devices()[:1])
     # Random params from a jitted init on one device (the eager init is slow).
-    host = jax.tree.map(
+    init = jax.tree.map(
         np.asarray, sharding.init_sharded(config, one, jax.random.key(3)))
     # Norm scales away from their init value, so sharded norms are checked.
     host = jax.tree_util.tree_map_with_path(
         lambda path, x: x + 0.1 * np.cos(np.arange(x.size)).reshape(x.shape)
-        if path[-1].key == "scale" else x, host)
+        if path[-1].key == "scale" else x, init)
     tokens = np.random.default_rng(0).integers(0, config.vocab_size, (8, 12))
     _, logits = _forward(config, host, tokens, one)
-    _REFERENCES[name] = (config, host, tokens, np.asarray(logits))
+    _REFERENCES[name] = (config, host, tokens, np.asarray(logits), init)
   return _REFERENCES[name]
 
 
 @pytest.mark.parametrize("shape", [(2, 2, 2), (1, 4, 2)])
 @pytest.mark.parametrize("name", ["llama", "gemma3"])
 def test_sharded_logits_match_one_device(name, shape):
-  config, host, tokens, reference = _reference(name)
+  config, host, tokens, reference, _ = _reference(name)
   assert np.abs(reference).max() > 0.1  # not a degenerate comparison
   mesh = mesh_lib.make_mesh(shape)
   params, logits = _forward(config, host, tokens, mesh)
@@ -98,19 +98,19 @@ def test_sharded_logits_match_one_device(name, shape):
   np.testing.assert_allclose(logits, reference, rtol=1e-5, atol=1e-5)
 
 
-def test_init_sharded_matches_place_params():
-  config = tiny.tiny_config("llama")
+def test_init_sharded_matches_one_device_init_and_place_params():
+  config, _, _, _, init_one = _reference("llama")
   mesh = mesh_lib.make_mesh((2, 2, 2))
-  params = sharding.init_sharded(config, mesh, jax.random.key(7))
-  init = jax.jit(lambda key: nn.unbox(
-      Decoder(config).init(key, np.zeros((1, 1), np.int32))["params"]))
-  host = jax.tree.map(np.asarray, init(jax.random.key(7)))
-  placed = sharding.place_params(host, config, mesh)
+  params = sharding.init_sharded(config, mesh, jax.random.key(3))
+  placed = sharding.place_params(init_one, config, mesh)
   for a, b, h in zip(jax.tree.leaves(params), jax.tree.leaves(placed),
-                     jax.tree.leaves(host)):
+                     jax.tree.leaves(init_one)):
     assert a.sharding == b.sharding
     np.testing.assert_array_equal(np.asarray(b), h)
+    # Born sharded, the same random values as on one device.
     np.testing.assert_allclose(np.asarray(a), h, rtol=1e-6, atol=1e-7)
+  assert params["layers"]["mlp"]["down"]["kernel"].sharding.spec == P(
+      None, "tensor", "fsdp")
 
 
 def test_smollm2_heads_fall_back_to_replication():
