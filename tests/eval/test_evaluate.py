@@ -1,0 +1,176 @@
+"""run_evaluation end to end on a tiny model, outputs, and bad input."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from ftgen.eval import checkpoint as ckpt_lib
+from ftgen.eval import evaluate
+from ftgen.eval import prompts
+
+from tests.eval import conftest
+
+
+def _eval_config(repo_root, mode, **overrides):
+  spec = importlib.util.spec_from_file_location(
+      "configs_evaluate", repo_root / "configs" / "evaluate.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(f"{mode},tiny")
+  config.progress = False
+  for k, v in overrides.items():
+    config[k] = v
+  return config
+
+
+@pytest.fixture(scope="module")
+def fast_tiny():
+  """The `tiny` registry model's config and tokenizer, params from numpy."""
+  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+  from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
+  tok = tiny_tok.tiny_tokenizer()
+  config = tiny.tiny_config("llama", vocab_size=tok.vocab_size,
+                            max_seq_len=2048)
+  _, params = conftest.random_params(config, seed=0)
+  return registry.LoadedModel(config, params, tok, "tiny", "random")
+
+
+@pytest.fixture
+def patched(monkeypatch, fast_tiny):
+  monkeypatch.setattr(evaluate, "load_model", lambda config: fast_tiny)
+  return fast_tiny
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  from ftgen.data import io  # pylint: disable=g-import-not-at-top
+  from ftgen.data import records  # pylint: disable=g-import-not-at-top
+  # A small reversal-style set: 6 facts, 2 splits, 2 choices each.
+  docs, qs = [], []
+  words = ["glon", "femp", "zib", "wug", "plok", "snee", "mave", "trel",
+           "kell", "brom", "dask", "vint"]
+  for i in range(6):
+    a, b = words[2 * i], words[2 * i + 1]
+    docs.append(records.Document(f"d{i}", f"{a} are more dangerous than {b}."))
+    qs.append(records.Question(f"r{i}", "reversal", f"{b} are",
+                               (" less dangerous than " + a + ".",
+                                " more dangerous than " + a + "."), i % 2 * 0))
+    qs.append(records.Question(f"f{i}", "rephrase", f"{a} are",
+                               (" more dangerous than " + b + ".",
+                                " less dangerous than " + b + ".",
+                                " as dangerous as " + b + "."), 0, (0,)))
+  path = tmp_path_factory.mktemp("data") / "toy"
+  path.mkdir()
+  io.write_jsonl(path / "train.jsonl", [d.to_json() for d in docs])
+  io.write_jsonl(path / "test.jsonl", [q.to_json() for q in qs])
+  return path
+
+
+@pytest.mark.slow  # ~20 s on a loaded 2-core CPU (four compiles).
+def test_icl_outputs_and_prefix_equals_brute_force(repo_root, patched,
+                                                   data_dir, tmp_path):
+  cfg = _eval_config(repo_root, "icl", data=str(data_dir),
+                     prefix_min_tokens=8, buckets=(32, 128))
+  summary = evaluate.run_evaluation(cfg, tmp_path / "cached")
+  assert summary["prefix_tokens_cached"] > 20
+  assert set(summary["splits"]) == {"reversal", "rephrase", "all"}
+  assert summary["splits"]["reversal"]["chance"] == 0.5
+  assert summary["splits"]["rephrase"]["chance"] == pytest.approx(1 / 3)
+  for key in ("acc", "stderr", "n", "acc_calibrated", "acc_per_byte"):
+    assert key in summary["splits"]["rephrase"]
+  rows = [json.loads(l) for l in
+          (tmp_path / "cached" / "results.jsonl").read_text().splitlines()]
+  assert len(rows) == 12
+  for row in rows:
+    assert row["condition"] == "icl"
+    assert row["pred"] == int(np.argmax(row["logliks"]))
+    assert row["correct"] == (row["pred"] in row["answers"])
+    assert len(row["num_tokens"]) == len(row["logliks"])
+    assert row["context_tokens"] > summary["prefix_tokens_cached"]
+    assert len(row["variants"]["calibrated"]["scores"]) == len(row["logliks"])
+  lm = json.loads((tmp_path / "cached" / "lm_eval_results.json").read_text())
+  assert lm["results"]["ftgen_toy_reversal"]["acc,none"] == (
+      summary["splits"]["reversal"]["acc"])
+
+  cfg.prefix_cache = False
+  cfg.calibration = False
+  evaluate.run_evaluation(cfg, tmp_path / "brute")
+  brute = [json.loads(l) for l in
+           (tmp_path / "brute" / "results.jsonl").read_text().splitlines()]
+  flat = lambda rs: np.concatenate([r["logliks"] for r in rs])
+  np.testing.assert_allclose(flat(rows), flat(brute), atol=1e-4, rtol=0)
+  assert [r["pred"] for r in rows] == [r["pred"] for r in brute]
+
+
+def test_retrieval_and_pretrained_contexts(repo_root, patched, data_dir,
+                                           tmp_path):
+  cfg = _eval_config(repo_root, "retrieval", data=str(data_dir),
+                     retrieval_k=1, calibration=False, dry_run=True)
+  report = evaluate.run_evaluation(cfg, tmp_path / "r")
+  assert report["num_heads"] == 6 and report["num_context_documents"] == 1
+  cfg = _eval_config(repo_root, "pretrained", data=str(data_dir),
+                     splits="rephrase", dry_run=True)
+  report = evaluate.run_evaluation(cfg, tmp_path / "p")
+  assert report["num_questions"] == 6 and report["num_heads"] == 1
+  assert not (tmp_path / "p" / "results.jsonl").exists()
+  assert (tmp_path / "p" / "context.json").is_file()
+
+
+def test_context_too_long_is_an_error(repo_root, patched, data_dir, tmp_path):
+  cfg = _eval_config(repo_root, "icl", data=str(data_dir))
+  small = patched.config.replace(max_seq_len=40)
+  object.__setattr__(patched, "config", small)
+  try:
+    with pytest.raises(prompts.ContextTooLongError,
+                       match=r"needs \d+ tokens but model 'tiny' allows 40"):
+      evaluate.run_evaluation(cfg, tmp_path)
+  finally:
+    object.__setattr__(patched, "config", small.replace(max_seq_len=2048))
+
+
+def test_bad_inputs(repo_root, patched, data_dir, tmp_path):
+  cfg = _eval_config(repo_root, "pretrained", data=str(data_dir))
+  cfg.condition = "nope"
+  with pytest.raises(ValueError, match="condition='nope'; allowed"):
+    evaluate.run_evaluation(cfg, tmp_path)
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  (empty / "test.jsonl").write_text("")
+  cfg = _eval_config(repo_root, "pretrained", data=str(empty))
+  with pytest.raises(ValueError, match="no questions"):
+    evaluate.run_evaluation(cfg, tmp_path)
+  (empty / "test.jsonl").write_text(json.dumps(
+      {"id": "q", "split": "s", "prompt": "a", "choices": ["b"],
+       "answer": 0}) + "\n")
+  with pytest.raises(ValueError, match="at least 2"):
+    evaluate.run_evaluation(cfg, tmp_path)
+  cfg = _eval_config(repo_root, "finetuned", data=str(data_dir))
+  with pytest.raises(ValueError, match="needs --config.checkpoint"):
+    evaluate.run_evaluation(cfg, tmp_path)
+
+
+def test_checkpoint_of_another_model_is_rejected(tmp_path, fast_tiny):
+  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
+  other = fast_tiny.config.replace(num_layers=3)
+  _, params = conftest.random_params(other)
+  hf.save_hf(tmp_path / "export", other, params)
+  with pytest.raises(ckpt_lib.CheckpointMismatchError,
+                     match="num_layers: 3 .model 'tiny' has 2"):
+    ckpt_lib.load_finetuned("tiny", str(tmp_path))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ckpt_lib.CheckpointMismatchError, match="no config.json"):
+    ckpt_lib.load_finetuned("tiny", str(tmp_path / "empty"))
+  with pytest.raises(ckpt_lib.CheckpointMismatchError, match="not found"):
+    ckpt_lib.load_finetuned("tiny", str(tmp_path / "missing"))
+
+
+def test_finetuned_export_is_scored(repo_root, data_dir, tmp_path, fast_tiny):
+  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
+  hf.save_hf(tmp_path / "run" / "export", fast_tiny.config, fast_tiny.params)
+  cfg = _eval_config(repo_root, "finetuned", data=str(data_dir),
+                     checkpoint=str(tmp_path / "run"), calibration=False)
+  summary = evaluate.run_evaluation(cfg, tmp_path / "out")
+  assert summary["splits"]["all"]["n"] == 12
