@@ -309,7 +309,9 @@ class ModelConfig:
       out["sliding_window"] = self.sliding_window
     else:
       out["hidden_activation"] = "gelu_pytorch_tanh"
-      out["query_pre_attn_scalar"] = (self.query_pre_attn_scalar or self.head_dim)
+      scalar = self.query_pre_attn_scalar or self.head_dim
+      out["query_pre_attn_scalar"] = (int(scalar) if float(scalar).is_integer()
+                                       else scalar)
       out["sliding_window"] = self.sliding_window
       out["sliding_window_pattern"] = self.sliding_window_pattern
       out["layer_types"] = [

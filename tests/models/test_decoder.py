@@ -1,0 +1,144 @@
+"""Decoder: cache consistency, chunked prefill, shared prefix, padding."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ftgen.models import kv_cache
+from ftgen.models.decoder import Decoder
+from ftgen.testing.tiny import tiny_config, tiny_params
+
+TOL = 1e-5
+
+
+def _setup(name):
+  cfg = tiny_config(name)
+  model = Decoder(cfg)
+  params = tiny_params(cfg, seed=0)
+  full = jax.jit(lambda p, x, m=None: model.apply({"params": p}, x,
+                                                   attention_mask=m))
+  return cfg, model, params, full
+
+
+@pytest.fixture(scope="module", params=["llama", "gemma3"])
+def family(request):
+  return _setup(request.param)
+
+
+def _tokens(b, t, seed=0):
+  return np.random.default_rng(seed).integers(3, 256, (b, t)).astype(np.int32)
+
+
+def test_decode_and_chunked_prefill_match_full_forward(family):
+  cfg, model, params, full = family
+  toks = _tokens(2, 11)
+  ref = np.asarray(full(params, toks))
+  assert np.abs(ref).max() > 0.1  # Logits that can differ.
+
+  cache = kv_cache.init_cache(cfg, 2, 16)
+  logits, cache = kv_cache.prefill(model, params, toks[:, :6], cache)
+  outs = [logits]
+  for i in range(6, 11):
+    logits, cache = kv_cache.prefill(model, params, toks[:, i:i + 1], cache)
+    outs.append(logits)
+  np.testing.assert_allclose(np.concatenate(outs, 1), ref, atol=TOL)
+  np.testing.assert_array_equal(cache["end"], [11, 11])
+
+  chunked, cache2 = kv_cache.prefill(model, params, toks, kv_cache.init_cache(
+      cfg, 2, 16), chunk=4)
+  np.testing.assert_allclose(chunked, ref, atol=TOL)
+  np.testing.assert_allclose(cache2["k"][:, :, :11], cache["k"][:, :, :11],
+                             atol=TOL)
+
+
+def test_rows_of_different_lengths_in_one_cache(family):
+  """Right-padded prefill, then per-row decode continues each row."""
+  cfg, model, params, full = family
+  toks = _tokens(2, 9, seed=1)
+  mask = np.ones((2, 9), bool)
+  mask[1, 6:] = False  # Row 1 has 6 real tokens.
+  cache = kv_cache.init_cache(cfg, 2, 12)
+  _, cache = kv_cache.prefill(model, params, toks, cache, attention_mask=mask)
+  step = _tokens(2, 1, seed=2)
+  logits, _ = kv_cache.prefill(model, params, step, cache)
+  row1 = np.concatenate([toks[1:, :6], step[1:]], axis=1)
+  ref1 = np.asarray(full(params, row1))[:, -1]
+  ref0 = np.asarray(full(params, np.concatenate([toks[:1], step[:1]], 1)))[:, -1]
+  np.testing.assert_allclose(logits[1, -1], ref1[0], atol=TOL)
+  np.testing.assert_allclose(logits[0, -1], ref0[0], atol=TOL)
+
+
+def test_left_padding_matches_unpadded(family):
+  cfg, model, params, full = family
+  toks = _tokens(1, 8, seed=3)
+  padded = np.concatenate([np.zeros((1, 3), np.int32), toks], axis=1)
+  mask = np.concatenate([np.zeros((1, 3), bool), np.ones((1, 8), bool)], 1)
+  ref = np.asarray(full(params, toks))
+  got = np.asarray(full(params, padded, mask))[:, 3:]
+  np.testing.assert_allclose(got, ref, atol=TOL)
+
+
+@pytest.mark.parametrize("name", ["gemma3", "gemma2"])
+def test_shared_prefix_matches_full_forward(name):
+  """Prefix (longer than the sliding window) + a batch of suffixes."""
+  cfg, model, params, full = _setup(name)
+  assert cfg.sliding_window < 10
+  prefix_toks = _tokens(1, 10, seed=4)
+  suffix = _tokens(3, 5, seed=5)
+  smask = np.ones((3, 5), bool)
+  smask[2, 3:] = False  # A right-padded suffix.
+  _, prefix = kv_cache.make_prefix(model, params, prefix_toks)
+  np.testing.assert_array_equal(prefix["end"], [10])
+  got = np.asarray(model.apply({"params": params}, suffix,
+                               attention_mask=smask, prefix=prefix))
+  whole = np.concatenate([np.repeat(prefix_toks, 3, 0), suffix], axis=1)
+  ref = np.asarray(full(params, whole))[:, 10:]
+  for b in range(3):
+    n = smask[b].sum()
+    np.testing.assert_allclose(got[b, :n], ref[b, :n], atol=TOL)
+
+  # Decoding against the shared prefix: own tokens in a per-row cache.
+  cache = kv_cache.init_cache(cfg, 3, 8)
+  logits, cache = kv_cache.prefill(model, params, suffix[:, :3], cache,
+                                   prefix=prefix)
+  np.testing.assert_allclose(logits, ref[:, :3], atol=TOL)
+  logits, cache = kv_cache.prefill(model, params, suffix[:, 3:4], cache,
+                                   prefix=prefix)
+  np.testing.assert_allclose(logits[:2, 0], ref[:2, 3], atol=TOL)
+
+
+def test_overflow_is_an_error():
+  cfg, model, params, _ = _setup("llama")
+  cache = kv_cache.init_cache(cfg, 1, 4)
+  with pytest.raises(ValueError, match="overflow"):
+    kv_cache.prefill(model, params, _tokens(1, 5), cache)
+
+
+def test_params_carry_logical_axes():
+  cfg = tiny_config("qwen2")
+  boxed = jax.eval_shape(Decoder(cfg).init, jax.random.PRNGKey(0),
+                         jnp.zeros((1, 2), jnp.int32))
+  specs = nn.get_partition_spec(boxed)["params"]
+  assert tuple(specs["layers"]["attn"]["q"]["kernel"]) == (
+      "layers", "embed", "q_heads", "head_dim")
+  assert tuple(specs["layers"]["attn"]["k"]["bias"]) == (
+      "layers", "kv_heads", "head_dim")
+  assert tuple(specs["embedder"]["embedding"]) == ("vocab", "embed")
+  assert tuple(specs["layers"]["mlp"]["down"]["kernel"]) == (
+      "layers", "mlp", "embed")
+  leaves = jax.tree.leaves(nn.unbox(boxed))
+  assert sum(x.size for x in leaves) == cfg.num_params()
+
+
+def test_bfloat16_params_give_float32_logits():
+  cfg = tiny_config("llama", param_dtype="bfloat16", dtype="bfloat16")
+  params = tiny_params(cfg, seed=0)
+  assert jax.tree.leaves(params)[0].dtype == jnp.bfloat16
+  logits = Decoder(cfg).apply({"params": params}, _tokens(1, 4))
+  assert logits.dtype == jnp.float32
+  ref = Decoder(cfg.replace(dtype="float32")).apply(
+      {"params": params}, _tokens(1, 4))
+  ref = np.asarray(ref)
+  assert np.abs(np.asarray(logits) - ref).max() < 0.05 * np.abs(ref).max()
