@@ -1,0 +1,172 @@
+"""Training-step throughput (tokens/s) and MFU of the jitted train step.
+
+With no arguments: the SmolLM2-135M shape with random float32 weights, full
+fine-tuning with AdamW, batch 2 x 128 tokens, on every local device (all on
+the `fsdp` axis): a size a 2-core CPU runs in about a minute.
+
+  python benchmarks/train.py
+  python benchmarks/train.py --model=llama3.2-1b --seq_len=2048 --batch=8 \
+      --dtype=bfloat16 --mesh=1,-1,1          # the GPU/TPU goal shapes
+  python benchmarks/train.py --lora_rank=16   # LoRA on q,k,v,o,gate,up,down
+
+The step is `ftgen.train.step.make_train_step` (the one the loop runs):
+forward, loss on every token, backward, global-norm clipping, AdamW, state
+donated. MFU counts `ftgen.train.flops.train_flops_per_token` against
+`--peak_flops` per device (default 989e12, H100/H200 dense bf16; on a CPU it
+is only a consistency figure). Timing: warm-up calls (compile), then the
+median of `--repeats` steps. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from ftgen.models import presets
+from ftgen.models.decoder import Decoder
+from ftgen.parallel import mesh as mesh_lib
+from ftgen.parallel import sharding
+from ftgen.testing import tiny
+from ftgen.train import flops
+from ftgen.train import lora as lora_lib
+from ftgen.train import optim
+from ftgen.train import state as state_lib
+from ftgen.train import step as step_lib
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument(
+      "--model", default="smollm2-135m",
+      help=f"a preset ({', '.join(sorted(presets.PRESETS))}) or tiny:FAMILY")
+  parser.add_argument("--seq_len", type=int, default=128)
+  parser.add_argument("--batch", type=int, default=2)
+  parser.add_argument("--dtype", default="float32",
+                      choices=("float32", "bfloat16"),
+                      help="compute dtype; params stay float32")
+  parser.add_argument("--lora_rank", type=int, default=0,
+                      help="0: full fine-tuning")
+  parser.add_argument("--remat", action="store_true",
+                      help="rematerialize blocks in the backward pass")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--warmup", type=int, default=1)
+  parser.add_argument("--mesh", default="1,-1,1",
+                      help="data,fsdp,tensor sizes; one may be -1")
+  parser.add_argument("--peak_flops", type=float, default=989e12,
+                      help="peak FLOP/s per device for MFU")
+  parser.add_argument("--seed", type=int, default=0)
+  return parser.parse_args(argv)
+
+
+def model_config(name: str, dtype: str):
+  if name.startswith("tiny:"):
+    return tiny.tiny_config(name.split(":", 1)[1], param_dtype="float32",
+                            dtype=dtype)
+  return presets.get_preset(name, param_dtype="float32", dtype=dtype)
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  mesh = mesh_lib.make_mesh(tuple(int(s) for s in args.mesh.split(",")))
+  config = model_config(args.model, args.dtype)
+  model = Decoder(config, remat=args.remat)
+  params = sharding.init_sharded(config, mesh, jax.random.key(args.seed))
+  opt_cfg = ml_collections.ConfigDict(dict(
+      lr=1e-4, steps=1000, warmup_steps=10, schedule="cosine",
+      end_lr_fraction=0.1, weight_decay=0.0, grad_clip=1.0, b1=0.9, b2=0.999,
+      eps=1e-8))
+  optimizer, schedule = optim.make_optimizer(opt_cfg)
+  param_sh = jax.tree.map(lambda x: x.sharding, params)
+  if args.lora_rank:
+    adapters = lora_lib.init(params, ("q", "k", "v", "o", "gate", "up",
+                                      "down"), args.lora_rank,
+                             config.embed_dim, args.seed)
+    trainable_sh = state_lib.lora_shardings(adapters, mesh)
+    trainable = jax.device_put(adapters, trainable_sh)
+    frozen, frozen_sh = params, param_sh
+  else:
+    trainable, trainable_sh, frozen, frozen_sh = params, param_sh, {}, {}
+  state, shardings = state_lib.init_state(trainable, trainable_sh, optimizer,
+                                          args.seed, mesh)
+  shape = (1, args.batch, args.seq_len)
+  batch_sh = sharding.batch_sharding(shape, mesh,
+                                     logical_axes=(None, "batch", "length"))
+  train_step = step_lib.make_train_step(
+      model, optimizer, schedule, mesh=mesh, state_shardings=shardings,
+      frozen_shardings=frozen_sh, batch_sharding=batch_sh,
+      lora_rank=args.lora_rank, lora_alpha=2.0 * args.lora_rank)
+  rng = np.random.default_rng(args.seed)
+  tokens = rng.integers(0, config.vocab_size, (1, args.batch,
+                                                args.seq_len + 1), np.int32)
+  batch = jax.device_put(dict(
+      inputs=tokens[..., :-1], targets=tokens[..., 1:],
+      weights=np.ones(shape, np.float32), mask=np.ones(shape, bool)),
+                         batch_sh)
+
+  with sharding.mesh_context(mesh):
+    start = time.perf_counter()
+    for _ in range(max(args.warmup, 1)):
+      state, metrics = train_step(state, frozen, batch)
+      jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - start
+    times, cpu_times = [], []
+    for _ in range(args.repeats):
+      start, cpu_start = time.perf_counter(), time.process_time()
+      state, metrics = train_step(state, frozen, batch)
+      jax.block_until_ready(metrics)
+      times.append(time.perf_counter() - start)
+      cpu_times.append(time.process_time() - cpu_start)
+  loss = float(metrics["loss"])
+  if not np.isfinite(loss):
+    raise RuntimeError("non-finite loss: the benchmark measured garbage")
+
+  median_s = statistics.median(times)
+  num_tokens = args.batch * args.seq_len
+  tokens_per_s = num_tokens / median_s
+  per_token = flops.train_flops_per_token(config, args.seq_len)
+  summary = mesh_lib.mesh_summary(mesh)
+  result = {
+      "tokens_per_s": tokens_per_s,
+      "mfu": flops.mfu(tokens_per_s, per_token, args.peak_flops,
+                       summary["num_devices"]),
+      "model": args.model,
+      "seq_len": args.seq_len,
+      "batch": args.batch,
+      "dtype": args.dtype,
+      "lora_rank": args.lora_rank,
+      "remat": args.remat,
+      "train_flops_per_token": per_token,
+      "tflops_per_s": tokens_per_s * per_token / 1e12,
+      "peak_flops_per_device": args.peak_flops,
+      "median_s": median_s,
+      "times_s": times,
+      "median_cpu_s": statistics.median(cpu_times),
+      "load_avg_1m": os.getloadavg()[0],
+      "warmup_and_compile_s": compile_s,
+      "num_params": config.num_params(),
+      "trained_params": state_lib.tree_size(state["params"]),
+      "loss": loss,
+      "devices": summary["num_devices"],
+      "mesh": summary["shape"],
+      "platform": summary["platform"],
+      "device_kind": summary["device_kind"],
+  }
+  print(json.dumps(result))
+  return result
+
+
+if __name__ == "__main__":
+  main()
