@@ -115,6 +115,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.evaluate = _load("evaluate").get_config(f"icl{suffix}")
   c.plain_instruction = ""
   # Conditions compared item by item in summary.md.
+  # When the whole training set does not fit the model's context, raise
+  # evaluate.icl_subsample to the smallest factor that fits (recorded in
+  # summary.json); False makes an overflow an error.
+  c.icl_fit_context = True
   c.paired_baseline = "pretrained"
   c.figure_name = "figure"
   c.progress = not tiny

@@ -78,18 +78,15 @@ def generate_data(data_config: Any, parent: pathlib.Path) -> pathlib.Path:
   return pipeline.generate_to_dir(data_config, parent)
 
 
-def run_augmentation(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+def run_augmentation(config: Any, data_dir: pathlib.Path,
+                     workdir: pathlib.Path) -> dict[str, Any]:
   """Runs the model-written augmentation library; returns its report."""
   try:
-    module = importlib.import_module("ftgen.sample.augment")
+    from ftgen.sample import augment  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise StageUnavailable(
         f"model-written augmentation needs ftgen.sample.augment ({e})") from e
-  for name in ("run_augmentation", "augment", "run"):
-    fn = getattr(module, name, None)
-    if callable(fn):
-      return fn(config, workdir) or {}
-  raise StageUnavailable("ftgen.sample.augment has no run_augmentation()")
+  return augment.run(config, data_dir, workdir) or {}
 
 
 def run_finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
@@ -224,6 +221,22 @@ def _find_numbers(obj: Any, keys: tuple[str, ...]) -> dict[str, float]:
   return out
 
 
+def augmentation_flops(config: Any, tokens: dict[str, float]) -> float:
+  """Shared prefix prefilled once, then per prompt its tail and decode.
+
+  `tokens`: prefix_tokens (shared head), prompts (rows), prompt_tokens (all
+  rows' tails), generated_tokens (all rows).
+  """
+  rows = max(int(tokens.get("prompts", 1)), 1)
+  prefix = int(tokens.get("prefix_tokens", 0))
+  tail = tokens.get("prompt_tokens", 0) / rows
+  gen = tokens.get("generated_tokens", 0) / rows
+  per_row = (costs_lib.forward_flops(config, int(round(tail)), context=prefix)
+             + costs_lib.forward_flops(config, int(round(gen)),
+                                       context=prefix + int(round(tail))))
+  return costs_lib.forward_flops(config, prefix) + rows * per_row
+
+
 class _Experiment:
   """State shared by the stages of one `run_experiment` call."""
 
@@ -332,20 +345,19 @@ class _Experiment:
     cfg.data = str(self.dataset_dir)
     cfg.model = self.c.model
     cfg.seed = int(self.c.seeds[0])
-    report = run_augmentation(cfg, outdir)
+    report = run_augmentation(cfg, self.dataset_dir, outdir)
     path = _find_augmented(outdir)
     n = sum(1 for _ in data_io.iter_jsonl(path))
     if n == 0:
       raise StageUnavailable(f"the {kind} augmentation produced no statements")
-    info = {"path": str(path), "num_documents": n}
-    tok = _find_numbers(report, ("prompt_tokens", "generated_tokens", "calls",
-                                 "num_prompts", "seconds"))
+    info = {"path": str(path), "num_documents": n,
+            "correctness": report.get("correctness"),
+            "test_overlap": report.get("test_overlap")}
+    tok = _find_numbers(report, ("prompt_tokens", "generated_tokens",
+                                 "prefix_tokens", "prompts"))
     info["tokens"] = tok
     if self.model_config is not None and "generated_tokens" in tok:
-      seqs = max(tok.get("num_prompts", tok.get("calls", 1)), 1)
-      info["flops"] = costs_lib.generation_flops(
-          self.model_config, tok.get("prompt_tokens", 0) / seqs,
-          tok["generated_tokens"] / seqs, int(seqs))
+      info["flops"] = augmentation_flops(self.model_config, tok)
     return info
 
   # -- fine-tuning
@@ -429,9 +441,55 @@ class _Experiment:
         continue
       for seed in self.eval_seeds(cond):
         outdir = self.eval_dir(cond, seed)
-        cfg = self._eval_config(cond, seed)
-        self.stages.run(f"eval/{cond}/seed_{seed}", outdir,
-                        lambda cfg=cfg, o=outdir: self._evaluate(cfg, o))
+        self.stages.run(
+            f"eval/{cond}/seed_{seed}", outdir,
+            lambda c=cond, s=seed, o=outdir: self._evaluate(
+                self._eval_config(c, s), o))
+
+  def fit_icl_subsample(self, cfg: Any) -> int:
+    """The smallest icl_subsample >= cfg's whose ICL prompts fit the model.
+
+    Uses the evaluation's own prompt builder and tokenizer, so the answer is
+    exact; the factor is recorded in the eval stage marker and summary.
+    """
+    from ftgen.eval import evaluate as eval_lib  # pylint: disable=g-import-not-at-top
+    from ftgen.eval import prompts as prompts_lib  # pylint: disable=g-import-not-at-top
+    from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+
+    tok = registry.load_tokenizer(cfg.model)
+    encode, bos, prefix_token = eval_lib._encoder(tok, cfg.add_bos)  # pylint: disable=protected-access
+    chat = eval_lib._chat_fn(tok, cfg.use_chat_template)  # pylint: disable=protected-access
+    max_len = self.model_config.max_seq_len
+    # The longest question matters; one per split is enough to size it.
+    longest = sorted(self.questions, key=lambda q: -len(q.prompt) - max(
+        len(c) for c in q.choices))[:8]
+
+    def fits(k: int) -> bool:
+      prompts = prompts_lib.build_prompts(
+          "icl", longest, self.documents, instruction=cfg.instruction,
+          separator=cfg.doc_separator, chat=chat, icl_subsample=k,
+          shuffle=cfg.shuffle, shuffle_seed=cfg.shuffle_seed, dedup=cfg.dedup)
+      enc = prompts_lib.encode_prompts(prompts, encode, bos_id=bos,
+                                       prefix_token=prefix_token)
+      return prompts_lib.context_report(enc, max_len)["fits"]
+
+    lo, hi = int(cfg.icl_subsample), max(len(self.documents), 1)
+    if fits(lo):
+      return lo
+    if not fits(hi):
+      raise RuntimeError(
+          f"even one training document does not fit the {max_len}-token"
+          f" context of {cfg.model!r}")
+    while hi - lo > 1:  # fits(hi) and not fits(lo)
+      mid = (lo + hi) // 2
+      if fits(mid):
+        hi = mid
+      else:
+        lo = mid
+    self.log(f"icl: the full training set does not fit {cfg.model!r}'s"
+             f" {max_len} tokens; using 1/{hi} of the documents"
+             " (config.icl_fit_context)")
+    return hi
 
   def _eval_config(self, cond: str, seed: int):
     c = self.c
@@ -451,6 +509,8 @@ class _Experiment:
     cfg.seed = int(c.question_seed)
     cfg.shuffle_seed = int(seed)
     cfg.progress = bool(c.progress)
+    if mode == "icl" and c.icl_fit_context and self.model_config is not None:
+      cfg.icl_subsample = self.fit_icl_subsample(cfg)
     return cfg
 
   def _evaluate(self, cfg: Any, outdir: pathlib.Path) -> dict[str, Any]:
@@ -458,7 +518,8 @@ class _Experiment:
     if not (outdir / "results.jsonl").is_file():
       raise RuntimeError(f"evaluation wrote no {outdir / 'results.jsonl'}")
     rows = results_lib.read_jsonl(outdir / "results.jsonl")
-    info = {"num_questions": len(rows),
+    info = {"num_questions": len(rows), "condition": cfg.condition,
+            "icl_subsample": int(cfg.icl_subsample),
             "seconds_scoring": summary.get("seconds_scoring"),
             "prefix_tokens_cached": int(summary.get("prefix_tokens_cached") or 0)}
     info.update(self._query_costs(rows, info["prefix_tokens_cached"]))
@@ -505,6 +566,8 @@ class _Experiment:
         rows, dataset=c.data.name, model=c.model, costs=ledger,
         baseline=c.paired_baseline,
         extra={"skipped": dict(self.skipped),
+               "icl_subsample": (self.stages.info(
+                   f"eval/icl/seed_{c.seeds[0]}") or {}).get("icl_subsample"),
                "steps": int(c.steps), "split_mode": c.split_mode})
     figure = None
     if rows:

@@ -43,15 +43,15 @@ class Fakes:
     if self.fail_on == what:
       raise KeyboardInterrupt(f"killed during {what}")
 
-  def augment(self, cfg, workdir):
+  def augment(self, cfg, data_dir, workdir):
     self._maybe_fail(f"augment/{cfg.strategy}")
     workdir.mkdir(parents=True)
-    docs, _ = data_io.load_dataset_dir(cfg.data)
+    docs, _ = data_io.load_dataset_dir(data_dir)
     data_io.write_jsonl(workdir / "train.jsonl", [
         {"id": f"{cfg.strategy}-{i}", "text": d.text + " Indeed."}
         for i, d in enumerate(docs[:3])])
-    return {"stats": {"prompt_tokens": 300, "generated_tokens": 60,
-                      "num_prompts": 3}}
+    return {"prefix_tokens": 50, "prompts": 3,
+            "sampling": {"prompt_tokens": 300, "generated_tokens": 60}}
 
   def finetune(self, cfg, workdir):
     self._maybe_fail(f"finetune/{pathlib.Path(workdir).parent.name}")
