@@ -64,13 +64,19 @@ def greedy_generate(model, params, tokens, attention_mask=None,
   return out
 
 
-def naive_greedy(model, params, tokens, max_new_tokens: int) -> np.ndarray:
-  """Reference without a cache: re-runs the full forward per token."""
+def naive_greedy(model, params, tokens, max_new_tokens: int,
+                 attention_mask=None) -> np.ndarray:
+  """Reference without a cache: re-runs the full forward for every token."""
   tokens = np.asarray(tokens, np.int32)
-  apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
+  mask = (np.ones(tokens.shape, bool) if attention_mask is None
+          else np.asarray(attention_mask, bool))
+  apply = jax.jit(lambda p, x, m: model.apply({"params": p}, x,
+                                              attention_mask=m))
   new = []
   for _ in range(max_new_tokens):
-    nxt = np.asarray(jnp.argmax(apply(params, tokens)[:, -1], -1), np.int32)
+    nxt = np.asarray(jnp.argmax(apply(params, tokens, mask)[:, -1], -1),
+                     np.int32)
     new.append(nxt)
     tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
+    mask = np.concatenate([mask, np.ones((mask.shape[0], 1), bool)], axis=1)
   return np.stack(new, axis=1)
