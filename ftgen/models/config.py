@@ -274,8 +274,9 @@ class ModelConfig:
   def to_hf_config(self) -> dict[str, Any]:
     """A transformers 5 `config.json` dict (for export)."""
     model_type, arch = {
-        "llama": ("qwen2", "Qwen2ForCausalLM") if self.qkv_bias else
-                 ("llama", "LlamaForCausalLM"),
+        "llama": (("qwen2", "Qwen2ForCausalLM") if self.qkv_bias else
+                  ("mistral", "MistralForCausalLM") if self.sliding_window
+                  else ("llama", "LlamaForCausalLM")),
         "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
         "gemma2": ("gemma2", "Gemma2ForCausalLM"),
     }[self.family]
@@ -302,6 +303,11 @@ class ModelConfig:
         "torch_dtype": self.param_dtype,
     }
     if self.family == "llama":
+      if self.sliding_window is not None and self.sliding_window_pattern:
+        raise ValueError(
+            "Llama-family configs support a sliding window on every layer "
+            "(Mistral) only; got sliding_window_pattern="
+            f"{self.sliding_window_pattern}")
       out["hidden_act"] = "silu"
       out["rope_parameters"] = global_rope
       if model_type == "qwen2":

@@ -25,6 +25,9 @@ TINY_CONFIGS: dict[str, ModelConfig] = {
                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                       "original_max_position_embeddings": 16},
         **_BASE),
+    # Mistral-style: every layer has a sliding window shorter than tests.
+    "mistral": ModelConfig(family="llama", sliding_window=5,
+                           tie_embeddings=False, **_BASE),
     "qwen2": ModelConfig(family="llama", qkv_bias=True, tie_embeddings=True,
                          rope_theta=1_000_000.0, norm_eps=1e-6, **_BASE),
     # Window 4 < test lengths; pattern 3 over 4 layers: local, local,

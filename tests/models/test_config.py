@@ -80,3 +80,12 @@ def test_llama3_rope_scaling_bands():
   mid = (wavelen >= 2048) & (wavelen <= 8192)
   assert mid.any()
   assert np.all(inv[mid] < base[mid]) and np.all(inv[mid] > base[mid] / 8)
+
+
+def test_mistral_windows_every_layer():
+  cfg = TINY_CONFIGS["mistral"]
+  hf = cfg.to_hf_config()
+  assert hf["architectures"] == ["MistralForCausalLM"]
+  assert ModelConfig.from_hf_config(hf).layer_windows().tolist() == [5, 5]
+  with pytest.raises(ValueError, match="every layer"):
+    cfg.replace(sliding_window_pattern=2).to_hf_config()

@@ -30,8 +30,8 @@ def hf_reference(tmp_path, name, seed=0):
   return model
 
 
-@pytest.mark.parametrize("name", ["llama", "llama3_rope", "qwen2", "gemma3",
-                                  "gemma2"])
+@pytest.mark.parametrize("name", ["llama", "llama3_rope", "mistral", "qwen2",
+                                  "gemma3", "gemma2"])
 def test_logits_match_transformers(tmp_path, name):
   torch = pytest.importorskip("torch")
   ref_model = hf_reference(tmp_path, name)
