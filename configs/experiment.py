@@ -6,7 +6,9 @@ One dataset, one model, every condition of the paper (DESIGN §1, §3.4):
       --workdir=runs/reversals
 
 NAME is reversals, syllogisms, semantic, celebrities or process. `tiny` uses
-the random tiny model and the tiny dataset (about a minute on 2 CPU cores).
+the random tiny model and the tiny dataset (1-3 minutes on 2 CPU cores).
+`user` runs your own documents: set `--config.data.generator.documents=PATH`
+(and optionally `.questions=PATH`) or `--config.data_dir=DATASET_DIR`.
 
 The stage configs are embedded whole (`data`, `augment_local`,
 `augment_global`, `finetune`, `evaluate`), so any of their fields can be
@@ -22,7 +24,8 @@ import pathlib
 
 import ml_collections
 
-DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process")
+DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process",
+            "user")
 VARIANTS = ("tiny",)
 CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
               "finetune_aug_local", "finetune_aug_global", "finetune_aug",
@@ -33,7 +36,9 @@ SPLIT_MODES = ("none", "independent", "cumulative")
 # so far as unscored context); the others are one fact per document.
 PAPER_SPLIT_MODE = dict(reversals="none", syllogisms="none",
                         semantic="cumulative", celebrities="none",
-                        process="none")
+                        process="none",
+                        # Multi-sentence documents of unknown shape: split.
+                        user="independent")
 
 
 def _load(name: str):
@@ -90,7 +95,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Fine-tuning seeds (data order, LoRA init) and ICL shuffle seeds; the
   # deterministic conditions (pretrained, retrieval) run once.
   c.seeds = (0,)
-  c.conditions = CONDITIONS
+  # Your own documents have no rule-written (oracle) augmentation.
+  c.conditions = tuple(x for x in CONDITIONS if x != "finetune_aug_oracle"
+                       ) if name == "user" else CONDITIONS
   # Dataset: generated from `data` into WORKDIR/data unless `data_dir` names
   # an existing dataset directory.
   c.data = _load("data").get_config(f"{name}{suffix}")

