@@ -105,6 +105,22 @@ def test_top_p_mask_keeps_smallest_set_reaching_p():
   assert kept.tolist() == [[True, True, False, False]]
   kept = np.asarray(sampler_lib._top_p_mask(logits, 0.81)) > -1e29
   assert kept.tolist() == [[True, True, True, False]]
+  kept = np.asarray(sampler_lib._top_p_mask(logits, 0.4)) > -1e29
+  assert kept.tolist() == [[True, False, False, False]]
+  # Bisection agrees with the sort-based definition on random logits.
+  mask = jax.jit(sampler_lib._top_p_mask)
+  rng = np.random.default_rng(0)
+  logits = (rng.normal(size=(64, 50)) * rng.uniform(0.1, 5, (64, 1))).astype(np.float32)
+  top_p = rng.uniform(0.05, 0.999, (64, 1)).astype(np.float32)
+  got = np.asarray(mask(jnp.asarray(logits), jnp.asarray(top_p))) > -1e29
+  order = np.argsort(-logits, axis=1)
+  probs = np.exp(logits - logits.max(1, keepdims=True))
+  probs /= probs.sum(1, keepdims=True)
+  sorted_probs = np.take_along_axis(probs, order, 1)
+  keep_sorted = np.cumsum(sorted_probs, 1) - sorted_probs < top_p
+  want = np.zeros_like(got)
+  np.put_along_axis(want, order, keep_sorted, 1)
+  assert (got == want).all()
 
 
 def test_eos_and_stop_sequences_end_rows_independently():

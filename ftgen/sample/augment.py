@@ -1,0 +1,363 @@
+"""In-context data augmentation, local and global (DESIGN §1, §7).
+
+local: for each training sentence (or document, `unit`), prompt the model
+with worked examples of restatements and ask for several restatements.
+global: put the training documents in context (a seeded subsample when they
+exceed `max_context_tokens`), then for each document ask for the inferences
+linking it with the rest.
+
+Both build every prompt as shared head + per-item tail: the head (chat
+header, instructions, worked examples and, for global, the whole in-context
+training set) is prefilled once into a prefix cache that every row of every
+batch reads; each row holds only its item and the answer cue. Generations
+go through `postprocess.clean`; the leakage guard is asserted on every
+prompt; the result is a dataset directory whose train.jsonl holds the
+augmentations (provenance in `meta`) plus report.json.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from ftgen.data import io
+from ftgen.data import records
+from ftgen.data import rng
+from ftgen.data import splitting
+from ftgen.sample import checkers
+from ftgen.sample import postprocess
+from ftgen.sample import prompts
+from ftgen.sample import sampler as sampler_lib
+
+UNITS = ("sentence", "document")
+# Marks where the per-item text goes while the head is split off.
+_SLOT = "\u27e6FTGEN_ITEM\u27e7"
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class Request:
+  """One row to sample: an item's prompt tail and where it came from."""
+
+  source_id: str
+  prompt: str  # The full prompt text (head + tail) as the model sees it.
+  tail_ids: list[int]
+  sample_index: int
+  row_id: int
+
+
+@dataclasses.dataclass
+class PromptParts:
+  """A prompt split into a shared head and a per-item tail template."""
+
+  head: str  # Ends without whitespace (so the tail tokenizes naturally).
+  tail: str  # Contains _SLOT; starts with the whitespace cut off the head.
+
+  def fill(self, item: str) -> tuple[str, str]:
+    """(full prompt, tail text) for one item."""
+    tail = self.tail.replace(_SLOT, item)
+    return self.head + tail, tail
+
+
+def check_config(config) -> None:
+  """Clear errors for bad settings (the dotted key and the allowed values)."""
+  if config.strategy not in prompts.REQUIRED_FIELDS:
+    raise ValueError(f"config.strategy={config.strategy!r}; allowed:"
+                     f" {', '.join(prompts.REQUIRED_FIELDS)}")
+  prompts.validate_template(config.template, config.strategy, "config.template")
+  if config.unit not in UNITS:
+    raise ValueError(f"config.unit={config.unit!r}; allowed: {', '.join(UNITS)}")
+  for key in ("num_samples", "max_new_tokens", "batch_size"):
+    if int(config[key]) < 1:
+      raise ValueError(f"config.{key} must be >= 1, got {config[key]}")
+  if int(config.max_items) < 0:
+    raise ValueError(f"config.max_items must be >= 0 (0: every item), got {config.max_items}")
+  if config.strategy == "global" and int(config.max_context_tokens) < 1:
+    raise ValueError(f"config.max_context_tokens must be >= 1, got {config.max_context_tokens}")
+
+
+def sampling_params(config) -> sampler_lib.SamplingParams:
+  return sampler_lib.SamplingParams(
+      max_new_tokens=int(config.max_new_tokens),
+      temperature=float(config.temperature), top_k=int(config.top_k),
+      top_p=float(config.top_p))
+
+
+# --- items and context ------------------------------------------------------
+
+
+def local_items(documents: Sequence[records.Document],
+                unit: str) -> list[tuple[str, str]]:
+  """(source id, text) per distinct sentence or document, in order."""
+  items, seen = [], set()
+  for doc in documents:
+    texts = splitting.split_sentences(doc.text) if unit == "sentence" else [doc.text]
+    for k, text in enumerate(texts):
+      text = text.strip()
+      if not text or text in seen:
+        continue
+      seen.add(text)
+      items.append((f"{doc.id}#s{k}" if unit == "sentence" else doc.id, text))
+  return items
+
+
+def subsample(items: list, max_items: int, seed: int, name: str) -> list:
+  """A seeded subset of `max_items` in the original order (0: all)."""
+  if not max_items or len(items) <= max_items:
+    return list(items)
+  keep = sorted(rng.stream(seed, name).permutation(len(items))[:max_items])
+  return [items[i] for i in keep]
+
+
+def select_context(documents: Sequence[records.Document],
+                   token_counts: Sequence[int], budget: int,
+                   seed: int) -> list[records.Document]:
+  """The documents that go in context: all if they fit, else a seeded subset.
+
+  A subset is drawn by a seeded shuffle, adding documents while they fit
+  (`token_counts` include each document's separator), then put back in
+  their original order.
+  """
+  if not documents:
+    raise ValueError("no training documents to put in context")
+  if sum(token_counts) <= budget:
+    return list(documents)
+  if min(token_counts) > budget:
+    raise ValueError(
+        f"config.max_context_tokens={budget} cannot fit even one training"
+        f" document (the shortest has {min(token_counts)} tokens); raise it")
+  chosen, used = [], 0
+  for i in rng.stream(seed, "augment/context").permutation(len(documents)):
+    if used + token_counts[i] <= budget:
+      chosen.append(int(i))
+      used += token_counts[i]
+  return [documents[i] for i in sorted(chosen)]
+
+
+# --- prompts -----------------------------------------------------------------
+
+
+def prompt_parts(tokenizer, filled: str, use_chat_template: bool) -> PromptParts:
+  """Wraps a template filled with the slot marker and splits it at the slot."""
+  text = filled
+  if use_chat_template and getattr(tokenizer, "chat_template", None):
+    text = tokenizer.apply_chat_template([{"role": "user", "content": filled}])
+  if _SLOT not in text:
+    raise ValueError("the chat template dropped the prompt text")
+  head, tail = text.split(_SLOT, 1)
+  stripped = head.rstrip()
+  return PromptParts(stripped, head[len(stripped):] + _SLOT + tail)
+
+
+def encode_head(tokenizer, head: str, chat: bool) -> list[int]:
+  """Head ids: BOS per the model; a chat template writes its own."""
+  if not chat:
+    return tokenizer.encode(head) if head else (
+        [tokenizer.bos_id] if tokenizer.add_bos else [])
+  ids = tokenizer.encode(head, add_bos=False)
+  if tokenizer.add_bos and (not ids or ids[0] != tokenizer.bos_id):
+    ids = [tokenizer.bos_id] + ids
+  return ids
+
+
+def _echo_text(template: str, strategy: str) -> str:
+  """The template's own text (instructions, worked examples)."""
+  return template.format(**{f: "" for f in prompts.REQUIRED_FIELDS[strategy]})
+
+
+# --- the run -----------------------------------------------------------------
+
+
+def augment(config, documents: Sequence[records.Document],
+            questions: Sequence[records.Question], loaded,
+            log: Log = print
+            ) -> tuple[list[postprocess.Augmentation], dict[str, Any], list[dict]]:
+  """Generates, cleans and checks augmentations.
+
+  Returns:
+    (kept augmentations, report, raw generations with provenance).
+
+  Args:
+    config: a `configs/augment.py` ConfigDict.
+    documents: the training documents (the only text prompts may hold).
+    questions: the test questions (for the leakage guard and overlap count).
+    loaded: a `ftgen.models.registry.LoadedModel`.
+    log: progress lines.
+  """
+  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
+
+  start = time.perf_counter()
+  check_config(config)
+  documents = list(documents)
+  if not documents:
+    raise ValueError("no training documents to augment (empty document set)")
+  tok = loaded.tokenizer
+  strategy, seed = config.strategy, int(config.seed)
+  chat = bool(config.use_chat_template) and bool(tok.chat_template)
+  report: dict[str, Any] = {"dataset": config.dataset, "strategy": strategy,
+                            "model": loaded.name, "seed": seed,
+                            "chat_template": chat}
+
+  # Items and the shared head.
+  if strategy == "local":
+    all_items = local_items(documents, config.unit)
+    items = subsample(all_items, int(config.max_items), seed, "augment/items")
+    filled = prompts.local_prompt(config.template, _SLOT)
+    report["unit"] = config.unit
+  else:
+    counts = [len(ids) + 2 for ids in
+              tok.encode_batch([d.text.strip() for d in documents], add_bos=False)]
+    context = select_context(documents, counts, int(config.max_context_tokens), seed)
+    all_items = [(d.id, d.text.strip()) for d in documents]
+    items = subsample(all_items, int(config.max_items), seed, "augment/items")
+    filled = prompts.global_prompt(config.template, [d.text for d in context], _SLOT)
+    report["context"] = {"documents_in_context": len(context),
+                         "documents_total": len(documents),
+                         "subsampled": len(context) < len(documents)}
+  parts = prompt_parts(tok, filled, chat)
+  head_ids = encode_head(tok, parts.head, chat)
+  report["items"] = {"total": len(all_items), "used": len(items)}
+  report["prefix_tokens"] = len(head_ids)
+
+  # One request per (item, sample); the guard checks every prompt.
+  requests: list[Request] = []
+  for i, (source_id, text) in enumerate(items):
+    prompt, tail = parts.fill(text)
+    prompts.assert_only_training_text(prompt, config.template, documents, questions)
+    tail_ids = tok.encode(tail, add_bos=False)
+    if not head_ids and tok.add_bos:
+      tail_ids = [tok.bos_id] + tail_ids
+    for j in range(int(config.num_samples)):
+      requests.append(Request(source_id, prompt, tail_ids, j,
+                              i * int(config.num_samples) + j))
+  report["prompts"] = len(requests)
+
+  smp = sampler_lib.Sampler(
+      Decoder(loaded.config), jax.device_put(loaded.params),
+      eos_ids=tok.eos_ids, tokenizer=tok, stop_strings=tuple(config.stop_strings),
+      pad_id=tok.pad_id)
+  t0 = time.perf_counter()
+  prefix = smp.make_prefix(head_ids) if head_ids else None
+  report["prefix_seconds"] = round(time.perf_counter() - t0, 3)
+  log(f"{strategy} augmentation: {len(items)} items x {config.num_samples}"
+      f" samples; shared prefix {len(head_ids)} tokens"
+      f" ({report['prefix_seconds']:.1f} s)")
+
+  # Similar lengths share a batch (less padding, fewer length buckets).
+  order = sorted(range(len(requests)), key=lambda r: len(requests[r].tail_ids))
+  sp = sampling_params(config)
+  bs = int(config.batch_size)
+  texts: dict[int, str] = {}
+  finish: collections.Counter = collections.Counter()
+  num_batches = -(-len(order) // bs)
+  for b in range(num_batches):
+    batch = [requests[r] for r in order[b * bs:(b + 1) * bs]]
+    outs = smp.generate([r.tail_ids for r in batch], sp, seed=seed,
+                        row_ids=[r.row_id for r in batch], prefix=prefix,
+                        batch_size=bs)
+    for r, c in zip(batch, outs):
+      texts[r.row_id] = c.text
+      finish[c.finish] += 1
+    s = smp.stats
+    log(f"batch {b + 1}/{num_batches}: {s.generated_tokens} tokens,"
+        f" {s.tokens_per_s:.1f} tokens/s")
+
+  generations = [(texts[r.row_id], r.source_id, r.prompt, r.sample_index, strategy)
+                 for r in requests]
+  kept, clean_report = postprocess.clean(
+      generations, [d.text for d in documents],
+      echo_texts=[_echo_text(config.template, strategy)],
+      min_words=int(config.min_words))
+  report["finish"] = dict(sorted(finish.items()))
+  report["postprocess"] = clean_report.to_json()
+  report["test_overlap"] = postprocess.test_overlap(kept, questions)
+  report["correctness"] = correctness(config.dataset, documents, kept)
+  report["sampling"] = sampler_lib.describe(smp)
+  report["tokens_per_s"] = report["sampling"]["tokens_per_s"]
+  report["seconds"] = round(time.perf_counter() - start, 3)
+  report["examples"] = [{"text": a.text, "source_id": a.source_id}
+                        for a in kept[:10]]
+  raw = [{"row_id": r.row_id, "source_id": r.source_id,
+          "sample_index": r.sample_index,
+          "prompt_hash": postprocess.prompt_hash(r.prompt),
+          "text": texts[r.row_id]} for r in requests]
+  return kept, report, raw
+
+
+def correctness(dataset: str, documents: Sequence[records.Document],
+                kept: Sequence[postprocess.Augmentation]) -> dict[str, Any]:
+  """Share of kept statements the dataset's checker judges correct."""
+  check = checkers.checker_for(dataset, documents)
+  if check is None:
+    return {"checker": None, "note": f"no checker for dataset {dataset!r}"}
+  restates = checkers.restatement_checker(dataset, documents)
+  verdicts = collections.Counter()
+  new_correct = 0
+  for a in kept:
+    v = check(a.text)
+    verdicts[{True: "correct", False: "wrong", None: "unjudged"}[v]] += 1
+    if v and not restates(a.text):
+      new_correct += 1
+  judged = verdicts["correct"] + verdicts["wrong"]
+  return {"checker": dataset, "statements": len(kept), "judged": judged,
+          "correct": verdicts["correct"], "wrong": verdicts["wrong"],
+          "unjudged": verdicts["unjudged"],
+          "share_correct": round(verdicts["correct"] / judged, 4) if judged else None,
+          "new_correct": new_correct}
+
+
+def load_data(data_dir: str | pathlib.Path):
+  """(documents, questions) of a dataset directory; questions optional."""
+  data_dir = pathlib.Path(data_dir)
+  if not data_dir.is_dir():
+    raise io.DataError(f"{data_dir}: dataset directory not found")
+  documents = io.read_documents(data_dir / "train.jsonl")
+  test = data_dir / "test.jsonl"
+  questions = io.read_questions(test) if test.is_file() and test.stat().st_size else []
+  return documents, questions
+
+
+def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
+        *, loaded=None, log: Log = print) -> dict[str, Any]:
+  """Augments the dataset in `data_dir`; writes the augmented set to `out_dir`.
+
+  `out_dir` gets train.jsonl (one augmentation per line, provenance in
+  `meta`), an empty test.jsonl, manifest.json, README.md, report.json and
+  generations.jsonl (every raw generation with its provenance).
+  """
+  check_config(config)
+  documents, questions = load_data(data_dir)
+  if loaded is None:
+    from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+    loaded = registry.load_model(config.model, dtype=config.dtype)
+  kept, report, raw = augment(config, documents, questions, loaded, log)
+  report["data_dir"] = str(data_dir)
+  docs = [a.to_document(i) for i, a in enumerate(kept)]
+  card = {"description": (
+      f"Augmentations of {config.dataset} ({strategy_name(config.strategy)})"
+      f" generated by {loaded.name}; provenance (source_id, prompt_hash,"
+      " sample_index, strategy) in each row's meta. See report.json.")}
+  dataset = records.Dataset(
+      name=f"{config.dataset}-augmented-{config.strategy}", train=docs, test=[],
+      card=card, extra_files={
+          "report.json": json.dumps(report, indent=1, ensure_ascii=False) + "\n",
+          "generations.jsonl": "".join(io.dumps(row) + "\n" for row in raw)})
+  path = io.write_dataset(dataset, out_dir, seed=int(config.seed),
+                          config=config.to_dict())
+  pp = report["postprocess"]
+  log(f"wrote {path}: {pp['kept']} augmentations kept of {pp['generated']}"
+      f" statements; share correct"
+      f" {report['correctness'].get('share_correct')}; {report['seconds']:.1f} s")
+  return report
+
+
+def strategy_name(strategy: str) -> str:
+  return {"local": "local restatements",
+          "global": "global inferences with the training set in context"}[strategy]
