@@ -104,6 +104,20 @@ def load_model(config: Any):
   return ckpt_lib.load_finetuned(config.model, config.checkpoint, **kwargs)
 
 
+def _config_and_tokenizer(config: Any):
+  """(ModelConfig, tokenizer) without loading params (for dry runs)."""
+  from ftgen.eval import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  if config.condition == "finetuned":
+    loaded = load_model(config)
+    return loaded.config, loaded.tokenizer
+  tok = registry.load_tokenizer(config.model)
+  model_config = ckpt_lib.base_config(config.model)
+  if config.model == "tiny" or config.model.startswith("tiny:"):
+    model_config = model_config.replace(max_seq_len=registry.TINY_MAX_SEQ_LEN)
+  return model_config, tok
+
+
 def _model_parts(loaded):
   """(Decoder, params on device once, tokenizer)."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -146,8 +160,12 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
 
-  loaded = load_model(config)
-  model, params, tok = _model_parts(loaded)
+  if config.dry_run:
+    # Token counts need only the tokenizer and the context length.
+    model_config, tok = _config_and_tokenizer(config)
+  else:
+    model, params, tok = _model_parts(load_model(config))
+    model_config = model.config
   encode, bos, prefix_token = _encoder(tok, config.add_bos)
   prompts = prompts_lib.build_prompts(
       config.condition, questions, docs, instruction=config.instruction,
@@ -158,7 +176,7 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
       retrieval_k=config.retrieval_k, retrieval_query=config.retrieval_query)
   encoded = prompts_lib.encode_prompts(prompts, encode, bos_id=bos,
                                        prefix_token=prefix_token)
-  report = prompts_lib.context_report(encoded, model.config.max_seq_len)
+  report = prompts_lib.context_report(encoded, model_config.max_seq_len)
   report.update(condition=config.condition, model=config.model,
                 num_questions=len(questions),
                 num_context_documents=max(len(p.documents) for p in prompts))

@@ -1,0 +1,48 @@
+"""launch/evaluate.py: the DESIGN §3.3 command line, dry run and bad input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow  # Subprocesses importing jax: ~10 s each.
+
+
+def _run(repo_root, *args):
+  env = dict(os.environ, PYTHONPATH=str(repo_root), JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "launch/evaluate.py", *args],
+                        cwd=repo_root, env=env, capture_output=True,
+                        text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("data")
+  spec = importlib.util.spec_from_file_location(
+      "configs_data", os.path.join(os.path.dirname(__file__), "..", "..",
+                                   "configs", "data.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return pipeline.generate_to_dir(module.get_config("reversals,tiny"), root)
+
+
+def test_dry_run_prints_token_counts(repo_root, data_dir, tmp_path):
+  out = _run(repo_root, "--config=configs/evaluate.py:icl,tiny",
+             f"--config.data={data_dir}", f"--workdir={tmp_path}",
+             "--config.dry_run=True")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "dry run (icl, tiny)" in out.stdout and "fits" in out.stdout
+  assert (tmp_path / "context.json").is_file()
+  assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_bad_condition_exits_with_one_line(repo_root, data_dir, tmp_path):
+  out = _run(repo_root, "--config=configs/evaluate.py:pretrained,tiny",
+             "--config.condition=nope", f"--config.data={data_dir}",
+             f"--workdir={tmp_path}")
+  assert out.returncode != 0
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: config.condition='nope'; allowed:"), last
