@@ -74,10 +74,12 @@ def _real_defaults(c: ml_collections.ConfigDict, name: str):
     c.finetune.warmup_steps = 3
     c.finetune.data.max_len = 64
     c.finetune.checkpoint_every = 15
+    c.augment_local.max_items = 24
+    # Global prompts hold the whole training set: fewer, shorter samples.
+    c.augment_global.max_items = 16
     for a in (c.augment_local, c.augment_global):
-      a.max_items = 24
       a.num_samples = 2
-      a.max_new_tokens = 40
+      a.max_new_tokens = 40 if a is c.augment_local else 32
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
