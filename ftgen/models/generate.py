@@ -66,17 +66,22 @@ def greedy_generate(model, params, tokens, attention_mask=None,
 
 def naive_greedy(model, params, tokens, max_new_tokens: int,
                  attention_mask=None) -> np.ndarray:
-  """Reference without a cache: re-runs the full forward for every token."""
+  """Reference without a cache: a full forward for every new token.
+
+  The sequence lives in a fixed [B, T + max_new_tokens] buffer whose unused
+  tail is masked (causal attention never looks at it), so this compiles once.
+  """
   tokens = np.asarray(tokens, np.int32)
-  mask = (np.ones(tokens.shape, bool) if attention_mask is None
+  b, t = tokens.shape
+  mask = (np.ones((b, t), bool) if attention_mask is None
           else np.asarray(attention_mask, bool))
+  buf = np.zeros((b, t + max_new_tokens), np.int32)
+  buf_mask = np.zeros((b, t + max_new_tokens), bool)
+  buf[:, :t], buf_mask[:, :t] = tokens, mask
   apply = jax.jit(lambda p, x, m: model.apply({"params": p}, x,
                                               attention_mask=m))
-  new = []
-  for _ in range(max_new_tokens):
-    nxt = np.asarray(jnp.argmax(apply(params, tokens, mask)[:, -1], -1),
-                     np.int32)
-    new.append(nxt)
-    tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
-    mask = np.concatenate([mask, np.ones((mask.shape[0], 1), bool)], axis=1)
-  return np.stack(new, axis=1)
+  for i in range(t, t + max_new_tokens):
+    logits = apply(params, buf, buf_mask)
+    buf[:, i] = np.asarray(jnp.argmax(logits[:, i - 1], -1), np.int32)
+    buf_mask[:, i] = True
+  return buf[:, t:]

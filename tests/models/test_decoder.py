@@ -1,5 +1,7 @@
 """Decoder: cache consistency, chunked prefill, shared prefix, padding."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,7 @@ from ftgen.testing.tiny import tiny_config, tiny_params
 TOL = 1e-5
 
 
+@functools.lru_cache(maxsize=None)
 def _setup(name):
   cfg = tiny_config(name)
   model = Decoder(cfg)
@@ -94,29 +97,27 @@ def test_left_padding_matches_unpadded(family):
 def test_shared_prefix_matches_full_forward(name):
   """Prefix (longer than the sliding window) + a batch of suffixes."""
   cfg, model, params, full = _setup(name)
-  assert cfg.sliding_window < 10
-  prefix_toks = _tokens(1, 10, seed=4)
-  suffix = _tokens(3, 5, seed=5)
-  smask = np.ones((3, 5), bool)
-  smask[2, 3:] = False  # A right-padded suffix.
-  _, prefix = kv_cache.make_prefix(model, params, prefix_toks)
-  np.testing.assert_array_equal(prefix["end"], [10])
+  assert cfg.sliding_window < 8
+  prefix_toks = _tokens(1, 8, seed=4)
+  suffix = _tokens(2, 4, seed=5)
+  smask = _ones(2, 4)
+  smask[1, 3:] = False  # A right-padded suffix.
+  _, prefix = kv_cache.make_prefix(model, params, prefix_toks, chunk=4)
+  np.testing.assert_array_equal(prefix["end"], [8])
   got = np.asarray(model.apply({"params": params}, suffix,
                                attention_mask=smask, prefix=prefix))
-  whole = np.concatenate([np.repeat(prefix_toks, 3, 0), suffix], axis=1)
-  ref = np.asarray(full(params, whole, _ones(3, 15)))[:, 10:]
-  for b in range(3):
+  whole = np.concatenate([np.repeat(prefix_toks, 2, 0), suffix], axis=1)
+  ref = np.asarray(full(params, whole, _ones(2, 12)))[:, 8:]
+  for b in range(2):
     n = smask[b].sum()
     np.testing.assert_allclose(got[b, :n], ref[b, :n], atol=TOL)
 
   # Decoding against the shared prefix: own tokens in a per-row cache.
-  cache = kv_cache.init_cache(cfg, 3, 8)
-  logits, cache = kv_cache.prefill(model, params, suffix[:, :3], cache,
+  cache = kv_cache.init_cache(cfg, 2, 16)
+  logits, cache = kv_cache.prefill(model, params, suffix, cache, chunk=1,
                                    prefix=prefix)
-  np.testing.assert_allclose(logits, ref[:, :3], atol=TOL)
-  logits, cache = kv_cache.prefill(model, params, suffix[:, 3:4], cache,
-                                   prefix=prefix)
-  np.testing.assert_allclose(logits[:2, 0], ref[:2, 3], atol=TOL)
+  np.testing.assert_allclose(logits, ref, atol=TOL)
+  np.testing.assert_array_equal(cache["pos"][:, :4], [[8, 9, 10, 11]] * 2)
 
 
 def test_overflow_is_an_error():
