@@ -375,6 +375,7 @@ class Sampler:
       cache = _prefix_chunk_jit(self.model, self.params, cache,
                                 jnp.asarray(ids[:, sl]), jnp.asarray(mask[:, sl]),
                                 jnp.asarray(positions[:, sl]))
+    jax.block_until_ready(cache)  # Callers time the prefill.
     return Prefix(cache=cache, length=p)
 
   # -- generation -----------------------------------------------------------
