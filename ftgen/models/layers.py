@@ -106,7 +106,9 @@ class Embedder(nn.Module):
 
   def setup(self):
     cfg = self.config
-    self.embedding = param(self, "embedding", nn.initializers.normal(1.0),
+    # std 0.02 (as Llama and SmolLM2 train from): with a tied output, larger
+    # embeddings make a random model's initial loss hundreds of nats.
+    self.embedding = param(self, "embedding", nn.initializers.normal(0.02),
                            (cfg.vocab_size, cfg.embed_dim), ("vocab", "embed"),
                            dtype_of(cfg.param_dtype))
 
