@@ -99,12 +99,23 @@ def ensure_dataset(config: Any, workdir: pathlib.Path) -> pathlib.Path:
   return path
 
 
+def compute_dtype(name: str) -> str:
+  """`name`, with "auto" resolved for the default backend.
+
+  bfloat16 on accelerators; float32 on CPU, where XLA's bfloat16 matmuls are
+  slower (a SmolLM2-shape LoRA step: 1.28x the time, docs/benchmarks.md).
+  """
+  if name != "auto":
+    return name
+  return "float32" if jax.default_backend() == "cpu" else "bfloat16"
+
+
 def load_model(config: Any, mesh: jax.sharding.Mesh):
   """(model config, params on the mesh, tokenizer) of `config.model`."""
   from ftgen.models import registry  # pylint: disable=g-import-not-at-top
   loaded = registry.load_model(config.model, dtype=config.param_dtype,
-                               compute_dtype=config.dtype, mesh=mesh,
-                               seed=config.model_seed)
+                               compute_dtype=compute_dtype(config.dtype),
+                               mesh=mesh, seed=config.model_seed)
   return loaded.config, loaded.params, loaded.tokenizer
 
 

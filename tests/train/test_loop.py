@@ -4,6 +4,7 @@ import importlib.util
 import json
 import pathlib
 
+import jax
 import pytest
 
 from ftgen.train import checkpoint as ckpt_lib
@@ -168,3 +169,10 @@ def test_finished_run_resumes_to_the_same_summary(tmp_path):
   again = loop.finetune(_tiny(steps=3), tmp_path / "run")
   assert again["params_digest"] == first["params_digest"]
   assert again["final_loss"] == first["final_loss"]
+
+
+def test_auto_compute_dtype_resolves_per_backend():
+  # Tests run on CPU, where "auto" means float32; explicit names pass through.
+  assert jax.default_backend() == "cpu"
+  assert loop.compute_dtype("auto") == "float32"
+  assert loop.compute_dtype("bfloat16") == "bfloat16"
