@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ftgen.data import records
+from ftgen.eval import metrics
 
 # Columns every row has, in table order.
 COLUMNS = ("dataset", "model", "condition", "seed", "id", "split", "correct",
@@ -156,20 +157,11 @@ def _per_question(rows: Sequence[Mapping[str, Any]], key: str
   return out
 
 
-def _mean_stderr(values: Sequence[float]) -> tuple[float, float]:
-  x = np.asarray(values, np.float64)
-  if x.size == 0:
-    return math.nan, math.nan
-  if x.size == 1:
-    return float(x[0]), math.nan
-  return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
-
-
 def accuracy(rows: Sequence[Mapping[str, Any]], key: str = "correct"
              ) -> dict[str, Any]:
   """{"acc", "stderr", "n", "chance", "n_seeds"} of one (condition, split)."""
   per_q = _per_question(rows, key)
-  acc, se = _mean_stderr([np.mean(v) for v in per_q.values()])
+  acc, se = metrics.mean_stderr([np.mean(v) for v in per_q.values()])
   chance = _per_question(rows, "chance")
   return {
       "acc": acc, "stderr": se, "n": len(per_q),
@@ -222,7 +214,7 @@ def paired_shift(rows: Sequence[Mapping[str, Any]], condition: str,
   if not ids:
     return None
   diff = [a[i] - b[i] for i in ids]
-  mean, se = _mean_stderr(diff)
+  mean, se = metrics.mean_stderr(diff)
   half = 1.96 * se if math.isfinite(se) else math.nan
   return {"baseline": baseline, "mean_shift": mean, "stderr": se,
           "ci95": [mean - half, mean + half], "n": len(ids),
