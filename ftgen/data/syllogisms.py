@@ -17,7 +17,6 @@ import collections
 import re
 from typing import Iterable
 
-from ftgen.data import checks
 from ftgen.data import logic
 from ftgen.data import records
 from ftgen.data import rng

@@ -25,7 +25,6 @@ import time
 from typing import Any, Callable, Sequence
 
 import jax
-import numpy as np
 
 from ftgen.data import io
 from ftgen.data import records

@@ -1,7 +1,6 @@
 """GGUF import: round trips through llama.cpp-style files, validation, parity."""
 
 import json
-import os
 import pathlib
 import time
 

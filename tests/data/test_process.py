@@ -108,23 +108,3 @@ def test_checks_catch_a_wrong_label():
 def test_impossible_sizes_are_a_clear_error():
   with pytest.raises(ValueError, match="distinct expressions"):
     process.generate(_cfg(num_train=500, min_internal=1, max_internal=1), seed=0)
-
-
-def test_launcher_bytes_identical_across_hash_seeds(repo_root, tmp_path):
-  import os  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-
-  outs = []
-  for hash_seed in ("1", "7"):
-    work = tmp_path / hash_seed
-    subprocess.run(
-        [sys.executable, "launch/generate_data.py",
-         "--config=configs/data.py:process,tiny", f"--workdir={work}"],
-        cwd=repo_root, check=True, capture_output=True, timeout=120,
-        env=dict(os.environ, PYTHONHASHSEED=hash_seed,
-                 PYTHONPATH=str(repo_root)))
-    outs.append({p.relative_to(work).as_posix(): p.read_bytes()
-                 for p in sorted(work.rglob("*")) if p.is_file()})
-  assert outs[0] == outs[1]
-  assert "process/references.jsonl" in outs[0]

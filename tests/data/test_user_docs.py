@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import ml_collections
 import pytest
 
 from configs import data as data_configs

@@ -1,0 +1,36 @@
+"""launch/generate_data.py writes byte-identical datasets in fresh processes.
+
+Python salts `hash()` per process (PYTHONHASHSEED), so any set or dict order
+that leaks into a generator would show up as different bytes here.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("dataset, expected_file", [
+    ("reversals", "reversals/test.jsonl"),
+    ("syllogisms", "syllogisms/README.md"),
+    ("semantic", "semantic/train.jsonl"),
+    ("celebrities", "celebrities/lm_eval/ftgen_celebrities_p2d_reverse.yaml"),
+    ("process", "process/references.jsonl"),
+])
+def test_bytes_identical_across_hash_seeds(repo_root, tmp_path, dataset,
+                                           expected_file):
+  outputs = []
+  for hash_seed in ("1", "4242"):
+    work = tmp_path / hash_seed
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed,
+               PYTHONPATH=os.pathsep.join(
+                   [str(repo_root), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run(
+        [sys.executable, "launch/generate_data.py",
+         f"--config=configs/data.py:{dataset},tiny", f"--workdir={work}"],
+        cwd=repo_root, env=env, check=True, capture_output=True, timeout=300)
+    outputs.append({p.relative_to(work).as_posix(): p.read_bytes()
+                    for p in sorted(work.rglob("*")) if p.is_file()})
+  assert outputs[0] == outputs[1]
+  assert expected_file in outputs[0]
