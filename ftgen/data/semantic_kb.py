@@ -22,6 +22,7 @@ from typing import Iterable
 from ftgen.data import rng
 from ftgen.data import vocab
 
+NAME = "semantic"
 PROPERTY_KINDS = ("are", "have", "can")
 
 # Indentation (two spaces) gives the tree; after the colon, own properties

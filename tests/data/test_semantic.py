@@ -14,6 +14,7 @@ from ftgen.data import checks
 from ftgen.data import records
 from ftgen.data import semantic
 from ftgen.data import semantic_kb as kb
+from ftgen.data import semantic_text
 from ftgen.data import vocab
 
 SPLITS = ("rephrase", "reversal", "syllogism", "category_holdout")
@@ -92,7 +93,7 @@ def test_full_size_dataset_matches_design():
   lengths = [d.meta["sentences"] for d in ds.train]
   assert min(lengths) >= 4 and max(lengths) <= 20
   styles = collections.Counter(d.meta["style"] for d in ds.train)
-  assert set(styles) == set(semantic.STYLES)
+  assert set(styles) == set(semantic_text.STYLES)
   assert any(d.text.count("\nQ: ") >= 3 for d in ds.train)
   for split in SPLITS:
     answers = collections.Counter(q.answer for q in ds.test if q.split == split)
