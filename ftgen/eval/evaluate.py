@@ -147,6 +147,50 @@ def _encoder(tokenizer, add_bos: str):
   return (lambda s: tokenizer.encode(s, add_bos=False)), bos, prefix_token
 
 
+def fit_icl_subsample(config: Any, tokenizer,
+                      questions: Sequence[records.Question],
+                      documents: Sequence[records.Document],
+                      max_len: int) -> int:
+  """The smallest `icl_subsample` >= `config.icl_subsample` whose ICL prompts
+  fit `max_len` tokens.
+
+  Builds and encodes the prompts exactly as `run_evaluation` does, so the
+  answer is exact; the longest questions decide it.
+
+  Raises:
+    ValueError: if not even one training document fits.
+  """
+  encode, bos, prefix_token = _encoder(tokenizer, config.add_bos)
+  chat = _chat_fn(tokenizer, config.use_chat_template)
+  longest = sorted(questions, key=lambda q: -len(q.prompt) - max(
+      len(c) for c in q.choices))[:8]
+
+  def fits(k: int) -> bool:
+    prompts = prompts_lib.build_prompts(
+        "icl", longest, documents, instruction=config.instruction,
+        separator=config.doc_separator, chat=chat, icl_subsample=k,
+        shuffle=config.shuffle, shuffle_seed=config.shuffle_seed,
+        dedup=config.dedup)
+    enc = prompts_lib.encode_prompts(prompts, encode, bos_id=bos,
+                                     prefix_token=prefix_token)
+    return prompts_lib.context_report(enc, max_len)["fits"]
+
+  lo, hi = int(config.icl_subsample), max(len(documents), 1)
+  if fits(lo):
+    return lo
+  if not fits(hi):
+    raise ValueError(
+        f"even one training document does not fit the {max_len}-token"
+        f" context of {config.model!r}")
+  while hi - lo > 1:  # Invariant: fits(hi) and not fits(lo).
+    mid = (lo + hi) // 2
+    if fits(mid):
+      hi = mid
+    else:
+      lo = mid
+  return hi
+
+
 def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   """Evaluates one condition and writes the outputs listed above.
 

@@ -113,6 +113,46 @@ def scoring_flops(config: Any, context_tokens: float,
   return sum(forward_flops(config, c + int(round(s))) for s in suffix_tokens)
 
 
+def augmentation_flops(config: Any, tokens: dict[str, float]) -> float:
+  """Shared prefix prefilled once, then per prompt its tail and decode.
+
+  `tokens`: prefix_tokens (shared head), prompts (rows), prompt_tokens (all
+  rows' tails), generated_tokens (all rows).
+  """
+  rows = max(int(tokens.get("prompts", 1)), 1)
+  prefix = int(tokens.get("prefix_tokens", 0))
+  tail = tokens.get("prompt_tokens", 0) / rows
+  gen = tokens.get("generated_tokens", 0) / rows
+  per_row = (forward_flops(config, int(round(tail)), context=prefix)
+             + forward_flops(config, int(round(gen)),
+                                       context=prefix + int(round(tail))))
+  return forward_flops(config, prefix) + rows * per_row
+
+
+def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int
+                ) -> dict[str, Any]:
+  """Per-query context tokens and FLOPs of an evaluation's results rows,
+  recomputing the context per query and, if `prefix` tokens were cached,
+  with that prefix prefilled once."""
+  out: dict[str, Any] = {}
+  ctx = [float(r.get("context_tokens", 0)) for r in rows]
+  out["context_tokens"] = mean(ctx)
+  if config is None or not rows or "num_tokens" not in rows[0]:
+    return out
+  naive, cached = [], []
+  for r in rows:
+    c, ns = int(r["context_tokens"]), [int(n) for n in r["num_tokens"]]
+    naive.append(scoring_flops(config, 0, [c + n for n in ns]))
+    if prefix:
+      cached.append(scoring_flops(
+          config, prefix, [c - prefix + n for n in ns], prefix_cached=True))
+  out["query_flops"] = mean(naive)
+  if prefix:
+    out["query_flops_prefix_cached"] = mean(cached)
+    out["prefill_flops"] = forward_flops(config, prefix)
+  return out
+
+
 def break_even(one_time_a: float, per_query_a: float, one_time_b: float,
                per_query_b: float) -> float:
   """Queries after which A (pay up front) costs less in total than B.

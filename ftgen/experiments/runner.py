@@ -31,7 +31,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import shutil
 import time
 from typing import Any, Callable
 
@@ -41,6 +40,7 @@ from ftgen.experiments import costs as costs_lib
 from ftgen.experiments import oracle as oracle_lib
 from ftgen.experiments import plots
 from ftgen.experiments import results as results_lib
+from ftgen.experiments import stages as stages_lib
 
 CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
               "finetune_aug_local", "finetune_aug_global", "finetune_aug",
@@ -96,56 +96,6 @@ def run_finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
 def run_evaluation(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
   from ftgen.eval import evaluate  # pylint: disable=g-import-not-at-top
   return evaluate.run_evaluation(config, workdir)
-
-
-# ------------------------------------------------------------ stage ledger
-
-
-class Stages:
-  """Completion markers: a stage is done iff `stages/NAME.json` exists."""
-
-  def __init__(self, workdir: pathlib.Path, log: Callable[[str], None]):
-    self.dir = workdir / "stages"
-    self.dir.mkdir(parents=True, exist_ok=True)
-    self.log = log
-    self.ran: list[str] = []
-    self.skipped: list[str] = []
-
-  def _marker(self, name: str) -> pathlib.Path:
-    return self.dir / (name.replace("/", "__") + ".json")
-
-  def info(self, name: str) -> dict[str, Any] | None:
-    path = self._marker(name)
-    if not path.is_file():
-      return None
-    return json.loads(path.read_text())
-
-  def all(self) -> dict[str, dict[str, Any]]:
-    out = {}
-    for p in sorted(self.dir.glob("*.json")):
-      out[p.stem.replace("__", "/")] = json.loads(p.read_text())
-    return out
-
-  def run(self, name: str, outdir: pathlib.Path | None,
-          fn: Callable[[], dict[str, Any] | None], *,
-          resumable: bool = False) -> dict[str, Any]:
-    """Runs `fn` unless the stage is done; writes the marker on success."""
-    done = self.info(name)
-    if done is not None:
-      self.skipped.append(name)
-      self.log(f"[skip] {name} (done in {done.get('wall_s', 0):.1f} s)")
-      return done
-    if outdir is not None and outdir.exists() and not resumable:
-      self.log(f"[redo] {name}: removing partial {outdir}")
-      shutil.rmtree(outdir)
-    self.log(f"[run ] {name}")
-    t0 = time.perf_counter()
-    info = dict(fn() or {})
-    info["wall_s"] = time.perf_counter() - t0 + float(info.get("wall_s_prior", 0))
-    info.pop("wall_s_prior", None)
-    results_lib.write_json(self._marker(name), info)
-    self.ran.append(name)
-    return info
 
 
 # ------------------------------------------------------------ the runner
@@ -220,22 +170,6 @@ def _find_numbers(obj: Any, keys: tuple[str, ...]) -> dict[str, float]:
   return out
 
 
-def augmentation_flops(config: Any, tokens: dict[str, float]) -> float:
-  """Shared prefix prefilled once, then per prompt its tail and decode.
-
-  `tokens`: prefix_tokens (shared head), prompts (rows), prompt_tokens (all
-  rows' tails), generated_tokens (all rows).
-  """
-  rows = max(int(tokens.get("prompts", 1)), 1)
-  prefix = int(tokens.get("prefix_tokens", 0))
-  tail = tokens.get("prompt_tokens", 0) / rows
-  gen = tokens.get("generated_tokens", 0) / rows
-  per_row = (costs_lib.forward_flops(config, int(round(tail)), context=prefix)
-             + costs_lib.forward_flops(config, int(round(gen)),
-                                       context=prefix + int(round(tail))))
-  return costs_lib.forward_flops(config, prefix) + rows * per_row
-
-
 class _Experiment:
   """State shared by the stages of one `run_experiment` call."""
 
@@ -244,7 +178,7 @@ class _Experiment:
     self.c = config
     self.workdir = workdir
     self.log = log
-    self.stages = Stages(workdir, log)
+    self.stages = stages_lib.Stages(workdir, log)
     self.skipped: dict[str, str] = {}
     self.model_config = None
     self.dataset_dir: pathlib.Path | None = None
@@ -256,18 +190,7 @@ class _Experiment:
   def load_model_config(self):
     try:
       from ftgen.models import registry  # pylint: disable=g-import-not-at-top
-      family = registry._tiny_family(self.c.model)  # pylint: disable=protected-access
-      if family is not None:
-        # The config of registry._load_tiny without initializing params.
-        from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
-        tok = registry.load_tokenizer(self.c.model)
-        self.model_config = tiny.tiny_config(
-            family, vocab_size=tok.vocab_size,
-            max_seq_len=registry.TINY_MAX_SEQ_LEN)
-      else:
-        from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-        self.model_config = hf.load_hf_config(
-            registry.model_directory(self.c.model))
+      self.model_config = registry.model_config(self.c.model)
     except Exception as e:  # pylint: disable=broad-except
       self.log(f"cost ledger: no model config for {self.c.model!r} ({e});"
                " FLOPs omitted")
@@ -359,7 +282,7 @@ class _Experiment:
                                  "prefix_tokens", "prompts"))
     info["tokens"] = tok
     if self.model_config is not None and "generated_tokens" in tok:
-      info["flops"] = augmentation_flops(self.model_config, tok)
+      info["flops"] = costs_lib.augmentation_flops(self.model_config, tok)
     return info
 
   # -- fine-tuning
@@ -455,49 +378,20 @@ class _Experiment:
                 self._eval_config(c, s), o))
 
   def fit_icl_subsample(self, cfg: Any) -> int:
-    """The smallest icl_subsample >= cfg's whose ICL prompts fit the model.
-
-    Uses the evaluation's own prompt builder and tokenizer, so the answer is
-    exact; the factor is recorded in the eval stage marker and summary.
-    """
+    """The smallest icl_subsample >= cfg's whose ICL prompts fit the model
+    (exact: the evaluation's own prompt builder and tokenizer); recorded in
+    the eval stage marker and the summary."""
     from ftgen.eval import evaluate as eval_lib  # pylint: disable=g-import-not-at-top
-    from ftgen.eval import prompts as prompts_lib  # pylint: disable=g-import-not-at-top
     from ftgen.models import registry  # pylint: disable=g-import-not-at-top
 
-    tok = registry.load_tokenizer(cfg.model)
-    encode, bos, prefix_token = eval_lib._encoder(tok, cfg.add_bos)  # pylint: disable=protected-access
-    chat = eval_lib._chat_fn(tok, cfg.use_chat_template)  # pylint: disable=protected-access
     max_len = self.model_config.max_seq_len
-    # The longest question matters; one per split is enough to size it.
-    longest = sorted(self.questions, key=lambda q: -len(q.prompt) - max(
-        len(c) for c in q.choices))[:8]
-
-    def fits(k: int) -> bool:
-      prompts = prompts_lib.build_prompts(
-          "icl", longest, self.documents, instruction=cfg.instruction,
-          separator=cfg.doc_separator, chat=chat, icl_subsample=k,
-          shuffle=cfg.shuffle, shuffle_seed=cfg.shuffle_seed, dedup=cfg.dedup)
-      enc = prompts_lib.encode_prompts(prompts, encode, bos_id=bos,
-                                       prefix_token=prefix_token)
-      return prompts_lib.context_report(enc, max_len)["fits"]
-
-    lo, hi = int(cfg.icl_subsample), max(len(self.documents), 1)
-    if fits(lo):
-      return lo
-    if not fits(hi):
-      raise RuntimeError(
-          f"even one training document does not fit the {max_len}-token"
-          f" context of {cfg.model!r}")
-    while hi - lo > 1:  # fits(hi) and not fits(lo)
-      mid = (lo + hi) // 2
-      if fits(mid):
-        hi = mid
-      else:
-        lo = mid
-    self.log(f"icl: the full training set does not fit {cfg.model!r}'s"
-             f" {max_len} tokens; using 1/{hi} of the documents"
-             " (config.icl_fit_context)")
-    return hi
+    k = eval_lib.fit_icl_subsample(cfg, registry.load_tokenizer(cfg.model),
+                                   self.questions, self.documents, max_len)
+    if k != int(cfg.icl_subsample):
+      self.log(f"icl: the full training set does not fit {cfg.model!r}'s"
+               f" {max_len} tokens; using 1/{k} of the documents"
+               " (config.icl_fit_context)")
+    return k
 
   def _eval_config(self, cond: str, seed: int):
     c = self.c
@@ -530,29 +424,9 @@ class _Experiment:
             "icl_subsample": int(cfg.icl_subsample),
             "seconds_scoring": summary.get("seconds_scoring"),
             "prefix_tokens_cached": int(summary.get("prefix_tokens_cached") or 0)}
-    info.update(self._query_costs(rows, info["prefix_tokens_cached"]))
+    info.update(costs_lib.query_costs(self.model_config, rows,
+                                      info["prefix_tokens_cached"]))
     return info
-
-  def _query_costs(self, rows: list[dict[str, Any]], prefix: int
-                   ) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    ctx = [float(r.get("context_tokens", 0)) for r in rows]
-    out["context_tokens"] = costs_lib.mean(ctx)
-    if self.model_config is None or not rows or "num_tokens" not in rows[0]:
-      return out
-    cfg = self.model_config
-    naive, cached = [], []
-    for r in rows:
-      c, ns = int(r["context_tokens"]), [int(n) for n in r["num_tokens"]]
-      naive.append(costs_lib.scoring_flops(cfg, 0, [c + n for n in ns]))
-      if prefix:
-        cached.append(costs_lib.scoring_flops(
-            cfg, prefix, [c - prefix + n for n in ns], prefix_cached=True))
-    out["query_flops"] = costs_lib.mean(naive)
-    if prefix:
-      out["query_flops_prefix_cached"] = costs_lib.mean(cached)
-      out["prefill_flops"] = costs_lib.forward_flops(cfg, prefix)
-    return out
 
   # -- report
   def report(self) -> Outcome:

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from ftgen.checkpoints import cache as cache_lib
+from ftgen.models import config as model_config_lib
 from ftgen.models import tokenizer as tokenizer_lib
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -148,16 +149,33 @@ def load_tokenizer(name: str) -> tokenizer_lib.Tokenizer:
   return tokenizer_lib.from_directory(model_directory(name))
 
 
-def _load_tiny(name: str, family: str, dtype: str, mesh, seed: int) -> LoadedModel:
+def _tiny_config(family: str, dtype: str):
   from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
   from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
 
-  start = time.perf_counter()
   tok = tiny_tok.tiny_tokenizer()
   config = tiny.tiny_config(
       family, vocab_size=tok.vocab_size, max_seq_len=TINY_MAX_SEQ_LEN,
       bos_token_id=tok.bos_id, eos_token_ids=tok.eos_ids, pad_token_id=tok.pad_id,
       param_dtype=dtype, dtype=dtype)
+  return config, tok
+
+
+def model_config(name: str) -> model_config_lib.ModelConfig:
+  """The architecture of `name` without loading its weights (imports a GGUF
+  into the cache once if needed)."""
+  family = _tiny_family(name)
+  if family is not None:
+    return _tiny_config(family, "float32")[0]
+  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
+  return hf.load_hf_config(model_directory(name))
+
+
+def _load_tiny(name: str, family: str, dtype: str, mesh, seed: int) -> LoadedModel:
+  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+
+  start = time.perf_counter()
+  config, tok = _tiny_config(family, dtype)
   params = tiny.tiny_params(config, seed=seed)
   if mesh is not None:
     params = _place(params, config, mesh)

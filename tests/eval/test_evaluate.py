@@ -174,3 +174,31 @@ def test_finetuned_export_is_scored(repo_root, data_dir, tmp_path, fast_tiny):
                      checkpoint=str(tmp_path / "run"), calibration=False)
   summary = evaluate.run_evaluation(cfg, tmp_path / "out")
   assert summary["splits"]["all"]["n"] == 12
+
+
+def test_fit_icl_subsample_is_the_smallest_factor_that_fits(
+    repo_root, fast_tiny, data_dir):
+  from ftgen.data import io  # pylint: disable=g-import-not-at-top
+  docs = io.read_documents(data_dir / "train.jsonl")
+  questions = io.read_questions(data_dir / "test.jsonl")
+  cfg = _eval_config(repo_root, "icl", data=str(data_dir), icl_subsample=1)
+  tok = fast_tiny.tokenizer
+
+  def needed(k):
+    encode, bos, prefix_token = evaluate._encoder(tok, cfg.add_bos)  # pylint: disable=protected-access
+    chat = evaluate._chat_fn(tok, cfg.use_chat_template)  # pylint: disable=protected-access
+    built = prompts.build_prompts(
+        "icl", questions, docs, instruction=cfg.instruction,
+        separator=cfg.doc_separator, chat=chat, icl_subsample=k,
+        shuffle=cfg.shuffle, shuffle_seed=cfg.shuffle_seed, dedup=cfg.dedup)
+    enc = prompts.encode_prompts(built, encode, bos_id=bos,
+                                 prefix_token=prefix_token)
+    return prompts.context_report(enc, 10**6)["request_tokens_max"]
+
+  full = needed(1)
+  assert evaluate.fit_icl_subsample(cfg, tok, questions, docs, full) == 1
+  limit = needed(3)  # Fits 1/3 of the documents but not 1/2 or all.
+  assert needed(2) > limit
+  assert evaluate.fit_icl_subsample(cfg, tok, questions, docs, limit) == 3
+  with pytest.raises(ValueError, match="even one training document"):
+    evaluate.fit_icl_subsample(cfg, tok, questions, docs, 5)

@@ -66,6 +66,8 @@ def test_gguf_name_imports_once_and_loads(tmp_path):
   emb = expected["tensors"]["model.embed_tokens.weight"]
   assert np.array_equal(np.asarray(first.params["embedder"]["embedding"]), emb)
   assert first.tokenizer.encode("hello") == expected["tokenizer"].encode("hello")
+  # The architecture alone, without weights, is the loaded model's.
+  assert registry.model_config(f"gguf:{path}") == cfg
   # hf: reads the cached directory directly.
   again = registry.load_model(f"hf:{first.source}")
   assert np.array_equal(np.asarray(again.params["embedder"]["embedding"]), emb)
@@ -74,6 +76,11 @@ def test_gguf_name_imports_once_and_loads(tmp_path):
   third = registry.load_model(f"gguf:{path}")
   assert third.timings["import"] > 0
   assert not np.array_equal(np.asarray(third.params["embedder"]["embedding"]), emb)
+
+
+def test_model_config_without_weights():
+  for name in ("tiny", "tiny:gemma3"):
+    assert registry.model_config(name) == registry.load_model(name).config
 
 
 def test_bad_paths(tmp_path):

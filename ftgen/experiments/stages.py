@@ -1,0 +1,64 @@
+"""Completion markers that make an experiment's stages resumable.
+
+A stage is done iff `WORKDIR/stages/NAME.json` exists; the marker holds what
+the stage returned plus its wall time. A stage directory without a marker is
+partial and is removed before the stage reruns (unless the stage resumes by
+itself, like fine-tuning from its orbax checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import time
+from typing import Any, Callable
+
+from ftgen.experiments import results as results_lib
+
+
+class Stages:
+  """Completion markers: a stage is done iff `stages/NAME.json` exists."""
+
+  def __init__(self, workdir: pathlib.Path, log: Callable[[str], None]):
+    self.dir = workdir / "stages"
+    self.dir.mkdir(parents=True, exist_ok=True)
+    self.log = log
+    self.ran: list[str] = []
+    self.skipped: list[str] = []
+
+  def _marker(self, name: str) -> pathlib.Path:
+    return self.dir / (name.replace("/", "__") + ".json")
+
+  def info(self, name: str) -> dict[str, Any] | None:
+    path = self._marker(name)
+    if not path.is_file():
+      return None
+    return json.loads(path.read_text())
+
+  def all(self) -> dict[str, dict[str, Any]]:
+    out = {}
+    for p in sorted(self.dir.glob("*.json")):
+      out[p.stem.replace("__", "/")] = json.loads(p.read_text())
+    return out
+
+  def run(self, name: str, outdir: pathlib.Path | None,
+          fn: Callable[[], dict[str, Any] | None], *,
+          resumable: bool = False) -> dict[str, Any]:
+    """Runs `fn` unless the stage is done; writes the marker on success."""
+    done = self.info(name)
+    if done is not None:
+      self.skipped.append(name)
+      self.log(f"[skip] {name} (done in {done.get('wall_s', 0):.1f} s)")
+      return done
+    if outdir is not None and outdir.exists() and not resumable:
+      self.log(f"[redo] {name}: removing partial {outdir}")
+      shutil.rmtree(outdir)
+    self.log(f"[run ] {name}")
+    t0 = time.perf_counter()
+    info = dict(fn() or {})
+    info["wall_s"] = time.perf_counter() - t0 + float(info.get("wall_s_prior", 0))
+    info.pop("wall_s_prior", None)
+    results_lib.write_json(self._marker(name), info)
+    self.ran.append(name)
+    return info
