@@ -30,16 +30,30 @@ class Stages:
   def _marker(self, name: str) -> pathlib.Path:
     return self.dir / (name.replace("/", "__") + ".json")
 
+  def _read(self, path: pathlib.Path) -> dict[str, Any] | None:
+    try:
+      info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+      info = e
+    if isinstance(info, dict):
+      return info
+    # Markers are written atomically, so this one was edited by hand or
+    # damaged on disk: the stage is treated as not done and redone.
+    self.log(f"[warn] unreadable stage marker {path} ({info!r}); the stage"
+             " will be redone")
+    path.unlink(missing_ok=True)
+    return None
+
   def info(self, name: str) -> dict[str, Any] | None:
     path = self._marker(name)
-    if not path.is_file():
-      return None
-    return json.loads(path.read_text())
+    return self._read(path) if path.is_file() else None
 
   def all(self) -> dict[str, dict[str, Any]]:
     out = {}
     for p in sorted(self.dir.glob("*.json")):
-      out[p.stem.replace("__", "/")] = json.loads(p.read_text())
+      info = self._read(p)
+      if info is not None:
+        out[p.stem.replace("__", "/")] = info
     return out
 
   def run(self, name: str, outdir: pathlib.Path | None,
