@@ -18,6 +18,10 @@ from ftgen.data import checks
 from ftgen.data import records
 
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\(?\d{1,3}[.)]|[a-z][.)])\s+")
+# Labels small models put before a statement ("Statement:", "Reversal 2:").
+_LABEL = re.compile(
+    r"^(?:statement|restatement|rephrasing|rephrase|reversal|reversed|"
+    r"inference|conclusion|answer|output)\s*\d*\s*:\s*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 _WORD = re.compile(r"[A-Za-z']+")
 
@@ -50,6 +54,9 @@ def split_statements(text: str) -> list[str]:
   out = []
   for line in text.splitlines():
     line = _BULLET.sub("", line).strip()
+    unlabelled = _LABEL.sub("", line)
+    if unlabelled != line:
+      line = unlabelled[:1].upper() + unlabelled[1:]
     if not line:
       continue
     out.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())

@@ -10,6 +10,14 @@ def test_split_statements_strips_bullets_and_splits_sentences():
       "Glon are heavier than femp.", "Femp are lighter than glon.", "Trisk eat glon."]
 
 
+def test_split_statements_drops_statement_labels():
+  text = ("statement: experts agree that julib are more territorial than hilb."
+          "\nReversal 2: Femp are lighter than glon.\nAnswers: yes.")
+  assert postprocess.split_statements(text) == [
+      "Experts agree that julib are more territorial than hilb.",
+      "Femp are lighter than glon.", "Answers: yes."]
+
+
 def test_rejection_reasons():
   r = postprocess.rejection_reason
   assert r("") == "empty"
