@@ -103,6 +103,14 @@ class Report:
             "dropped": dict(sorted(self.dropped.items()))}
 
 
+# Words with which a model talks about its prompt instead of the facts
+# ("The document contains the statements: 1."); dropped as "meta" unless the
+# training documents themselves use the word.
+META_WORDS = frozenset({"document", "documents", "text", "texts", "passage",
+                        "statement", "statements", "sentence", "sentences",
+                        "prompt", "question", "questions", "answer", "sorry"})
+
+
 def clean(
     generations: Iterable[tuple[str, str, str, int, str]],
     training_texts: Iterable[str],
@@ -123,9 +131,12 @@ def clean(
     The kept augmentations in generation order, and a report.
   """
   known = set()
+  vocabulary = set()
   for text in training_texts:
+    vocabulary.update(w.lower() for w in _WORD.findall(text))
     known.add(checks.normalize(text))
     known.update(checks.normalize(s) for s in split_statements(text))
+  meta = META_WORDS - vocabulary
   echoes = set()
   for text in echo_texts:
     echoes.update(checks.normalize(s) for s in split_statements(text))
@@ -138,6 +149,9 @@ def clean(
       report.generated += 1
       key = checks.normalize(statement)
       reason = rejection_reason(statement, min_words=min_words)
+      if reason is None and meta.intersection(
+          w.lower() for w in _WORD.findall(statement)):
+        reason = "meta"
       if reason is None and key in echoes:
         reason = "prompt_echo"
       if reason is None and key in known:

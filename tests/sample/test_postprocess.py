@@ -47,6 +47,18 @@ def test_clean_dedups_filters_and_keeps_provenance():
   assert doc.meta["strategy"] == "local" and doc.id == "aug-local-000000"
 
 
+def test_clean_drops_talk_about_the_prompt_unless_training_uses_the_words():
+  gens = [("The document contains the statements: glon. Femp are lighter"
+           " than glon.", "d0", "P0", 0, "global")]
+  kept, report = postprocess.clean(gens, ["Glon are heavier than femp."])
+  assert [a.text for a in kept] == ["Femp are lighter than glon."]
+  assert report.dropped == {"meta": 1}
+  # A user's own documents may be about documents: then the word is content.
+  kept, report = postprocess.clean(
+      gens, ["Every document of the archive lists statements about glon."])
+  assert len(kept) == 2 and not report.dropped
+
+
 def test_test_overlap_counts_answers():
   q = records.Question("q", "reversal", "Femp are", (" lighter than glon.", " heavier than glon."), 0)
   augs = [postprocess.Augmentation("Femp are lighter than glon.", "d", "h", 0, "g"),
