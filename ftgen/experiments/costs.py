@@ -125,7 +125,7 @@ def augmentation_flops(config: Any, tokens: dict[str, float]) -> float:
   gen = tokens.get("generated_tokens", 0) / rows
   per_row = (forward_flops(config, int(round(tail)), context=prefix)
              + forward_flops(config, int(round(gen)),
-                                       context=prefix + int(round(tail))))
+                             context=prefix + int(round(tail))))
   return forward_flops(config, prefix) + rows * per_row
 
 

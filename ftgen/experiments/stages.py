@@ -33,13 +33,14 @@ class Stages:
   def _read(self, path: pathlib.Path) -> dict[str, Any] | None:
     try:
       info = json.loads(path.read_text())
+      why = "" if isinstance(info, dict) else "not a JSON object"
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-      info = e
-    if isinstance(info, dict):
+      why = repr(e)
+    if not why:
       return info
     # Markers are written atomically, so this one was edited by hand or
     # damaged on disk: the stage is treated as not done and redone.
-    self.log(f"[warn] unreadable stage marker {path} ({info!r}); the stage"
+    self.log(f"[warn] unreadable stage marker {path} ({why}); the stage"
              " will be redone")
     path.unlink(missing_ok=True)
     return None
@@ -71,8 +72,7 @@ class Stages:
     self.log(f"[run ] {name}")
     t0 = time.perf_counter()
     info = dict(fn() or {})
-    info["wall_s"] = time.perf_counter() - t0 + float(info.get("wall_s_prior", 0))
-    info.pop("wall_s_prior", None)
+    info["wall_s"] = time.perf_counter() - t0
     results_lib.write_json(self._marker(name), info)
     self.ran.append(name)
     return info
