@@ -14,7 +14,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pathlib  # pylint: disable=g-import-not-at-top
 
+import hypothesis  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
+
+# CI runs property tests with a fixed seed so a red run reproduces from its
+# commit; local runs keep exploring new examples.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+  hypothesis.settings.load_profile("ci")
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
