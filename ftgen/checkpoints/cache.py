@@ -57,7 +57,8 @@ def fingerprint(path: os.PathLike[str] | str) -> dict[str, Any]:
   }
 
 
-def entry_dir(kind: str, source: os.PathLike[str] | str, variant: str) -> pathlib.Path:
+def entry_dir(kind: str, source: os.PathLike[str] | str,
+              variant: str) -> pathlib.Path:
   """Where the import of `source` (one per resolved path and variant) lives."""
   source = pathlib.Path(source).resolve()
   key = hashlib.sha256(f"{source}|{variant}".encode()).hexdigest()[:16]
@@ -123,7 +124,8 @@ def cached_build(
   return directory, True
 
 
-def atomic_file(target: pathlib.Path, write: Callable[[pathlib.Path], Any]) -> pathlib.Path:
+def atomic_file(target: pathlib.Path,
+                write: Callable[[pathlib.Path], Any]) -> pathlib.Path:
   """Creates `target` via `write(tmp_path)` and a rename, unless it exists."""
   if target.is_file():
     return target

@@ -136,20 +136,24 @@ def read_gguf(path: os.PathLike[str] | str) -> GGUFFile:
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"GGUF file not found: {path}")
-  buf = np.memmap(path, mode="r", dtype=np.uint8) if path.stat().st_size else np.zeros(0, np.uint8)
+  buf = (np.memmap(path, mode="r", dtype=np.uint8) if path.stat().st_size
+         else np.zeros(0, np.uint8))
   cur = _Cursor(buf, path)
   cur.need(4, "the GGUF magic")
   if bytes(buf[:4]) != _MAGIC:
-    raise GGUFError(f"{path}: not a GGUF file (magic {bytes(buf[:4])!r}, expected {_MAGIC!r})")
+    raise GGUFError(f"{path}: not a GGUF file (magic {bytes(buf[:4])!r},"
+                    f" expected {_MAGIC!r})")
   cur.pos = 4
   version = cur.unpack("<I", "version")
   if version not in _VERSIONS:
-    raise GGUFError(f"{path}: GGUF version {version} is not supported (supported: {_VERSIONS})")
+    raise GGUFError(f"{path}: GGUF version {version} is not supported"
+                    f" (supported: {_VERSIONS})")
   n_tensors, n_kv = cur.unpack("<QQ", "tensor and metadata counts")
   # The smallest metadata entry and tensor entry are 13 and 28 bytes.
   if n_kv * 13 + n_tensors * 28 > cur.size:
-    raise GGUFError(f"{path}: header claims {n_kv} metadata entries and {n_tensors} tensors,"
-                    f" more than a {cur.size}-byte file can hold (truncated or corrupt)")
+    raise GGUFError(f"{path}: header claims {n_kv} metadata entries and"
+                    f" {n_tensors} tensors, more than a {cur.size}-byte file"
+                    " can hold (truncated or corrupt)")
   metadata: dict[str, Any] = {}
   for _ in range(n_kv):
     key = cur.string("metadata key")
@@ -157,14 +161,16 @@ def read_gguf(path: os.PathLike[str] | str) -> GGUFFile:
     metadata[key] = cur.value(vtype, key)
   alignment = int(metadata.get("general.alignment", 32))
   if alignment <= 0 or alignment & (alignment - 1):
-    raise GGUFError(f"{path}: general.alignment={alignment} is not a power of two")
+    raise GGUFError(
+        f"{path}: general.alignment={alignment} is not a power of two")
 
   raw = []
   for _ in range(n_tensors):
     name = cur.string("tensor name")
     n_dims = cur.unpack("<I", f"rank of tensor {name!r}")
     if not 1 <= n_dims <= _MAX_DIMS:
-      raise cur.fail(f"tensor {name!r} has rank {n_dims} (allowed 1..{_MAX_DIMS})")
+      raise cur.fail(
+          f"tensor {name!r} has rank {n_dims} (allowed 1..{_MAX_DIMS})")
     dims = cur.unpack(f"<{n_dims}Q", f"shape of {name!r}")
     dims = (dims,) if n_dims == 1 else tuple(dims)
     ggml_type, offset = cur.unpack("<IQ", f"type and offset of {name!r}")
@@ -177,17 +183,21 @@ def read_gguf(path: os.PathLike[str] | str) -> GGUFFile:
       qtype = gguf.GGMLQuantizationType(ggml_type)
       block, type_size = gguf.GGML_QUANT_SIZES[qtype]
     except (ValueError, KeyError):
-      raise GGUFError(f"{path}: tensor {name!r} has unknown ggml type {ggml_type}") from None
+      raise GGUFError(f"{path}: tensor {name!r} has unknown ggml type"
+                      f" {ggml_type}") from None
     if any(d <= 0 for d in dims) or dims[0] % block:
       raise GGUFError(f"{path}: tensor {name!r} has invalid shape {dims[::-1]}"
-                      f" for {qtype.name} (row length must be a multiple of {block})")
+                      f" for {qtype.name} (row length must be a multiple of"
+                      f" {block})")
     nbytes = math.prod(dims) // block * type_size
     start = data_start + offset
     if offset % alignment or start + nbytes > cur.size:
       raise GGUFError(
-          f"{path}: tensor {name!r} ({qtype.name}, {nbytes} bytes at offset {offset})"
-          f" lies outside the {cur.size}-byte file or is misaligned (truncated or corrupt)")
-    tensors.append(TensorInfo(name, tuple(reversed(dims)), ggml_type, start, nbytes))
+          f"{path}: tensor {name!r} ({qtype.name}, {nbytes} bytes at offset"
+          f" {offset}) lies outside the {cur.size}-byte file or is misaligned"
+          " (truncated or corrupt)")
+    tensors.append(
+        TensorInfo(name, tuple(reversed(dims)), ggml_type, start, nbytes))
   if "general.architecture" not in metadata:
     raise GGUFError(f"{path}: metadata has no general.architecture")
   return GGUFFile(path, version, metadata, tuple(tensors))
@@ -201,12 +211,13 @@ def dequantized(gf: GGUFFile) -> Iterator[tuple[str, np.ndarray]]:
   for t in gf.tensors:
     qtype = gguf.GGMLQuantizationType(t.ggml_type)
     rows = math.prod(t.shape[:-1])
-    data = np.asarray(buf[t.offset:t.offset + t.nbytes]).reshape(rows, t.nbytes // rows)
+    data = np.asarray(buf[t.offset:t.offset + t.nbytes]).reshape(
+        rows, t.nbytes // rows)
     try:
       w = gguf.quants.dequantize(data, qtype)
     except NotImplementedError:
-      raise GGUFError(f"{gf.path}: tensor {t.name!r} uses {qtype.name}, which gguf"
-                      " cannot dequantize") from None
+      raise GGUFError(f"{gf.path}: tensor {t.name!r} uses {qtype.name},"
+                      " which gguf cannot dequantize") from None
     yield t.name, np.asarray(w, np.float32).reshape(t.shape)
 
 
@@ -240,7 +251,8 @@ def _common(gf: GGUFFile) -> dict[str, Any]:
     tokens = gf.metadata.get("tokenizer.ggml.tokens")
     vocab = len(tokens) if tokens is not None else None
   if vocab is None:
-    vocab = next(t.shape[0] for t in gf.tensors if t.name == "token_embd.weight")
+    vocab = next(t.shape[0] for t in gf.tensors
+                 if t.name == "token_embd.weight")
   return {
       "vocab_size": int(vocab),
       "hidden_size": hidden,
@@ -249,7 +261,8 @@ def _common(gf: GGUFFile) -> dict[str, Any]:
       "num_attention_heads": heads,
       "num_key_value_heads": int(gf.arch_key("attention.head_count_kv", heads)),
       "head_dim": int(gf.arch_key("attention.key_length", 0) or
-                      gf.arch_key("rope.dimension_count", 0) or hidden // heads),
+                      gf.arch_key("rope.dimension_count", 0) or
+                      hidden // heads),
       "max_position_embeddings": int(gf.arch_key("context_length", 2048)),
       "rms_norm_eps": _float(need("attention.layer_norm_rms_epsilon")),
       "tie_word_embeddings": "output.weight" not in gf.tensor_names(),
@@ -263,12 +276,15 @@ def _rope_scaling(gf: GGUFFile) -> dict[str, Any] | None:
     if "rope_freqs.weight" in gf.tensor_names():
       # Llama 3.1-style scaling is baked into a frequency tensor whose
       # parameters the file does not state.
-      raise GGUFError(f"{gf.path}: Llama 3.x rope scaling (rope_freqs) is not supported"
-                      " from GGUF; load the Hugging Face directory with hf:PATH")
+      raise GGUFError(f"{gf.path}: Llama 3.x rope scaling (rope_freqs) is not"
+                      " supported from GGUF; load the Hugging Face directory"
+                      " with hf:PATH")
     return None
   if kind == "linear":
-    return {"rope_type": "linear", "factor": _float(gf.arch_key("rope.scaling.factor"))}
-  raise GGUFError(f"{gf.path}: rope scaling type {kind!r} is not supported (allowed: linear)")
+    return {"rope_type": "linear",
+            "factor": _float(gf.arch_key("rope.scaling.factor"))}
+  raise GGUFError(f"{gf.path}: rope scaling type {kind!r} is not supported"
+                  " (allowed: linear)")
 
 
 def _llama_config(gf: GGUFFile) -> dict[str, Any]:
@@ -309,12 +325,15 @@ def _gemma3_config(gf: GGUFFile) -> dict[str, Any]:
   pattern = gf.arch_key("attention.sliding_window_pattern")
   if pattern is not None and np.ndim(pattern) == 1 and len(pattern) == n_layers:
     # Newer llama.cpp writes one flag per layer (True = sliding).
-    layer_types = ["sliding_attention" if s else "full_attention" for s in pattern]
+    layer_types = ["sliding_attention" if s else "full_attention"
+                   for s in pattern]
   else:
-    layer_types = ["full_attention" if (i + 1) % GEMMA3_SLIDING_WINDOW_PATTERN == 0
+    layer_types = ["full_attention"
+                   if (i + 1) % GEMMA3_SLIDING_WINDOW_PATTERN == 0
                    else "sliding_attention" for i in range(n_layers)]
   # llama.cpp scales queries by hidden/heads for the 27B model (62 layers),
-  # by 1/sqrt(head_dim) otherwise; transformers calls that query_pre_attn_scalar.
+  # by 1/sqrt(head_dim) otherwise; transformers calls that
+  # query_pre_attn_scalar.
   scalar = (cfg["hidden_size"] // cfg["num_attention_heads"] if n_layers == 62
             else cfg["head_dim"])
   cfg.update({
@@ -335,7 +354,8 @@ def _gemma3_config(gf: GGUFFile) -> dict[str, Any]:
   return cfg
 
 
-_CONFIGS = {"llama": _llama_config, "gemma3": _gemma3_config, "qwen2": _qwen2_config}
+_CONFIGS = {"llama": _llama_config, "gemma3": _gemma3_config,
+            "qwen2": _qwen2_config}
 
 
 def hf_config(gf: GGUFFile) -> dict[str, Any]:
@@ -376,7 +396,8 @@ _GEMMA3_BLOCK = dict(_LLAMA_BLOCK) | {
     "attn_q_norm.weight": "self_attn.q_norm.weight",
     "attn_k_norm.weight": "self_attn.k_norm.weight",
 }
-_BLOCKS = {"llama": _LLAMA_BLOCK, "qwen2": _LLAMA_BLOCK, "gemma3": _GEMMA3_BLOCK}
+_BLOCKS = {"llama": _LLAMA_BLOCK, "qwen2": _LLAMA_BLOCK,
+           "gemma3": _GEMMA3_BLOCK}
 _BLOCK_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
 
 
@@ -409,18 +430,21 @@ def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
   return w.reshape(n_head, 2, h2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def hf_tensors(gf: GGUFFile, config: dict[str, Any]) -> Iterator[tuple[str, np.ndarray]]:
+def hf_tensors(gf: GGUFFile,
+               config: dict[str, Any]) -> Iterator[tuple[str, np.ndarray]]:
   """Yields (HF name, float32 array) with llama.cpp's transforms undone."""
   arch = gf.architecture
   for name, w in dequantized(gf):
     try:
       target = hf_name(arch, name)
     except KeyError:
-      raise GGUFError(f"{gf.path}: unexpected tensor {name!r} for architecture {arch!r}") from None
+      raise GGUFError(f"{gf.path}: unexpected tensor {name!r} for"
+                      f" architecture {arch!r}") from None
     if target is None:
       continue
     if arch == "llama" and (".attn_q." in name or ".attn_k." in name):
-      heads = config["num_attention_heads" if ".attn_q." in name else "num_key_value_heads"]
+      heads = config["num_attention_heads" if ".attn_q." in name
+                     else "num_key_value_heads"]
       w = unpermute_rows(w, heads)
     elif arch == "gemma3" and name.endswith("norm.weight"):
       w = w - np.float32(1.0)
@@ -439,7 +463,8 @@ def _np_dtype(dtype: str):
   if dtype == "bfloat16":
     import ml_dtypes  # pylint: disable=g-import-not-at-top
     return ml_dtypes.bfloat16
-  raise ValueError(f"dtype {dtype!r} not supported for import; allowed: {_DTYPES}")
+  raise ValueError(
+      f"dtype {dtype!r} not supported for import; allowed: {_DTYPES}")
 
 
 def import_gguf(path: os.PathLike[str] | str, out_dir: os.PathLike[str] | str,
@@ -454,7 +479,8 @@ def import_gguf(path: os.PathLike[str] | str, out_dir: os.PathLike[str] | str,
   gf = read_gguf(path)
   config = hf_config(gf)
   config["torch_dtype"] = dtype
-  config["ftgen_source"] = {"gguf": str(gf.path), "importer_version": IMPORTER_VERSION}
+  config["ftgen_source"] = {"gguf": str(gf.path),
+                            "importer_version": IMPORTER_VERSION}
 
   tensors = {}
   for name, w in hf_tensors(gf, config):
@@ -462,7 +488,8 @@ def import_gguf(path: os.PathLike[str] | str, out_dir: os.PathLike[str] | str,
   missing = {"model.embed_tokens.weight", "model.norm.weight"} - set(tensors)
   if missing:
     raise GGUFError(f"{gf.path}: missing tensors {sorted(missing)}")
-  save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+  save_file(tensors, str(out_dir / "model.safetensors"),
+            metadata={"format": "pt"})
   del tensors
 
   tok = tokenizer_lib.tokenizer_from_gguf(gf)
@@ -472,6 +499,7 @@ def import_gguf(path: os.PathLike[str] | str, out_dir: os.PathLike[str] | str,
   with open(out_dir / "config.json", "w", encoding="utf-8") as f:
     json.dump(config, f, indent=2)
   with open(out_dir / "generation_config.json", "w", encoding="utf-8") as f:
-    json.dump({"bos_token_id": config["bos_token_id"], "eos_token_id": list(tok.eos_ids),
+    json.dump({"bos_token_id": config["bos_token_id"],
+               "eos_token_id": list(tok.eos_ids),
                "pad_token_id": config["pad_token_id"]}, f, indent=2)
   return config

@@ -32,8 +32,8 @@ from ftgen.models.decoder import Decoder
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # Keys we knowingly skip: rope buffers and the multimodal towers of Gemma 3.
-_IGNORED_PARTS = ("rotary_emb.inv_freq", "vision_tower", "multi_modal_projector",
-                  "vision_model")
+_IGNORED_PARTS = ("rotary_emb.inv_freq", "vision_tower",
+                  "multi_modal_projector", "vision_model")
 _NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
 
 
@@ -73,9 +73,11 @@ def key_map(config: ModelConfig) -> list[Entry]:
   layer(("mlp", "up", "kernel"), "mlp.up_proj.weight", "proj_in")
   layer(("mlp", "down", "kernel"), "mlp.down_proj.weight", "proj_out")
   if config.is_gemma:
-    layer(("post_attn_norm", "scale"), "post_attention_layernorm.weight", "none")
+    layer(("post_attn_norm", "scale"), "post_attention_layernorm.weight",
+          "none")
     layer(("mlp_norm", "scale"), "pre_feedforward_layernorm.weight", "none")
-    layer(("post_mlp_norm", "scale"), "post_feedforward_layernorm.weight", "none")
+    layer(("post_mlp_norm", "scale"), "post_feedforward_layernorm.weight",
+          "none")
   else:
     layer(("mlp_norm", "scale"), "post_attention_layernorm.weight", "none")
   if config.family == "gemma3":
@@ -95,7 +97,8 @@ def hf_shape(transform: str, shape: tuple[int, ...]) -> tuple[int, ...]:
   return tuple(shape)
 
 
-def from_hf(transform: str, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def from_hf(transform: str, x: np.ndarray,
+            shape: tuple[int, ...]) -> np.ndarray:
   if transform in ("proj_in", "proj_out"):
     return np.ascontiguousarray(x.T).reshape(shape)
   return x.reshape(shape)
@@ -167,7 +170,8 @@ class _Reader:
         h = safe_open(str(f), framework="numpy")
         keys = list(h.keys())
       except Exception as err:  # safetensors raises its own error types.
-        raise CheckpointError(f"cannot read safetensors file {f}: {err}") from err
+        raise CheckpointError(
+            f"cannot read safetensors file {f}: {err}") from err
       self._handles[f] = h
       for k in keys:
         self.where[k] = f
@@ -282,9 +286,11 @@ def load_hf_params(directory: str | pathlib.Path, config: ModelConfig,
   if missing:
     problems.append(f"missing tensors ({len(missing)}): {_short(missing)}")
   if bad_shapes:
-    problems.append(f"shape mismatches ({len(bad_shapes)}): {_short(bad_shapes)}")
+    problems.append(
+        f"shape mismatches ({len(bad_shapes)}): {_short(bad_shapes)}")
   if unexpected and strict:
-    problems.append(f"unexpected tensors ({len(unexpected)}): {_short(unexpected)}")
+    problems.append(
+        f"unexpected tensors ({len(unexpected)}): {_short(unexpected)}")
   if problems:
     raise CheckpointError(
         f"checkpoint {directory} does not match the {config.family} config "

@@ -129,7 +129,8 @@ def _fill(template: str, name: str, desc: str) -> tuple[str, int]:
   As in their files, the prompt runs up to the second slot (the first slot
   is the prompt's subject) and the completion carries the leading space.
   """
-  slots = {"{name}": name, "{desc}": desc, "{Desc}": desc[:1].upper() + desc[1:]}
+  slots = {"{name}": name, "{desc}": desc,
+           "{Desc}": desc[:1].upper() + desc[1:]}
   second = max(template.find(s) for s in slots)
   prefix = template[:second]
   for slot, value in slots.items():
@@ -396,4 +397,5 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
       forward.append(f"{q.id}: no training document pairs {person!r} with"
                      f" {desc!r}")
   return {"forward_fact_in_train": sorted(set(forward)),
-          "reversed_direction_absent_from_train": sorted(set(reversed_in_train))}
+          "reversed_direction_absent_from_train":
+              sorted(set(reversed_in_train))}

@@ -41,7 +41,8 @@ def balanced_answer_positions(dataset: records.Dataset,
   problems = []
   by_split: dict[tuple[str, int], collections.Counter] = {}
   for q in dataset.test:
-    by_split.setdefault((q.split, len(q.choices)), collections.Counter())[q.answer] += 1
+    by_split.setdefault((q.split, len(q.choices)),
+                        collections.Counter())[q.answer] += 1
   for (split, k), counts in by_split.items():
     n = sum(counts.values())
     if n < 2 * k:
@@ -83,7 +84,8 @@ def run_checks(dataset: records.Dataset) -> dict[str, list[str]]:
   """Generic checks plus the generator's own `dataset_checks`, if any."""
   results = {name: fn(dataset) for name, fn in GENERIC_CHECKS.items()}
   if dataset.name in registry.GENERATORS:
-    module = importlib.import_module(registry.GENERATORS[dataset.name].split(":")[0])
+    module = importlib.import_module(
+        registry.GENERATORS[dataset.name].split(":")[0])
     specific = getattr(module, "dataset_checks", None)
     if specific is not None:
       results.update(specific(dataset))

@@ -57,7 +57,8 @@ def iter_jsonl(path: os.PathLike[str] | str) -> Iterator[tuple[int, Any]]:
 
 def _require(path, lineno, row, field, types, what):
   if not isinstance(row, dict):
-    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+    raise DataError(f"{path}:{lineno}: expected a JSON object, got"
+                    f" {type(row).__name__}")
   if field not in row:
     raise DataError(f"{path}:{lineno}: missing field {field!r} ({what})")
   if not isinstance(row[field], types) or isinstance(row[field], bool):
@@ -84,7 +85,8 @@ def read_documents(path: os.PathLike[str] | str) -> list[records.Document]:
       )
     seen[doc_id] = lineno
     meta = dict(row.get("meta") or {})
-    meta.update({k: v for k, v in row.items() if k not in ("id", "text", "meta")})
+    meta.update({k: v for k, v in row.items()
+                 if k not in ("id", "text", "meta")})
     docs.append(records.Document(doc_id, text, meta))
   if not docs:
     raise DataError(f"{path}: no documents")
@@ -109,7 +111,8 @@ def read_questions(path: os.PathLike[str] | str) -> list[records.Question]:
     if not isinstance(answers, list) or not all(
         isinstance(a, int) and not isinstance(a, bool) for a in answers
     ):
-      raise DataError(f"{path}:{lineno}: field 'answers' must be a list of integers")
+      raise DataError(
+          f"{path}:{lineno}: field 'answers' must be a list of integers")
     if qid in seen:
       raise DataError(
           f"{path}:{lineno}: duplicate id {qid!r} (first on line {seen[qid]})"
@@ -179,7 +182,8 @@ def write_dataset(
   """Writes a dataset directory atomically and returns its path."""
   outdir = pathlib.Path(outdir)
   outdir.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+  tmp = pathlib.Path(
+      tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
   try:
     write_jsonl(tmp / "train.jsonl", (d.to_json() for d in dataset.train))
     write_jsonl(tmp / "test.jsonl", (q.to_json() for q in dataset.test))
@@ -226,7 +230,8 @@ def _write_parquet(dataset: records.Dataset, outdir: pathlib.Path):
   import pandas as pd  # pylint: disable=g-import-not-at-top
 
   def flat(row):
-    return {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in row.items()}
+    return {k: (json.dumps(v) if isinstance(v, dict) else v)
+            for k, v in row.items()}
 
   pd.DataFrame([flat(d.to_json()) for d in dataset.train]).to_parquet(
       outdir / "train.parquet", index=False)

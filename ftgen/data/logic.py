@@ -122,7 +122,8 @@ def holds(prop: Prop, model: frozenset[int], terms: Sequence[str]) -> bool:
   return any(r & s and not r & p for r in model)  # some_not
 
 
-def _satisfying(props: Sequence[Prop], terms: Sequence[str]) -> Iterator[frozenset[int]]:
+def _satisfying(props: Sequence[Prop],
+                terms: Sequence[str]) -> Iterator[frozenset[int]]:
   for model in models(len(terms)):
     if all(holds(p, model, terms) for p in props):
       yield model

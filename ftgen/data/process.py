@@ -324,8 +324,9 @@ def generate(cfg: Any, seed: int) -> records.Dataset:
             for i, n in enumerate(got["train"])]
   test, refs = [], []
   for split in ("seen_combinations", "heldout_combinations"):
-    positions = rng.shuffled([i % cfg.num_choices for i in range(len(got[split]))],
-                             seed, f"process/positions/{split}")
+    positions = rng.shuffled(
+        [i % cfg.num_choices for i in range(len(got[split]))],
+        seed, f"process/positions/{split}")
     for i, node in enumerate(got[split]):
       answer = transform(node, lang)
       dgen = rng.stream(seed, f"process/distractors/{split}/{i}")

@@ -127,8 +127,8 @@ def reversal_of(statement: str) -> str | None:
   return out + "." if statement.rstrip().endswith(".") else out
 
 
-def is_correct_statement(statement: str,
-                         facts: Iterable[Fact | Mapping[str, Any]]) -> bool | None:
+def is_correct_statement(
+    statement: str, facts: Iterable[Fact | Mapping[str, Any]]) -> bool | None:
   """Whether a comparison agrees with the facts.
 
   Returns True when every comparison parsed from `statement` follows from a
@@ -216,7 +216,8 @@ def _questions(facts: list[Fact], seed: int,
                splits: Iterable[str]) -> list[records.Question]:
   questions = []
   for split in splits:
-    positions = _balanced_positions(len(facts), 2, seed, f"{NAME}/{split}/answers")
+    positions = _balanced_positions(len(facts), 2, seed,
+                                    f"{NAME}/{split}/answers")
     for i, (fact, pos) in enumerate(zip(facts, positions)):
       if split == "reversal":
         r = fact.reversed()
@@ -292,8 +293,10 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
   forward_missing, held_out_in_train, lengths, labels = [], [], [], []
   for q in dataset.test:
     fact = Fact.from_meta(q.meta)
-    if fact not in trained or checks.normalize(fact.statement()) not in train_text:
-      forward_missing.append(f"{q.id}: forward fact {fact.statement()!r} not in train")
+    if (fact not in trained or
+        checks.normalize(fact.statement()) not in train_text):
+      forward_missing.append(
+          f"{q.id}: forward fact {fact.statement()!r} not in train")
     if q.split == "reversal":
       for c in q.choices:
         stated = checks.normalize(q.prompt + c).rstrip(".")

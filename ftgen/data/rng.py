@@ -14,7 +14,8 @@ import numpy as np
 
 def stream(seed: int, name: str) -> np.random.Generator:
   digest = hashlib.sha256(f"{int(seed)}:{name}".encode("utf-8")).digest()
-  return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+  return np.random.Generator(
+      np.random.PCG64(int.from_bytes(digest[:16], "little")))
 
 
 def shuffled(items, seed: int, name: str) -> list:

@@ -71,7 +71,8 @@ def _forms(cfg) -> list[str]:
   unknown = [n for n in names if n not in logic.FORMS]
   if unknown:
     raise ValueError(
-        f"syllogisms: unknown forms {unknown}; allowed: {', '.join(logic.FORMS)}")
+        f"syllogisms: unknown forms {unknown}; allowed:"
+        f" {', '.join(logic.FORMS)}")
   return names
 
 
@@ -103,7 +104,8 @@ def generate(cfg, seed: int) -> records.Dataset:
   for i in range(n):
     s, m, p = words[3 * i:3 * i + 3]
     form = forms[i % len(forms)]
-    major, minor, conclusion = logic.form_props(*logic.FORMS[form], s=s, m=m, p=p)
+    major, minor, conclusion = logic.form_props(*logic.FORMS[form],
+                                                s=s, m=m, p=p)
     premises = [major, minor]
     order = [premises[j] for j in gen.permutation(2)]
     sentences = [_render(q, TEMPLATES[q.quantifier][gen.integers(3)])
@@ -120,7 +122,8 @@ def generate(cfg, seed: int) -> records.Dataset:
     canonical = [j for j in entailed if candidates[j].subject == s]
     if not canonical or conclusion != candidates[canonical[0]]:
       raise AssertionError(  # The form table and the checker disagree.
-          f"{form}: checker entails {[candidates[j].render() for j in entailed]}")
+          f"{form}: checker entails"
+          f" {[candidates[j].render() for j in entailed]}")
     # Canonical answer at its balanced position, the rest in seeded order.
     rest = [j for j in range(NUM_CHOICES) if j != canonical[0]]
     rest = [rest[j] for j in gen.permutation(len(rest))]

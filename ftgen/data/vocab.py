@@ -132,7 +132,8 @@ def gguf_path(tokenizer: str) -> pathlib.Path:
       raise FileNotFoundError(f"tokenizer {tokenizer!r}: no file at {path}")
     return path
   raise ValueError(
-      f"unknown tokenizer {tokenizer!r}; allowed: {', '.join(map(repr, TOKENIZERS))}"
+      f"unknown tokenizer {tokenizer!r}; allowed:"
+      f" {', '.join(map(repr, TOKENIZERS))}"
   )
 
 

@@ -37,7 +37,8 @@ def variant_scores(logliks: Sequence[float], num_tokens: Sequence[int],
 
 
 def argmax(scores: Sequence[float]) -> int:
-  """First index of the maximum (ties go to the earlier choice, like lm-eval)."""
+  """First index of the maximum (ties go to the earlier choice, like lm-eval).
+  """
   return int(np.argmax(np.asarray(scores)))
 
 
@@ -104,7 +105,8 @@ _LM_EVAL_NAMES = {"raw": "acc", "per_byte": "acc_norm",
                   "calibrated": "acc_mutual_info"}
 
 
-def lm_eval_results(summary: dict[str, dict[str, Any]], task_names: dict[str, str],
+def lm_eval_results(summary: dict[str, dict[str, Any]],
+                    task_names: dict[str, str],
                     config: dict[str, Any]) -> dict[str, Any]:
   """The summary in the lm-evaluation-harness results layout.
 

@@ -164,7 +164,8 @@ def encode_prompts(prompts: Sequence[QuestionPrompt],
             encode, p.question.prompt, choice, head=heads[p.head],
             prefix_token=prefix_token))
       except ValueError as e:
-        raise ValueError(f"question {p.question.id!r} choice {ci}: {e}") from None
+        raise ValueError(
+            f"question {p.question.id!r} choice {ci}: {e}") from None
       owner.append((qi, ci))
   return Encoded(requests, owner, {h: len(t) for h, t in heads.items()})
 

@@ -222,7 +222,8 @@ def build_ledger(*, model: str, num_params: int,
       once, pq = c["one_time"], c["per_query"]
       entry = {"vs": reference,
                "queries_flops": break_even(once["flops"], pq.get("flops", 0),
-                                           r_once["flops"], r_pq.get("flops", 0))}
+                                           r_once["flops"],
+                                           r_pq.get("flops", 0))}
       if "wall_s" in pq and "wall_s" in r_pq:
         entry["queries_wall"] = break_even(once["wall_s"], pq["wall_s"],
                                            r_once["wall_s"], r_pq["wall_s"])

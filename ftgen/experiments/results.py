@@ -207,7 +207,8 @@ def paired_shift(rows: Sequence[Mapping[str, Any]], condition: str,
   def margins(cond):
     sel = [r for r in rows if r["condition"] == cond and r["split"] == split
            and r.get("margin") is not None and math.isfinite(r["margin"])]
-    return {k: float(np.mean(v)) for k, v in _per_question(sel, "margin").items()}
+    return {k: float(np.mean(v))
+            for k, v in _per_question(sel, "margin").items()}
 
   a, b = margins(condition), margins(baseline)
   ids = sorted(set(a) & set(b))
@@ -319,7 +320,8 @@ def summary_markdown(summary: Mapping[str, Any], *,
   if cal:
     parts += ["", "Calibrated scoring (minus each choice's log-prob under a"
               " neutral prompt):", "",
-              "| condition | split | acc | stderr |", "| --- | --- | --- | --- |"]
+              "| condition | split | acc | stderr |",
+              "| --- | --- | --- | --- |"]
     parts += [f"| {c} | {s} | {_fmt(e['acc_calibrated'])} |"
               f" {_fmt(e['stderr_calibrated'])} |" for c, s, e in cal]
   paired = paired_markdown(summary)

@@ -423,7 +423,8 @@ class _Experiment:
     info = {"num_questions": len(rows), "condition": cfg.condition,
             "icl_subsample": int(cfg.icl_subsample),
             "seconds_scoring": summary.get("seconds_scoring"),
-            "prefix_tokens_cached": int(summary.get("prefix_tokens_cached") or 0)}
+            "prefix_tokens_cached":
+                int(summary.get("prefix_tokens_cached") or 0)}
     info.update(costs_lib.query_costs(self.model_config, rows,
                                       info["prefix_tokens_cached"]))
     return info

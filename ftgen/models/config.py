@@ -40,7 +40,8 @@ SUPPORTED_ARCHITECTURES = (
 GLOBAL_WINDOW = 2**30
 
 
-def _freeze(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
+def _freeze(
+    mapping: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
   """A hashable, order-independent form of a small mapping."""
   if mapping is None:
     return None
@@ -111,7 +112,8 @@ class ModelConfig:
 
   def __post_init__(self):
     if self.family not in FAMILIES:
-      raise ValueError(f"ModelConfig.family={self.family!r}; allowed: {FAMILIES}")
+      raise ValueError(
+          f"ModelConfig.family={self.family!r}; allowed: {FAMILIES}")
     for name in ("param_dtype", "dtype"):
       if getattr(self, name) not in DTYPES:
         raise ValueError(
@@ -121,7 +123,8 @@ class ModelConfig:
           f"ModelConfig.num_heads={self.num_heads} is not a multiple of "
           f"num_kv_heads={self.num_kv_heads}")
     if self.head_dim % 2:
-      raise ValueError(f"ModelConfig.head_dim={self.head_dim} must be even (rope)")
+      raise ValueError(
+          f"ModelConfig.head_dim={self.head_dim} must be even (rope)")
     if isinstance(self.rope_scaling, Mapping):
       object.__setattr__(self, "rope_scaling", _freeze(self.rope_scaling))
     if self.rope_scaling is not None:
@@ -169,7 +172,8 @@ class ModelConfig:
 
   def layer_inv_freq(self) -> np.ndarray:
     """[L, H/2] float32 rope inverse frequencies per layer."""
-    glob = rope_inv_freq(self.head_dim, self.rope_theta, self.rope_scaling_dict())
+    glob = rope_inv_freq(self.head_dim, self.rope_theta,
+                         self.rope_scaling_dict())
     if self.family == "gemma3":
       local_theta = self.rope_local_theta or 10_000.0
       loc = rope_inv_freq(self.head_dim, local_theta, None)
@@ -208,7 +212,8 @@ class ModelConfig:
     if model_type not in _MODEL_TYPES:
       raise ValueError(
           f"Unsupported model: model_type={model_type!r}, architectures="
-          f"{archs}; supported architectures: {', '.join(SUPPORTED_ARCHITECTURES)}")
+          f"{archs}; supported architectures: "
+          f"{', '.join(SUPPORTED_ARCHITECTURES)}")
     family = _MODEL_TYPES[model_type]
     if family == "gemma3":
       hf = {**_GEMMA3_TEXT_DEFAULTS, **hf}
@@ -216,8 +221,8 @@ class ModelConfig:
       raise ValueError(f"{model_type}: mlp_bias=True is not supported")
     if model_type != "qwen2" and hf.get("attention_bias") and family == "llama":
       raise ValueError(
-          f"{model_type}: attention_bias=True (bias on q/k/v/o) is not supported; "
-          "Qwen2-style qkv bias is (model_type 'qwen2')")
+          f"{model_type}: attention_bias=True (bias on q/k/v/o) is not "
+          "supported; Qwen2-style qkv bias is (model_type 'qwen2')")
 
     d = int(hf["hidden_size"])
     n = int(hf["num_attention_heads"])
@@ -240,7 +245,8 @@ class ModelConfig:
       sliding_window = int(sliding_window)
 
     eos = hf.get("eos_token_id")
-    eos = () if eos is None else ((eos,) if isinstance(eos, int) else tuple(eos))
+    eos = (() if eos is None else
+           (eos,) if isinstance(eos, int) else tuple(eos))
     defaults = {
         "family": family,
         "vocab_size": int(hf["vocab_size"]),
@@ -328,8 +334,9 @@ class ModelConfig:
       if self.family == "gemma3":
         out["rope_parameters"] = {
             "full_attention": global_rope,
-            "sliding_attention": {"rope_type": "default",
-                                  "rope_theta": self.rope_local_theta or 10_000.0},
+            "sliding_attention": {
+                "rope_type": "default",
+                "rope_theta": self.rope_local_theta or 10_000.0},
         }
       else:
         out["rope_parameters"] = global_rope
@@ -361,7 +368,8 @@ def _read_rope(hf: Mapping[str, Any], family: str):
   local_theta = None
   if params is not None and family == "gemma3" and "full_attention" in params:
     glob = dict(params["full_attention"])
-    local_theta = params.get("sliding_attention", {}).get("rope_theta", 10_000.0)
+    local_theta = params.get("sliding_attention", {}).get(
+        "rope_theta", 10_000.0)
   elif params is not None:
     glob = dict(params)
   else:  # transformers 4: rope_theta + rope_scaling (+ rope_local_base_freq).
@@ -414,8 +422,10 @@ def _pattern_from_layer_types(layer_types, default: int) -> int | None:
 def rope_inv_freq(head_dim: int, theta: float,
                   scaling: Mapping[str, Any] | None) -> np.ndarray:
   """[H/2] float32 inverse frequencies, as transformers computes them."""
-  exponent = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / np.float32(head_dim)
-  inv_freq = (np.float32(1.0) / (np.float32(theta) ** exponent)).astype(np.float32)
+  exponent = (np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) /
+              np.float32(head_dim))
+  inv_freq = (np.float32(1.0) /
+              (np.float32(theta) ** exponent)).astype(np.float32)
   if scaling is None:
     return inv_freq
   rope_type = scaling["rope_type"]

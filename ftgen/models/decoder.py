@@ -7,8 +7,10 @@ scanned per-layer arrays, so 30 layers compile like one.
 Calls (logits are float32 [B,T,V]):
 
   model.apply({'params': p}, tokens, positions=None, attention_mask=None)
-  model.apply({'params': p}, tokens, positions, cache=cache)  # -> (logits, cache)
-  model.apply({'params': p}, tokens, positions, prefix=prefix_cache[, cache=...])
+  model.apply({'params': p}, tokens, positions,
+              cache=cache)  # -> (logits, cache)
+  model.apply({'params': p}, tokens, positions,
+              prefix=prefix_cache[, cache=...])
 
 Positions default to the count of valid tokens before each token (so a
 left-padded row gets the same positions as the unpadded one), offset by the
@@ -96,7 +98,8 @@ class Decoder(nn.Module):
       ppos = prefix["pos"][0]
       ctx["prefix_pos"] = ppos
       ctx["prefix_valid"] = (ppos >= 0) & (jnp.arange(plen) < prefix["end"][0])
-      base = jnp.maximum(base, jnp.max(jnp.where(ctx["prefix_valid"], ppos, -1)) + 1)
+      base = jnp.maximum(
+          base, jnp.max(jnp.where(ctx["prefix_valid"], ppos, -1)) + 1)
     if cache is not None:
       _check_room(cache, t)
       base = jnp.maximum(base, jnp.max(cache["pos"], axis=1) + 1)
@@ -108,7 +111,8 @@ class Decoder(nn.Module):
     if cache is None:
       idx = jnp.arange(t)
       ctx["k_pos"] = positions
-      ctx["self_mask"] = mask[:, None, :] & (idx[None, :, None] >= idx[None, None, :])
+      ctx["self_mask"] = (mask[:, None, :] &
+                          (idx[None, :, None] >= idx[None, None, :]))
     else:
       s = cache["k"].shape[2]
       start = cache["end"].astype(jnp.int32)

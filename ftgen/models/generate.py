@@ -51,7 +51,8 @@ def greedy_generate(model, params, tokens, attention_mask=None,
                                    attention_mask=mask)
   # The next token follows each row's last real token.
   last = t - 1 - np.argmax(mask[:, ::-1], axis=1)
-  next_tok = np.asarray(jnp.argmax(logits[np.arange(b), last], axis=-1), np.int32)
+  next_tok = np.asarray(jnp.argmax(logits[np.arange(b), last], axis=-1),
+                        np.int32)
   out = np.full((b, max_new_tokens), pad_id, np.int32)
   done = np.zeros(b, bool)
   for i in range(max_new_tokens):

@@ -24,7 +24,8 @@ def dtype_of(name: str):
 def param(module: nn.Module, name: str, init: Callable, shape, axes,
           dtype) -> Array:
   """A parameter with logical axis names (boxed at init, plain at apply)."""
-  return module.param(name, nn.with_logical_partitioning(init, axes), shape, dtype)
+  return module.param(name, nn.with_logical_partitioning(init, axes), shape,
+                      dtype)
 
 
 def constrain(x: Array, axes: tuple[str | None, ...]) -> Array:
@@ -56,7 +57,8 @@ class RMSNorm(nn.Module):
 
 
 class MLP(nn.Module):
-  """Gated MLP: down(act(gate(x)) * up(x)); SiLU (Llama) or tanh-GELU (Gemma)."""
+  """Gated MLP: down(act(gate(x)) * up(x)); SiLU (Llama) or tanh-GELU (Gemma).
+  """
 
   config: ModelConfig
 

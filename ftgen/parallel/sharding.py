@@ -1,4 +1,5 @@
-"""Logical-axis sharding of params and batches over a ('data','fsdp','tensor') mesh.
+"""Logical-axis sharding of params and batches over a
+('data','fsdp','tensor') mesh.
 
 The flow for a model of any size (never materialized on one device):
 
@@ -272,7 +273,8 @@ def _shard_abstract(
   """(unboxed shapes, shardings, fallbacks) of a boxed abstract params tree."""
   specs = nn.get_partition_spec(boxed)
   shapes = nn.unbox(boxed)
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(specs, is_leaf=_is_spec)
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(specs,
+                                                         is_leaf=_is_spec)
   shape_leaves = treedef.flatten_up_to(shapes)
   out, fallbacks = [], []
   for (path, spec), shape in zip(leaves, shape_leaves):
@@ -289,7 +291,8 @@ def param_shardings(
     mesh: jax.sharding.Mesh,
     rules: Rules = LOGICAL_AXIS_RULES,
 ) -> tuple[Any, list[Fallback]]:
-  """`NamedSharding` per param, and the dimensions replicated for divisibility."""
+  """`NamedSharding` per param, and the dimensions replicated for divisibility.
+  """
   _, shardings, fallbacks = _shard_abstract(
       boxed_abstract_params(model_or_config), mesh, rules
   )
@@ -464,7 +467,8 @@ def is_fully_replicated(tree: Any) -> bool:
 
 
 def param_bytes_per_device(params: Any) -> dict[str, int]:
-  """Bytes of params held by each device (to check that sharding saves memory)."""
+  """Bytes of params held by each device (to check that sharding saves memory).
+  """
   per_device: dict[str, int] = {}
   for x in jax.tree.leaves(params):
     for shard in x.addressable_shards:

@@ -72,14 +72,17 @@ def check_config(config) -> None:
                      f" {', '.join(prompts.REQUIRED_FIELDS)}")
   prompts.validate_template(config.template, config.strategy, "config.template")
   if config.unit not in UNITS:
-    raise ValueError(f"config.unit={config.unit!r}; allowed: {', '.join(UNITS)}")
+    raise ValueError(
+        f"config.unit={config.unit!r}; allowed: {', '.join(UNITS)}")
   for key in ("num_samples", "max_new_tokens", "batch_size"):
     if int(config[key]) < 1:
       raise ValueError(f"config.{key} must be >= 1, got {config[key]}")
   if int(config.max_items) < 0:
-    raise ValueError(f"config.max_items must be >= 0 (0: every item), got {config.max_items}")
+    raise ValueError("config.max_items must be >= 0 (0: every item), got"
+                     f" {config.max_items}")
   if config.strategy == "global" and int(config.max_context_tokens) < 1:
-    raise ValueError(f"config.max_context_tokens must be >= 1, got {config.max_context_tokens}")
+    raise ValueError("config.max_context_tokens must be >= 1, got"
+                     f" {config.max_context_tokens}")
 
 
 def sampling_params(config) -> sampler_lib.SamplingParams:
@@ -97,7 +100,8 @@ def local_items(documents: Sequence[records.Document],
   """(source id, text) per distinct sentence or document, in order."""
   items, seen = [], set()
   for doc in documents:
-    texts = splitting.split_sentences(doc.text) if unit == "sentence" else [doc.text]
+    texts = (splitting.split_sentences(doc.text) if unit == "sentence"
+             else [doc.text])
     for k, text in enumerate(texts):
       text = text.strip()
       if not text or text in seen:
@@ -143,7 +147,8 @@ def select_context(documents: Sequence[records.Document],
 # --- prompts -----------------------------------------------------------------
 
 
-def prompt_parts(tokenizer, filled: str, use_chat_template: bool) -> PromptParts:
+def prompt_parts(tokenizer, filled: str,
+                 use_chat_template: bool) -> PromptParts:
   """Wraps a template filled with the slot marker and splits it at the slot."""
   text = filled
   if use_chat_template and getattr(tokenizer, "chat_template", None):
@@ -174,10 +179,11 @@ def _echo_text(template: str, strategy: str) -> str:
 # --- the run -----------------------------------------------------------------
 
 
-def augment(config, documents: Sequence[records.Document],
-            questions: Sequence[records.Question], loaded,
-            log: Log = print
-            ) -> tuple[list[postprocess.Augmentation], dict[str, Any], list[dict]]:
+def augment(
+    config, documents: Sequence[records.Document],
+    questions: Sequence[records.Question], loaded,
+    log: Log = print
+) -> tuple[list[postprocess.Augmentation], dict[str, Any], list[dict]]:
   """Generates, cleans and checks augmentations.
 
   Returns:
@@ -212,11 +218,14 @@ def augment(config, documents: Sequence[records.Document],
     report["unit"] = config.unit
   else:
     counts = [len(ids) + 2 for ids in
-              tok.encode_batch([d.text.strip() for d in documents], add_bos=False)]
-    context = select_context(documents, counts, int(config.max_context_tokens), seed)
+              tok.encode_batch([d.text.strip() for d in documents],
+                               add_bos=False)]
+    context = select_context(documents, counts,
+                             int(config.max_context_tokens), seed)
     all_items = [(d.id, d.text.strip()) for d in documents]
     items = subsample(all_items, int(config.max_items), seed, "augment/items")
-    filled = prompts.global_prompt(config.template, [d.text for d in context], _SLOT)
+    filled = prompts.global_prompt(config.template,
+                                   [d.text for d in context], _SLOT)
     report["context"] = {"documents_in_context": len(context),
                          "documents_total": len(documents),
                          "subsampled": len(context) < len(documents)}
@@ -229,7 +238,8 @@ def augment(config, documents: Sequence[records.Document],
   requests: list[Request] = []
   for i, (source_id, text) in enumerate(items):
     prompt, tail = parts.fill(text)
-    prompts.assert_only_training_text(prompt, config.template, documents, questions)
+    prompts.assert_only_training_text(prompt, config.template, documents,
+                                      questions)
     tail_ids = tok.encode(tail, add_bos=False)
     if not head_ids and tok.add_bos:
       tail_ids = [tok.bos_id] + tail_ids
@@ -240,8 +250,8 @@ def augment(config, documents: Sequence[records.Document],
 
   smp = sampler_lib.Sampler(
       Decoder(loaded.config), jax.device_put(loaded.params),
-      eos_ids=tok.eos_ids, tokenizer=tok, stop_strings=tuple(config.stop_strings),
-      pad_id=tok.pad_id)
+      eos_ids=tok.eos_ids, tokenizer=tok,
+      stop_strings=tuple(config.stop_strings), pad_id=tok.pad_id)
   t0 = time.perf_counter()
   prefix = smp.make_prefix(head_ids) if head_ids else None
   report["prefix_seconds"] = round(time.perf_counter() - t0, 3)
@@ -268,8 +278,9 @@ def augment(config, documents: Sequence[records.Document],
     log(f"batch {b + 1}/{num_batches}: {s.generated_tokens} tokens,"
         f" {s.tokens_per_s:.1f} tokens/s")
 
-  generations = [(texts[r.row_id], r.source_id, r.prompt, r.sample_index, strategy)
-                 for r in requests]
+  generations = [
+      (texts[r.row_id], r.source_id, r.prompt, r.sample_index, strategy)
+      for r in requests]
   kept, clean_report = postprocess.clean(
       generations, [d.text for d in documents],
       echo_texts=[_echo_text(config.template, strategy)],
@@ -308,7 +319,8 @@ def correctness(dataset: str, documents: Sequence[records.Document],
   return {"checker": dataset, "statements": len(kept), "judged": judged,
           "correct": verdicts["correct"], "wrong": verdicts["wrong"],
           "unjudged": verdicts["unjudged"],
-          "share_correct": round(verdicts["correct"] / judged, 4) if judged else None,
+          "share_correct": (round(verdicts["correct"] / judged, 4) if judged
+                            else None),
           "new_correct": new_correct}
 
 
@@ -319,7 +331,8 @@ def load_data(data_dir: str | pathlib.Path):
     raise io.DataError(f"{data_dir}: dataset directory not found")
   documents = io.read_documents(data_dir / "train.jsonl")
   test = data_dir / "test.jsonl"
-  questions = io.read_questions(test) if test.is_file() and test.stat().st_size else []
+  questions = (io.read_questions(test)
+               if test.is_file() and test.stat().st_size else [])
   return documents, questions
 
 
@@ -346,17 +359,21 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   dataset = records.Dataset(
       name=f"{config.dataset}-augmented-{config.strategy}", train=docs, test=[],
       card=card, extra_files={
-          "report.json": json.dumps(report, indent=1, ensure_ascii=False) + "\n",
+          "report.json":
+              json.dumps(report, indent=1, ensure_ascii=False) + "\n",
           "generations.jsonl": "".join(io.dumps(row) + "\n" for row in raw)})
   path = io.write_dataset(dataset, out_dir, seed=int(config.seed),
                           config=config.to_dict())
   pp = report["postprocess"]
   log(f"wrote {path}: {pp['kept']} augmentations kept of {pp['generated']}"
       f" statements; share correct"
-      f" {report['correctness'].get('share_correct')}; {report['seconds']:.1f} s")
+      f" {report['correctness'].get('share_correct')};"
+      f" {report['seconds']:.1f} s")
   return report
 
 
 def strategy_name(strategy: str) -> str:
-  return {"local": "local restatements",
-          "global": "global inferences with the training set in context"}[strategy]
+  return {
+      "local": "local restatements",
+      "global": "global inferences with the training set in context",
+  }[strategy]

@@ -21,7 +21,8 @@ Checker = Callable[[str], "bool | None"]
 
 
 def reversals_checker(documents: Sequence[records.Document]) -> Checker:
-  facts = reversals.training_facts(records.Dataset("reversals", list(documents), []))
+  facts = reversals.training_facts(
+      records.Dataset("reversals", list(documents), []))
   return lambda statement: reversals.is_correct_statement(statement, facts)
 
 

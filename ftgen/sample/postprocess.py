@@ -96,7 +96,8 @@ class Report:
 
   generated: int = 0
   kept: int = 0
-  dropped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+  dropped: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter)
 
   def to_json(self) -> dict:
     return {"generated": self.generated, "kept": self.kept,
@@ -162,7 +163,8 @@ def clean(
         report.dropped[reason] += 1
         continue
       seen.add(key)
-      kept.append(Augmentation(statement, source_id, phash, sample_index, strategy))
+      kept.append(Augmentation(statement, source_id, phash, sample_index,
+                               strategy))
   report.kept = len(kept)
   return kept, report
 

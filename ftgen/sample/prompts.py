@@ -52,7 +52,8 @@ def local_prompt(template: str, statement: str) -> str:
   return template.format(statement=statement.strip())
 
 
-def global_prompt(template: str, documents: Sequence[str], document: str) -> str:
+def global_prompt(template: str, documents: Sequence[str],
+                  document: str) -> str:
   return template.format(documents="\n\n".join(d.strip() for d in documents),
                          document=document.strip())
 

@@ -65,13 +65,16 @@ class SamplingParams:
 
   def __post_init__(self):
     if self.max_new_tokens < 1:
-      raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+      raise ValueError(
+          f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
     if self.temperature < 0:
-      raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+      raise ValueError(
+          f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
     if self.top_k < 0:
       raise ValueError(f"top_k must be >= 0 (0 disables), got {self.top_k}")
     if not 0.0 < self.top_p <= 1.0:
-      raise ValueError(f"top_p must lie in (0, 1] (1 disables), got {self.top_p}")
+      raise ValueError(
+          f"top_p must lie in (0, 1] (1 disables), got {self.top_p}")
 
   @property
   def greedy(self) -> bool:
@@ -131,7 +134,8 @@ def _top_p_mask(logits: Array, top_p: Array | float, iters: int = 24) -> Array:
     return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
 
   lo, _ = jax.lax.fori_loop(0, iters, body, (lo, hi))
-  threshold = jnp.where(best_enough, jnp.max(logits, axis=-1, keepdims=True), lo)
+  threshold = jnp.where(best_enough, jnp.max(logits, axis=-1, keepdims=True),
+                        lo)
   return jnp.where(logits >= threshold, logits, _NEG_INF)
 
 
@@ -165,7 +169,8 @@ def choose_tokens(logits: Array, keys: Array, mode: _Mode,
     if mode.use_top_p:
       vals = _top_p_mask(vals, top_p)
     pick = jax.vmap(jax.random.categorical)(keys, vals)
-    return jnp.take_along_axis(idx, pick[:, None], axis=1)[:, 0].astype(jnp.int32)
+    return jnp.take_along_axis(idx, pick[:, None], axis=1)[:, 0].astype(
+        jnp.int32)
   if mode.use_top_p:
     logits = _top_p_mask(logits, top_p)
   return jax.vmap(jax.random.categorical)(keys, logits).astype(jnp.int32)
@@ -330,7 +335,8 @@ class Sampler:
     if self.stop_strings and tokenizer is None:
       raise ValueError("stop_strings need a tokenizer (to match and cut text)")
     if any(not s for s in self.stop_strings):
-      raise ValueError(f"stop strings must be non-empty, got {self.stop_strings!r}")
+      raise ValueError(
+          f"stop strings must be non-empty, got {self.stop_strings!r}")
     self.pad_id = int(pad_id)
     self.cache_dtype = cache_dtype
     seqs = [tuple(int(t) for t in s) for s in stop_token_seqs]
@@ -373,7 +379,8 @@ class Sampler:
     for lo in range(0, padded, chunk):
       sl = slice(lo, lo + chunk)
       cache = _prefix_chunk_jit(self.model, self.params, cache,
-                                jnp.asarray(ids[:, sl]), jnp.asarray(mask[:, sl]),
+                                jnp.asarray(ids[:, sl]),
+                                jnp.asarray(mask[:, sl]),
                                 jnp.asarray(positions[:, sl]))
     jax.block_until_ready(cache)  # Callers time the prefill.
     return Prefix(cache=cache, length=p)
@@ -401,7 +408,8 @@ class Sampler:
     mask[n:, -1] = True
     positions = prefix_len + np.maximum(np.cumsum(mask, axis=1) - 1, 0)
     rid = np.zeros((b,), np.uint32)
-    rid[:n] = np.asarray(row_ids if row_ids is not None else range(n), np.uint32)
+    rid[:n] = np.asarray(row_ids if row_ids is not None else range(n),
+                         np.uint32)
     done0 = np.arange(b) >= n
     return ids, mask, positions.astype(np.int32), rid, done0, t, b
 
@@ -456,8 +464,9 @@ class Sampler:
     else:
       out, lengths, finish, steps, cache = _generate_jit(
           self.model, static, self.params, cache, *args, jnp.int32(limit),
-          temperature, top_p, jnp.uint32(seed), jnp.asarray(rid), jnp.asarray(done0), self._eos,
-          self._stop_mask, self._stop_seqs, pcache)
+          temperature, top_p, jnp.uint32(seed), jnp.asarray(rid),
+          jnp.asarray(done0), self._eos, self._stop_mask, self._stop_seqs,
+          pcache)
     out, lengths, finish = jax.device_get((out, lengths, finish))
     self._cache = cache
     n = len(prompts)
@@ -560,4 +569,5 @@ def describe(sampler: Sampler) -> dict[str, Any]:
   s = sampler.stats
   return {"calls": s.calls, "generated_tokens": s.generated_tokens,
           "prompt_tokens": s.prompt_tokens, "decode_steps": s.decode_steps,
-          "seconds": round(s.seconds, 3), "tokens_per_s": round(s.tokens_per_s, 2)}
+          "seconds": round(s.seconds, 3),
+          "tokens_per_s": round(s.tokens_per_s, 2)}

@@ -28,7 +28,8 @@ def _tokenizer_metadata(writer, tok, chat_template: str | None) -> None:
   assert [i for _, i in by_id] == list(range(len(tokens)))
   merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
   special = set(tok.hf.all_special_tokens) | {"<|im_start|>", "<|im_end|>"}
-  types = [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
+  types = [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL
+           for t in tokens]
   writer.add_tokenizer_model("gpt2")
   writer.add_tokenizer_pre("default")
   writer.add_token_list(tokens)
@@ -42,8 +43,8 @@ def _tokenizer_metadata(writer, tok, chat_template: str | None) -> None:
     writer.add_chat_template(chat_template)
 
 
-def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *, seed: int = 0,
-                    quantized: bool = True) -> dict[str, Any]:
+def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
+                    seed: int = 0, quantized: bool = True) -> dict[str, Any]:
   """Writes a tiny `arch` ('llama' | 'gemma3') GGUF; returns the expectation.
 
   Returns:
@@ -65,8 +66,10 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *, seed: 
     return (scale * rng.standard_normal(shape)).astype(np.float32)
 
   # (gguf name, hf name, array in HF layout, is a norm)
-  plan = [("token_embd.weight", "model.embed_tokens.weight", rand(vocab, hidden), False),
-          ("output_norm.weight", "model.norm.weight", rand(hidden, scale=0.1), True)]
+  plan = [("token_embd.weight", "model.embed_tokens.weight",
+           rand(vocab, hidden), False),
+          ("output_norm.weight", "model.norm.weight",
+           rand(hidden, scale=0.1), True)]
   block = {"attn_q.weight": ("self_attn.q_proj.weight", (q_out, hidden)),
            "attn_k.weight": ("self_attn.k_proj.weight", (kv_out, hidden)),
            "attn_v.weight": ("self_attn.v_proj.weight", (kv_out, hidden)),
@@ -78,11 +81,14 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *, seed: 
   if arch == "llama":
     block["ffn_norm.weight"] = ("post_attention_layernorm.weight", (hidden,))
   else:
-    block |= {"ffn_norm.weight": ("pre_feedforward_layernorm.weight", (hidden,)),
-              "post_attention_norm.weight": ("post_attention_layernorm.weight", (hidden,)),
-              "post_ffw_norm.weight": ("post_feedforward_layernorm.weight", (hidden,)),
-              "attn_q_norm.weight": ("self_attn.q_norm.weight", (d["head_dim"],)),
-              "attn_k_norm.weight": ("self_attn.k_norm.weight", (d["head_dim"],))}
+    block |= {
+        "ffn_norm.weight": ("pre_feedforward_layernorm.weight", (hidden,)),
+        "post_attention_norm.weight": ("post_attention_layernorm.weight",
+                                       (hidden,)),
+        "post_ffw_norm.weight": ("post_feedforward_layernorm.weight",
+                                 (hidden,)),
+        "attn_q_norm.weight": ("self_attn.q_norm.weight", (d["head_dim"],)),
+        "attn_k_norm.weight": ("self_attn.k_norm.weight", (d["head_dim"],))}
   for i in range(d["layers"]):
     for g_name, (h_name, shape) in block.items():
       norm = len(shape) == 1
@@ -107,13 +113,15 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *, seed: 
     writer.add_key_length(d["head_dim"])
     writer.add_value_length(d["head_dim"])
     writer.add_sliding_window(8)
-  _tokenizer_metadata(writer, tok, tiny_tok.CHAT_TEMPLATE if arch == "llama" else None)
+  _tokenizer_metadata(writer, tok,
+                      tiny_tok.CHAT_TEMPLATE if arch == "llama" else None)
 
   expected = {}
   for g_name, h_name, w, norm in plan:
     stored = w
     if arch == "llama" and (".attn_q." in g_name or ".attn_k." in g_name):
-      stored = gguf_lib.permute_rows(w, d["heads"] if ".attn_q." in g_name else d["kv_heads"])
+      stored = gguf_lib.permute_rows(
+          w, d["heads"] if ".attn_q." in g_name else d["kv_heads"])
     if arch == "gemma3" and norm:
       stored = w + np.float32(1.0)
     if quantized and w.ndim == 2:
@@ -124,11 +132,13 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *, seed: 
       writer.add_tensor(g_name, q, raw_shape=q.shape, raw_dtype=qtype)
       back = gguf.quants.dequantize(q, qtype).reshape(w.shape)
       if arch == "llama" and (".attn_q." in g_name or ".attn_k." in g_name):
-        back = gguf_lib.unpermute_rows(back, d["heads"] if ".attn_q." in g_name else d["kv_heads"])
+        back = gguf_lib.unpermute_rows(
+            back, d["heads"] if ".attn_q." in g_name else d["kv_heads"])
       expected[h_name] = back.astype(np.float32)
     else:
       writer.add_tensor(g_name, stored)
-      expected[h_name] = (stored - np.float32(1.0)) if (arch == "gemma3" and norm) else w
+      expected[h_name] = ((stored - np.float32(1.0))
+                          if (arch == "gemma3" and norm) else w)
   writer.write_header_to_file()
   writer.write_kv_data_to_file()
   writer.write_tensors_to_file()

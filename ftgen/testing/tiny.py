@@ -47,7 +47,8 @@ TINY_CONFIGS: dict[str, ModelConfig] = {
 def tiny_config(name: str = "llama", **overrides) -> ModelConfig:
   """A tiny config by name (see TINY_CONFIGS), with overrides."""
   if name not in TINY_CONFIGS:
-    raise ValueError(f"unknown tiny config {name!r}; allowed: {sorted(TINY_CONFIGS)}")
+    raise ValueError(
+        f"unknown tiny config {name!r}; allowed: {sorted(TINY_CONFIGS)}")
   return TINY_CONFIGS[name].replace(**overrides)
 
 

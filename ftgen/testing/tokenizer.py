@@ -19,7 +19,8 @@ PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 DEFAULT_VOCAB_SIZE = 512
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
@@ -59,11 +60,13 @@ def _backend_json(vocab_size: int) -> str:
   return tok.to_str()
 
 
-def tiny_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE) -> tokenizer_lib.Tokenizer:
+def tiny_tokenizer(
+    vocab_size: int = DEFAULT_VOCAB_SIZE) -> tokenizer_lib.Tokenizer:
   """The tiny tokenizer (deterministic; `vocab_size` ids at most, >= 262)."""
   if vocab_size < 256 + len(SPECIAL_TOKENS) + 1:
-    raise ValueError(f"vocab_size={vocab_size} too small for a byte-level tokenizer"
-                     f" (need at least {256 + len(SPECIAL_TOKENS) + 1})")
+    raise ValueError(f"vocab_size={vocab_size} too small for a byte-level"
+                     " tokenizer (need at least"
+                     f" {256 + len(SPECIAL_TOKENS) + 1})")
   from tokenizers import Tokenizer  # pylint: disable=g-import-not-at-top
   from transformers import PreTrainedTokenizerFast  # pylint: disable=g-import-not-at-top
 

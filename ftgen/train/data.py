@@ -60,7 +60,8 @@ def tokenize_examples(examples: Iterable[splitting.Example], tokenizer: Any,
   eos = _first_eos(tokenizer) if append_eos else None
   tokens, scored = [], []
   for ex in examples:
-    ctx = list(tokenizer.encode(ex.context, add_bos=False)) if ex.context else []
+    ctx = (list(tokenizer.encode(ex.context, add_bos=False)) if ex.context
+           else [])
     tgt = list(tokenizer.encode(ex.target, add_bos=False))
     if eos is not None:
       tgt.append(eos)

@@ -285,8 +285,9 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   stop = _StopFlag()
   stop.install()
   num_devices = setup.mesh.devices.size
-  bar = tqdm.tqdm(total=config.steps, initial=start, disable=not config.progress,
-                  desc="finetune", dynamic_ncols=True)
+  bar = tqdm.tqdm(total=config.steps, initial=start,
+                  disable=not config.progress, desc="finetune",
+                  dynamic_ncols=True)
   eval_result: dict[str, Any] = {}
   preempted = False
   t_mark, tokens_since, flops_since, first = time.perf_counter(), 0, 0.0, True

@@ -113,8 +113,8 @@ def tree_size(tree: Any) -> int:
   return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))
 
 
-def overview(params: Any, shardings: Any = None, *, trainable: int | None = None,
-             max_rows: int = 40) -> str:
+def overview(params: Any, shardings: Any = None, *,
+             trainable: int | None = None, max_rows: int = 40) -> str:
   """A table of parameter paths, shapes, dtypes, sizes and shardings."""
   rows = []
   shard_by_path = dict(_paths(shardings)) if shardings is not None else {}
@@ -153,4 +153,5 @@ def fingerprint(model_name: str, params: Any, extra: dict[str, Any] | None
 def describe_mismatch(saved: dict[str, Any], current: dict[str, Any],
                       keys: Sequence[str]) -> list[str]:
   return [f"{k}: checkpoint has {saved.get(k)!r}, config gives"
-          f" {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+          f" {current.get(k)!r}"
+          for k in keys if saved.get(k) != current.get(k)]
