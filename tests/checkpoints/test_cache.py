@@ -57,7 +57,8 @@ def test_changed_source_rebuilds(tmp_path):
   assert cache.cached_build(target, _expected(src), _builder(calls))[1]
   assert not cache.cached_build(target, _expected(src), _builder(calls))[1]
   # So does a new importer version.
-  assert cache.cached_build(target, {**_expected(src), "importer_version": "2"}, _builder(calls))[1]
+  assert cache.cached_build(target, {**_expected(src), "importer_version": "2"},
+                            _builder(calls))[1]
   assert len(calls) == 4
 
 
@@ -92,8 +93,10 @@ def test_half_written_entry_is_never_used(tmp_path):
 
 def test_entry_dir_depends_on_path_and_variant(tmp_path):
   a, b = tmp_path / "a" / "m.gguf", tmp_path / "b" / "m.gguf"
-  assert cache.entry_dir("models", a, "float32") != cache.entry_dir("models", b, "float32")
-  assert cache.entry_dir("models", a, "float32") != cache.entry_dir("models", a, "bfloat16")
+  assert (cache.entry_dir("models", a, "float32") !=
+          cache.entry_dir("models", b, "float32"))
+  assert (cache.entry_dir("models", a, "float32") !=
+          cache.entry_dir("models", a, "bfloat16"))
 
 
 def test_atomic_file(tmp_path):

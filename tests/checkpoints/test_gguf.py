@@ -1,4 +1,5 @@
-"""GGUF import: round trips through llama.cpp-style files, validation, parity."""
+"""GGUF import: round trips through llama.cpp-style files, validation, parity.
+"""
 
 import json
 import pathlib
@@ -30,14 +31,16 @@ def test_unpermute_inverts_llama_cpp_permutation():
     assert not np.array_equal(p, w)
     np.testing.assert_array_equal(gguf_lib.unpermute_rows(p, heads), w)
     b = rng.standard_normal(heads * head_dim).astype(np.float32)
-    np.testing.assert_array_equal(gguf_lib.unpermute_rows(gguf_lib.permute_rows(b, heads), heads), b)
+    np.testing.assert_array_equal(
+        gguf_lib.unpermute_rows(gguf_lib.permute_rows(b, heads), heads), b)
 
 
 def test_unpermute_moves_interleaved_pairs_to_halves():
   # One head of dim 4, rows [x0, x2, x1, x3] in llama.cpp's interleaved order
   # come back as HF's [x0, x1 | x2, x3].
   w = np.array([[0.0], [2.0], [1.0], [3.0]], np.float32)
-  np.testing.assert_array_equal(gguf_lib.unpermute_rows(w, 1)[:, 0], [0, 1, 2, 3])
+  np.testing.assert_array_equal(gguf_lib.unpermute_rows(w, 1)[:, 0],
+                                [0, 1, 2, 3])
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
@@ -64,7 +67,8 @@ def test_import_reproduces_hf_tensors_exactly(tiny_files, tmp_path, arch):
     assert on_disk["query_pre_attn_scalar"] == dims["head_dim"]
     assert on_disk["layer_types"] == ["sliding_attention", "sliding_attention"]
     assert on_disk["sliding_window"] == 8
-  for f in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+  for f in ("tokenizer.json", "tokenizer_config.json",
+            "generation_config.json"):
     assert (tmp_path / f).is_file()
 
 
@@ -74,7 +78,8 @@ def test_import_bfloat16(tiny_files, tmp_path):
   got = load_file(str(tmp_path / "model.safetensors"))
   name = "model.layers.1.self_attn.q_proj.weight"
   assert str(got[name].dtype) == "bfloat16"
-  np.testing.assert_allclose(got[name].astype(np.float32), expected["tensors"][name], rtol=1e-2, atol=1e-2)
+  np.testing.assert_allclose(got[name].astype(np.float32),
+                             expected["tensors"][name], rtol=1e-2, atol=1e-2)
   with pytest.raises(ValueError, match="float16"):
     gguf_lib.import_gguf(path, tmp_path / "x", dtype="float16")
 
@@ -86,7 +91,8 @@ def test_header_matches_gguf_reader(tiny_files):
     ref = gguf.GGUFReader(path)
     assert [t.name for t in ours.tensors] == [t.name for t in ref.tensors]
     for a, b in zip(ours.tensors, ref.tensors):
-      assert a.offset == b.data_offset and a.nbytes == b.n_bytes and a.ggml_type == int(b.tensor_type)
+      assert (a.offset == b.data_offset and a.nbytes == b.n_bytes and
+              a.ggml_type == int(b.tensor_type))
       assert a.shape == tuple(int(x) for x in reversed(b.shape))
 
 
@@ -120,7 +126,8 @@ def test_garbage_files_are_clear_errors(tmp_path):
   # Valid magic and version, then absurd counts: rejected before any loop
   # or allocation sized by them.
   huge = tmp_path / "huge.gguf"
-  huge.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (2**62).to_bytes(8, "little")
+  huge.write_bytes(b"GGUF" + (3).to_bytes(4, "little")
+                   + (2**62).to_bytes(8, "little")
                    + (2**62).to_bytes(8, "little") + rng.bytes(100))
   _expect_error(huge, "more than a")
   version = tmp_path / "v9.gguf"
@@ -130,7 +137,8 @@ def test_garbage_files_are_clear_errors(tmp_path):
   for seed in range(20):
     body = np.random.default_rng(seed).bytes(2000)
     junk = tmp_path / f"junk{seed}.gguf"
-    junk.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (5).to_bytes(8, "little")
+    junk.write_bytes(b"GGUF" + (3).to_bytes(4, "little")
+                     + (5).to_bytes(8, "little")
                      + (7).to_bytes(8, "little") + body)
     _expect_error(junk)
 
@@ -190,22 +198,26 @@ def test_real_truncated_smollm2_is_clear_error(tmp_path):
 def test_real_smollm2_header(tmp_path):
   gf = gguf_lib.read_gguf(_smollm2())
   config = gguf_lib.hf_config(gf)
-  assert (config["num_hidden_layers"], config["hidden_size"], config["num_attention_heads"],
-          config["num_key_value_heads"], config["head_dim"], config["vocab_size"]) == (
+  assert (config["num_hidden_layers"], config["hidden_size"],
+          config["num_attention_heads"], config["num_key_value_heads"],
+          config["head_dim"], config["vocab_size"]) == (
               30, 576, 9, 3, 64, 49152)
   assert config["rope_theta"] == 1e5 and config["rms_norm_eps"] == 1e-5
   assert config["tie_word_embeddings"] is True
 
 
-def _reference_parity(gguf_path: pathlib.Path, directory: pathlib.Path) -> float:
+def _reference_parity(gguf_path: pathlib.Path,
+                      directory: pathlib.Path) -> float:
   """Max |ours - transformers' GGUF loader| over all tensors."""
   torch = pytest.importorskip("torch")
   from transformers import AutoModelForCausalLM  # pylint: disable=g-import-not-at-top
   from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint  # pylint: disable=g-import-not-at-top
 
-  model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32)
+  model = AutoModelForCausalLM.from_pretrained(str(directory),
+                                               dtype=torch.float32)
   ours = model.state_dict()
-  ref = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model)["tensors"]
+  ref = load_gguf_checkpoint(str(gguf_path), return_tensors=True,
+                             model_to_load=model)["tensors"]
   if "lm_head.weight" not in ref:  # tied: transformers shares the embedding
     ours.pop("lm_head.weight", None)
   assert set(ours) == set(ref)
@@ -220,7 +232,8 @@ def test_real_import_matches_transformers_gguf_loader(name):
   pytest.importorskip("torch")
   from ftgen.models import registry  # pylint: disable=g-import-not-at-top
   try:
-    src = registry.smollm2_gguf() if name == "smollm2-135m" else registry.gemma3_gguf()
+    src = (registry.smollm2_gguf() if name == "smollm2-135m"
+           else registry.gemma3_gguf())
   except ImportError as e:
     pytest.skip(str(e))
   directory = registry.model_directory(name)

@@ -72,7 +72,8 @@ def test_missing_unexpected_and_shape_errors(tmp_path):
   path = tmp_path / "model.safetensors"
   tensors = load_file(path)
   del tensors["model.layers.1.mlp.up_proj.weight"]
-  tensors["model.layers.0.self_attn.k_proj.weight"] = np.zeros((8, 64), np.float32)
+  tensors["model.layers.0.self_attn.k_proj.weight"] = np.zeros(
+      (8, 64), np.float32)
   tensors["model.extra.weight"] = np.zeros(3, np.float32)
   save_file(tensors, str(path))
   with pytest.raises(hf.CheckpointError) as err:

@@ -15,7 +15,8 @@ def _module(repo_root):
   return module
 
 
-@pytest.mark.parametrize("arg", [f"{m}{v}" for m in MODES for v in ("", ",tiny")])
+@pytest.mark.parametrize("arg",
+                         [f"{m}{v}" for m in MODES for v in ("", ",tiny")])
 def test_evaluate_configs_load_locked(repo_root, arg):
   config = _module(repo_root).get_config(arg)
   assert config.condition == arg.split(",")[0]

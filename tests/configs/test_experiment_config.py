@@ -1,4 +1,5 @@
-"""configs/experiment.py: every dataset and variant loads locked and coherent."""
+"""configs/experiment.py: every dataset and variant loads locked and coherent.
+"""
 
 import importlib.util
 import pathlib

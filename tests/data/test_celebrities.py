@@ -83,7 +83,8 @@ def test_bad_source_dir_one_line_errors(tmp_path, make):
     src = tmp_path / "data"
     src.mkdir()
     if make == "missing_file":
-      (src / celebrities.TRAIN_FILE).write_text('{"prompt": "a", "completion": "b"}\n')
+      (src / celebrities.TRAIN_FILE).write_text(
+          '{"prompt": "a", "completion": "b"}\n')
   with pytest.raises((FileNotFoundError, io.DataError)) as e:
     celebrities.generate(_cfg(src), seed=0)
   msg = str(e.value)

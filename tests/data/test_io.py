@@ -13,8 +13,10 @@ def _dataset():
       name="toy",
       train=[records.Document("d0", "Glon are heavier than femp."),
              records.Document("d1", "Trisk are red.", {"source": "x"})],
-      test=[records.Question("q0", "reversal", "Femp are", (" lighter", " heavier"), 0),
-            records.Question("q1", "syllogism", "Some", (" a", " b", " c"), 1, (1, 2))],
+      test=[records.Question("q0", "reversal", "Femp are",
+                             (" lighter", " heavier"), 0),
+            records.Question("q1", "syllogism", "Some", (" a", " b", " c"), 1,
+                             (1, 2))],
       card={"description": "A toy set."},
   )
 
@@ -70,9 +72,11 @@ def test_document_errors_name_line_and_field(tmp_path, line, message):
 @pytest.mark.parametrize("row,message", [
     ({"id": "q", "split": "s", "prompt": "p", "choices": ["a"], "answer": 0},
      "at least 2 strings"),
-    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a", "b"], "answer": 2},
+    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a", "b"],
+      "answer": 2},
      "answer 2 is not an index"),
-    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a", "b"], "answer": True},
+    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a", "b"],
+      "answer": True},
      "must be an integer index"),
     ({"id": "q", "split": "s", "choices": ["a", "b"], "answer": 0},
      "missing field 'prompt'"),

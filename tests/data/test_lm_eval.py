@@ -36,7 +36,8 @@ def test_one_task_per_split_with_harness_fields():
   syl = yaml.safe_load(files["lm_eval/ftgen_demo_syllogism_odd_split.yaml"])
   assert syl["doc_to_target"] == "answers"
   group = yaml.safe_load(files["lm_eval/ftgen_demo.yaml"])
-  assert group["task"] == ["ftgen_demo_reversal", "ftgen_demo_syllogism_odd_split"]
+  assert group["task"] == ["ftgen_demo_reversal",
+                           "ftgen_demo_syllogism_odd_split"]
 
 
 def test_split_files_hold_exactly_their_questions():
@@ -50,7 +51,8 @@ def test_split_files_hold_exactly_their_questions():
   # Every data file a YAML names is exported.
   for path, text in files.items():
     if path.endswith(".yaml") and "dataset_kwargs" in text:
-      assert yaml.safe_load(text)["dataset_kwargs"]["data_files"]["test"] in files
+      assert (yaml.safe_load(text)["dataset_kwargs"]["data_files"]["test"]
+              in files)
 
 
 def test_deterministic_and_colliding_splits_rejected():

@@ -87,8 +87,10 @@ def test_dataset_splits_checks_and_determinism():
       train_pairs |= process.combinations(
           process.parse(d.text.splitlines()[0], process._language_of(ds))[1])
   assert held - train_pairs  # Some combinations are new to the test.
-  refs = [json.loads(l) for l in ds.extra_files["references.jsonl"].splitlines()]
-  assert [r["reference"] for r in refs] == [q.meta["reference"] for q in ds.test]
+  refs = [json.loads(l)
+          for l in ds.extra_files["references.jsonl"].splitlines()]
+  assert ([r["reference"] for r in refs] ==
+          [q.meta["reference"] for q in ds.test])
   again = process.generate(_cfg(), seed=0)
   assert [q.to_json() for q in again.test] == [q.to_json() for q in ds.test]
   assert [d.text for d in again.train] == [d.text for d in ds.train]
@@ -107,4 +109,5 @@ def test_checks_catch_a_wrong_label():
 
 def test_impossible_sizes_are_a_clear_error():
   with pytest.raises(ValueError, match="distinct expressions"):
-    process.generate(_cfg(num_train=500, min_internal=1, max_internal=1), seed=0)
+    process.generate(_cfg(num_train=500, min_internal=1, max_internal=1),
+                     seed=0)

@@ -28,7 +28,8 @@ def test_full_size_dataset_matches_design():
   assert by_split == {"reversal": 100, "rephrase": 100}
   facts = reversals.training_facts(ds)
   assert len(facts) == 100
-  assert collections.Counter(f.direction for f in facts) == {"more": 50, "less": 50}
+  assert collections.Counter(f.direction for f in facts) == {
+      "more": 50, "less": 50}
   dims = collections.Counter(f.dimension for f in facts)
   assert len(dims) == 28 and max(dims.values()) - min(dims.values()) <= 1
   # Each fact's 10 articles use 10 different lead-ins.
@@ -92,7 +93,8 @@ def test_oracle_augmentations_are_every_reversal():
 def test_checks_catch_a_leaked_reversal_and_bad_labels():
   ds = reversals.generate(_cfg(), seed=3)
   q = next(q for q in ds.test if q.split == "reversal")
-  leaked = records.Document(id="leak", text="So " + q.prompt + q.choices[q.answer])
+  leaked = records.Document(id="leak",
+                            text="So " + q.prompt + q.choices[q.answer])
   bad = records.Dataset(ds.name, ds.train + [leaked], ds.test, ds.card)
   problems = checks.failures(bad)
   assert "held_out_not_in_train" in problems
@@ -120,6 +122,7 @@ def test_property_generation(seed, n, k, dims):
   ds = reversals.generate(cfg, seed)
   assert ds.train == reversals.generate(cfg, seed).train
   assert len(ds.train) == n * k and len(ds.test) == 2 * n
-  directions = collections.Counter(f.direction for f in reversals.training_facts(ds))
+  directions = collections.Counter(
+      f.direction for f in reversals.training_facts(ds))
   assert abs(directions["more"] - directions["less"]) <= 1
   assert checks.failures(ds) == {}

@@ -72,7 +72,8 @@ def test_documents_required():
 
 
 @pytest.mark.parametrize("rows, where", [
-    (['{"id": "a", "text": "ok"}', '{"id": "b", "text": '], ":2: not valid JSON"),
+    (['{"id": "a", "text": "ok"}', '{"id": "b", "text": '],
+     ":2: not valid JSON"),
     (['{"id": "a", "text": "ok"}', '{"id": "b"}'], ":2: missing field 'text'"),
     (['{"id": "a", "text": "ok"}', '{"id": "a", "text": "x"}'],
      ":2: duplicate id 'a'"),
@@ -107,6 +108,7 @@ def test_launcher_bad_input_one_line_and_nothing_left(repo_root, tmp_path):
   assert proc.returncode != 0
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1, proc.stderr
-  assert lines[0].startswith("error:") and f"{bad}:2: not valid JSON" in lines[0]
+  assert (lines[0].startswith("error:") and
+          f"{bad}:2: not valid JSON" in lines[0])
   assert not (workdir / "user").exists()
   assert not workdir.exists() or not any(workdir.iterdir())

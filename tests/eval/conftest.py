@@ -1,4 +1,5 @@
-"""Shared fixtures for the evaluation tests: a tiny model and a toy tokenizer."""
+"""Shared fixtures for the evaluation tests: a tiny model and a toy tokenizer.
+"""
 
 import re
 

@@ -14,7 +14,8 @@ def test_mean_stderr_matches_formula():
   p, n = 6 / 8, 8
   assert mean == pytest.approx(p)
   # Sample std with ddof=1 over sqrt(n), as lm-eval's mean_stderr.
-  assert se == pytest.approx(math.sqrt(p * (1 - p) * n / (n - 1)) / math.sqrt(n))
+  assert se == pytest.approx(
+      math.sqrt(p * (1 - p) * n / (n - 1)) / math.sqrt(n))
   assert math.isnan(metrics.mean_stderr([1.0])[1])
 
 
@@ -26,7 +27,8 @@ def test_variants_and_calibration_change_the_pick():
   assert metrics.argmax(out["per_token"]) == 1  # -5 vs -3
   assert metrics.argmax(out["per_byte"]) == 1  # -2 vs -0.6
   assert metrics.argmax(out["calibrated"]) == 1  # -5 vs -3
-  assert "calibrated" not in metrics.variant_scores(logliks, [1, 1], [1, 1], None)
+  assert "calibrated" not in metrics.variant_scores(logliks, [1, 1], [1, 1],
+                                                    None)
 
 
 def test_margin_with_several_correct_answers():

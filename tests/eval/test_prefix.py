@@ -37,7 +37,8 @@ def test_prefix_scores_equal_brute_force(family):
   model, params = conftest.random_params(
       tiny.tiny_config(family, max_seq_len=512), seed=1)
   rng = np.random.default_rng(0)
-  head = (1,) + tuple(rng.integers(3, 256, 44).tolist())  # 45: not a chunk multiple.
+  # 45: not a chunk multiple.
+  head = (1,) + tuple(rng.integers(3, 256, 44).tolist())
   reqs = _questions(rng, head)
   brute = scoring.score_requests(model, params, reqs, batch_size=8,
                                  buckets=(64,))

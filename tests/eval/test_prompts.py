@@ -78,7 +78,8 @@ def test_encode_and_fit_check(toy_tokenizer):
   encoded = prompts.encode_prompts(ps, enc, bos_id=1, prefix_token=1)
   assert len(encoded.requests) == 2 and encoded.owner == [(0, 0), (0, 1)]
   head_len = next(iter(encoded.head_tokens.values()))
-  assert encoded.requests[0].context[:head_len] == encoded.requests[1].context[:head_len]
+  assert (encoded.requests[0].context[:head_len] ==
+          encoded.requests[1].context[:head_len])
   assert encoded.requests[0].context[0] == 1
   report = prompts.context_report(encoded, max_len=10)
   assert not report["fits"] and report["request_tokens_max"] > 10

@@ -48,8 +48,9 @@ def test_tiny_experiment_in_process(tmp_path):
   assert list(s["conditions"]) == ["pretrained", "icl", "finetune_aug_oracle"]
   e = s["conditions"]["finetune_aug_oracle"]["syllogism"]
   assert e["n"] == 12 and 0.0 <= e["acc"] <= 1.0 and 0 < e["chance"] < 1
-  ft = json.loads((tmp_path / "stages/finetune__finetune_aug_oracle__seed_0.json"
-                   ).read_text())
+  ft = json.loads(
+      (tmp_path / "stages/finetune__finetune_aug_oracle__seed_0.json"
+      ).read_text())
   assert ft["steps"] == 3 and ft["flops"] > 0
   costs = s["costs"]["conditions"]
   assert costs["icl"]["per_query"]["flops"] > costs["pretrained"][

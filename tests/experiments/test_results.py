@@ -51,7 +51,8 @@ def test_rows_carry_answers_chance_and_margin():
   s0 = next(r for r in rows if r["id"] == "s0")
   assert s0["answers"] == [0, 2] and s0["chance"] == 0.5
   assert s0["margin"] == pytest.approx(1.0) and s0["correct"]
-  r1 = next(r for r in rows if r["id"] == "r1" and r["condition"] == "pretrained")
+  r1 = next(r for r in rows
+            if r["id"] == "r1" and r["condition"] == "pretrained")
   assert r1["margin"] == pytest.approx(-1.0) and not r1["correct"]
 
 

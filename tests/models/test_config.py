@@ -15,8 +15,10 @@ def test_hf_config_round_trip(name):
 
 
 def test_unknown_architecture_lists_supported():
-  with pytest.raises(ValueError, match="supported architectures:.*Gemma3ForCausalLM"):
-    ModelConfig.from_hf_config({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})
+  with pytest.raises(ValueError,
+                     match="supported architectures:.*Gemma3ForCausalLM"):
+    ModelConfig.from_hf_config({"model_type": "gpt2",
+                                "architectures": ["GPT2LMHeadModel"]})
 
 
 def test_bad_values_name_the_field():
@@ -53,7 +55,8 @@ def test_transformers4_spelling_of_gemma3():
 
 
 def test_multimodal_gemma3_reads_text_config():
-  hf = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+  hf = {"architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
         "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
                         "num_hidden_layers": 34, "num_attention_heads": 8,
                         "num_key_value_heads": 4}}

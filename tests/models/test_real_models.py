@@ -14,9 +14,11 @@ from ftgen.models import registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
-NATURAL = "The cat sat on the mat and looked out of the window at the birds in the garden."
+NATURAL = ("The cat sat on the mat and looked out of the window at the birds"
+           " in the garden.")
 # A fixed word shuffle of NATURAL (same words, same count).
-SHUFFLED = "garden. cat window the the at on birds mat The of and looked the sat out in the"
+SHUFFLED = ("garden. cat window the the at on birds mat The of and looked the"
+            " sat out in the")
 
 
 def _load(name):
@@ -25,7 +27,8 @@ def _load(name):
     model = registry.load_model(name)
   except ImportError as e:
     pytest.skip(f"{name} unavailable: {e}")
-  print(f"\n{name}: loaded in {time.perf_counter() - start:.1f}s {model.timings}")
+  print(f"\n{name}: loaded in {time.perf_counter() - start:.1f}s"
+        f" {model.timings}")
   return model
 
 
@@ -45,7 +48,8 @@ def _mean_logprob(model, text: str) -> float:
   ids = np.array([model.tokenizer.encode(text)])
   logits = Decoder(model.config).apply({"params": model.params}, ids)
   logp = jax.nn.log_softmax(np.asarray(logits[0, :-1], np.float32), axis=-1)
-  return float(np.mean(np.take_along_axis(np.asarray(logp), ids[0, 1:, None], axis=-1)))
+  return float(np.mean(np.take_along_axis(np.asarray(logp), ids[0, 1:, None],
+                                          axis=-1)))
 
 
 def test_shuffled_words_are_the_same_words():
@@ -55,8 +59,10 @@ def test_shuffled_words_are_the_same_words():
 @pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
 def test_natural_sentence_beats_its_shuffle(fixture, request):
   model = request.getfixturevalue(fixture)
-  natural, shuffled = _mean_logprob(model, NATURAL), _mean_logprob(model, SHUFFLED)
-  print(f"{model.name}: mean log-prob natural {natural:.3f}, shuffled {shuffled:.3f}")
+  natural, shuffled = (_mean_logprob(model, NATURAL),
+                       _mean_logprob(model, SHUFFLED))
+  print(f"{model.name}: mean log-prob natural {natural:.3f},"
+        f" shuffled {shuffled:.3f}")
   assert natural > -4.5
   assert natural - shuffled > 2.0
 
@@ -65,9 +71,11 @@ def test_smollm2_knows_the_capital_of_france(smollm2):
   from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
   from ftgen.models.generate import greedy_generate  # pylint: disable=g-import-not-at-top
   tok = smollm2.tokenizer
-  ids = tok.encode_chat([{"role": "user", "content": "What is the capital of France?"}])
-  out = greedy_generate(Decoder(smollm2.config), smollm2.params, np.array([ids]),
-                        max_new_tokens=12, eos_ids=tok.eos_ids, pad_id=tok.pad_id)
+  ids = tok.encode_chat([{"role": "user",
+                          "content": "What is the capital of France?"}])
+  out = greedy_generate(Decoder(smollm2.config), smollm2.params,
+                        np.array([ids]), max_new_tokens=12,
+                        eos_ids=tok.eos_ids, pad_id=tok.pad_id)
   answer = tok.decode(out[0])
   print(f"smollm2-135m answer: {answer!r}")
   assert "Paris" in answer
@@ -75,9 +83,10 @@ def test_smollm2_knows_the_capital_of_france(smollm2):
 
 def test_configs_match_published_architectures(smollm2, gemma3):
   s, g = smollm2.config, gemma3.config
-  assert (s.family, s.num_layers, s.embed_dim, s.num_heads, s.num_kv_heads, s.head_dim,
-          s.vocab_size, s.rope_theta, s.tie_embeddings) == (
+  assert (s.family, s.num_layers, s.embed_dim, s.num_heads, s.num_kv_heads,
+          s.head_dim, s.vocab_size, s.rope_theta, s.tie_embeddings) == (
               "llama", 30, 576, 9, 3, 64, 49152, 1e5, True)
-  assert (g.family, g.num_layers, g.embed_dim, g.num_heads, g.num_kv_heads, g.head_dim,
-          g.vocab_size, g.sliding_window, g.sliding_window_pattern, g.rope_theta,
-          g.rope_local_theta) == ("gemma3", 18, 640, 4, 1, 256, 262144, 512, 6, 1e6, 1e4)
+  assert (g.family, g.num_layers, g.embed_dim, g.num_heads, g.num_kv_heads,
+          g.head_dim, g.vocab_size, g.sliding_window, g.sliding_window_pattern,
+          g.rope_theta, g.rope_local_theta) == (
+              "gemma3", 18, 640, 4, 1, 256, 262144, 512, 6, 1e6, 1e4)

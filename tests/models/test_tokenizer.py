@@ -38,7 +38,8 @@ def test_tiny_specials_and_size(tiny):
 def test_tiny_is_deterministic(tiny):
   tiny_tok._backend_json.cache_clear()  # pylint: disable=protected-access
   again = tiny_tok.tiny_tokenizer()
-  assert again.hf.backend_tokenizer.to_str() == tiny.hf.backend_tokenizer.to_str()
+  assert (again.hf.backend_tokenizer.to_str() ==
+          tiny.hf.backend_tokenizer.to_str())
 
 
 @settings(max_examples=50, deadline=None)
@@ -63,11 +64,13 @@ def test_special_token_strings_in_text_are_control_tokens(tiny):
 
 def test_tiny_chat_template(tiny):
   text = tiny.apply_chat_template(CHAT)
-  assert text == "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+  assert text == ("<|im_start|>user\nWhat is the capital of France?"
+                  "<|im_end|>\n<|im_start|>assistant\n")
   ids = tiny.encode_chat(CHAT)
   assert ids[0] == tiny.bos_id and ids.count(tiny.bos_id) == 1
   assert ids[1] == 3  # <|im_start|> stays one token
-  assert tiny.decode(ids, skip_special_tokens=False).startswith("<bos><|im_start|>user")
+  assert tiny.decode(ids, skip_special_tokens=False).startswith(
+      "<bos><|im_start|>user")
   no_prompt = tiny.apply_chat_template(CHAT, add_generation_prompt=False)
   assert not no_prompt.endswith("assistant\n")
 
@@ -75,8 +78,9 @@ def test_tiny_chat_template(tiny):
 def test_save_and_reload(tiny, tmp_path):
   tiny.save(tmp_path)
   again = tokenizer_lib.from_directory(tmp_path)
-  assert (again.bos_id, again.eos_ids, again.pad_id, again.add_bos, again.vocab_size) == (
-      tiny.bos_id, tiny.eos_ids, tiny.pad_id, tiny.add_bos, tiny.vocab_size)
+  assert (again.bos_id, again.eos_ids, again.pad_id, again.add_bos,
+          again.vocab_size) == (tiny.bos_id, tiny.eos_ids, tiny.pad_id,
+                                tiny.add_bos, tiny.vocab_size)
   assert again.encode(SENTENCE) == tiny.encode(SENTENCE)
   assert again.apply_chat_template(CHAT) == tiny.apply_chat_template(CHAT)
 
@@ -84,12 +88,14 @@ def test_save_and_reload(tiny, tmp_path):
 def test_plain_hf_directory_settings_are_inferred(tiny, tmp_path):
   # A directory another tool wrote: no ftgen settings file.
   tiny.hf.save_pretrained(str(tmp_path))
-  (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 4]}))
+  (tmp_path / "generation_config.json").write_text(
+      json.dumps({"eos_token_id": [2, 4]}))
   again = tokenizer_lib.from_directory(tmp_path)
   assert again.eos_ids[:2] == (2, 4)
   assert again.add_bos is False  # the post-processor adds none
   cfg = json.loads((tmp_path / "tokenizer_config.json").read_text())
-  (tmp_path / "tokenizer_config.json").write_text(json.dumps({**cfg, "add_bos_token": True}))
+  (tmp_path / "tokenizer_config.json").write_text(
+      json.dumps({**cfg, "add_bos_token": True}))
   assert tokenizer_lib.from_directory(tmp_path).add_bos is True
 
 
@@ -99,8 +105,8 @@ def test_missing_tokenizer_json(tmp_path):
 
 
 def test_no_chat_template_is_clear_error(tiny):
-  hf = tiny.hf.__class__(tokenizer_object=tiny.hf.backend_tokenizer, bos_token="<bos>",
-                          eos_token="<eos>")
+  hf = tiny.hf.__class__(tokenizer_object=tiny.hf.backend_tokenizer,
+                          bos_token="<bos>", eos_token="<eos>")
   tok = tokenizer_lib.Tokenizer(hf, add_bos=True)
   with pytest.raises(ValueError, match="no chat template"):
     tok.apply_chat_template(CHAT)
@@ -113,7 +119,8 @@ def test_from_gguf_matches_source_tokenizer(tmp_path, tiny):
   assert tok.vocab_size == tiny.vocab_size
   assert tok.encode(SENTENCE) == tiny.encode(SENTENCE)
   assert tok.encode_chat(CHAT) == tiny.encode_chat(CHAT)
-  assert (tok.bos_id, tok.pad_id, tok.add_bos) == (tiny.bos_id, tiny.pad_id, True)
+  assert (tok.bos_id, tok.pad_id, tok.add_bos) == (
+      tiny.bos_id, tiny.pad_id, True)
   assert set(tiny.eos_ids) <= set(tok.eos_ids)
   # AutoTokenizer reads what we saved and adds the same BOS.
   from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
@@ -124,8 +131,8 @@ def test_from_gguf_matches_source_tokenizer(tmp_path, tiny):
 
 def _run_without_torch(code: str) -> str:
   script = "import sys\nsys.modules['torch'] = None\n" + textwrap.dedent(code)
-  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, check=False)
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout
 
@@ -161,7 +168,8 @@ def test_smollm2_tokenizer():
   assert tok.token(tok.eos_ids[0]) == "<|im_end|>"
   assert tok.encode("Hello world") == [19556, 905]
   text = tok.apply_chat_template(CHAT)
-  assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+  assert (text.startswith("<|im_start|>system\n") and
+          text.endswith("<|im_start|>assistant\n"))
   ids = tok.encode_chat(CHAT)
   assert ids[0] == tok.bos_id == 1  # <|im_start|> from the template, not a BOS
   assert tok.decode(tok.encode(SENTENCE)) == SENTENCE
@@ -171,7 +179,8 @@ def test_smollm2_tokenizer():
 @pytest.mark.real_model
 def test_gemma3_tokenizer():
   tok = _real("gemma3-270m")
-  assert tok.vocab_size == 262144 and tok.add_bos and tok.token(tok.bos_id) == "<bos>"
+  assert (tok.vocab_size == 262144 and tok.add_bos and
+          tok.token(tok.bos_id) == "<bos>")
   assert [tok.token(i) for i in tok.eos_ids] == ["<eos>", "<end_of_turn>"]
   ids = tok.encode("Hello world")
   assert ids[0] == tok.bos_id and len(ids) == 3

@@ -8,7 +8,8 @@ from ftgen.parallel import distributed
 
 def test_disabled_is_a_noop(monkeypatch):
   calls = []
-  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  monkeypatch.setattr(jax.distributed, "initialize",
+                      lambda **kw: calls.append(kw))
   assert distributed.maybe_initialize(False) is False
   assert not calls
 
@@ -20,7 +21,8 @@ def test_disabled_with_settings_is_an_error():
 
 def test_enabled_calls_initialize_once(monkeypatch):
   calls = []
-  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  monkeypatch.setattr(jax.distributed, "initialize",
+                      lambda **kw: calls.append(kw))
   monkeypatch.setattr(distributed, "_initialized", False)
   assert distributed.maybe_initialize(
       True, coordinator="10.0.0.1:1234", num_processes=2, process_id=1

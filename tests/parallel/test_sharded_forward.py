@@ -57,7 +57,8 @@ _REFERENCES = {}
 
 
 def _reference(name):
-  """(config, host params, tokens, one-device logits), computed once per name."""
+  """(config, host params, tokens, one-device logits), computed once per name.
+  """
   if name not in _REFERENCES:
     config = tiny.tiny_config(name)
     one = mesh_lib.make_mesh((1, 1, 1), devices=jax.devices()[:1])

@@ -38,7 +38,8 @@ class _Toy(nn.Module):
     q = self.param(
         "q",
         nn.with_logical_partitioning(
-            nn.initializers.normal(0.1), ("layers", "embed", "q_heads", "head_dim")
+            nn.initializers.normal(0.1),
+            ("layers", "embed", "q_heads", "head_dim")
         ),
         (2, self.width, self.heads, 4),
     )
@@ -75,7 +76,8 @@ def test_spec_for_shape_falls_back_per_dimension(mesh222):
 
 def test_spec_for_shape_keeps_dividing_prefix_of_axes(mesh222):
   # 'batch' maps to ('data', 'fsdp') = 4 devices; a batch of 2 keeps 'data'.
-  spec, fallbacks = sharding.spec_for_shape(P("batch", "length"), (2, 7), mesh222)
+  spec, fallbacks = sharding.spec_for_shape(P("batch", "length"), (2, 7),
+                                            mesh222)
   assert spec == P("data", None)
   assert fallbacks[0].kept_axes == ("data",)
   spec, _ = sharding.spec_for_shape(P("batch", "length"), (8, 7), mesh222)
@@ -85,7 +87,8 @@ def test_spec_for_shape_keeps_dividing_prefix_of_axes(mesh222):
 
 
 def test_unknown_logical_name_is_an_error(mesh222):
-  with pytest.raises(ValueError, match=r"w: logical axis name\(s\) \['heads'\]"):
+  with pytest.raises(ValueError,
+                     match=r"w: logical axis name\(s\) \['heads'\]"):
     sharding.spec_for_shape(P("embed", "heads"), (4, 4), mesh222, path="w")
   with pytest.raises(ValueError, match="has 2 entries"):
     sharding.spec_for_shape(P("embed", "mlp"), (4,), mesh222, path="w")
@@ -113,7 +116,8 @@ def test_init_sharded_and_place_params(mesh222, caplog):
   shard_shapes = {s.data.shape for s in params["embedding"].addressable_shards}
   assert shard_shapes == {(24, 8)}
 
-  reference = nn.unbox(model.init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32)))
+  reference = nn.unbox(model.init(jax.random.key(0),
+                                  jnp.zeros((1, 1), jnp.int32)))
   host = jax.tree.map(np.asarray, reference["params"])
   for name in host:
     # Same random values; jit may fuse the init's scaling (1 ulp).
@@ -132,11 +136,14 @@ def test_place_params_errors(mesh222):
       "scale": np.zeros((16,), np.float32),
   }
   with pytest.raises(ValueError, match=r"missing 1: \['scale'\]"):
-    sharding.place_params({k: host[k] for k in ("embedding", "q")}, model, mesh222)
+    sharding.place_params({k: host[k] for k in ("embedding", "q")}, model,
+                          mesh222)
   with pytest.raises(ValueError, match=r"unexpected 1: \['bias'\]"):
     sharding.place_params({**host, "bias": np.zeros(3)}, model, mesh222)
-  with pytest.raises(ValueError, match=r"q: got \(2, 16, 8, 4\), model wants \(2, 16, 9, 4\)"):
-    sharding.place_params({**host, "q": np.zeros((2, 16, 8, 4))}, model, mesh222)
+  with pytest.raises(ValueError, match=(r"q: got \(2, 16, 8, 4\), model wants"
+                                       r" \(2, 16, 9, 4\)")):
+    sharding.place_params({**host, "q": np.zeros((2, 16, 8, 4))}, model,
+                          mesh222)
 
 
 def test_place_params_casts_to_param_dtype(mesh222):

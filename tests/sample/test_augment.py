@@ -16,7 +16,8 @@ from ftgen.testing import tokenizer as tiny_tokenizer
 
 
 def _config(repo_root, arg, **overrides):
-  spec = importlib.util.spec_from_file_location("aug_cfg", repo_root / "configs" / "augment.py")
+  spec = importlib.util.spec_from_file_location(
+      "aug_cfg", repo_root / "configs" / "augment.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config(arg)
@@ -26,7 +27,8 @@ def _config(repo_root, arg, **overrides):
 
 
 def _data_config(repo_root, name):
-  spec = importlib.util.spec_from_file_location("data_cfg", repo_root / "configs" / "data.py")
+  spec = importlib.util.spec_from_file_location(
+      "data_cfg", repo_root / "configs" / "data.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(f"{name},tiny")
@@ -41,7 +43,8 @@ def test_local_items_split_sentences_and_dedup():
   docs = [records.Document("a", "Glon are big. This is known."),
           records.Document("b", "Femp are small. This is known.")]
   assert augment.local_items(docs, "sentence") == [
-      ("a#s0", "Glon are big."), ("a#s1", "This is known."), ("b#s0", "Femp are small.")]
+      ("a#s0", "Glon are big."), ("a#s1", "This is known."),
+      ("b#s0", "Femp are small.")]
   assert [i for i, _ in augment.local_items(docs, "document")] == ["a", "b"]
 
 
@@ -73,7 +76,8 @@ def test_prompt_parts_rebuild_the_full_prompt(repo_root, chat):
     want = tok.apply_chat_template([{"role": "user", "content": want}])
   assert full == want
   assert parts.head == parts.head.rstrip() and "Glon are big." in parts.head
-  assert full == parts.head + tail and "Femp are small." not in parts.head.split("\n")[-1]
+  assert (full == parts.head + tail and
+          "Femp are small." not in parts.head.split("\n")[-1])
 
 
 def test_checkers_judge_dataset_statements(repo_root):
@@ -83,7 +87,8 @@ def test_checkers_judge_dataset_statements(repo_root):
   fact = checkers.reversals.training_facts(rev)[0]
   forward = fact.statement().capitalize() + "."
   backward = fact.reversed().statement().capitalize() + "."
-  wrong = checkers.reversals.Fact(fact.b, fact.a, fact.dimension, fact.direction)
+  wrong = checkers.reversals.Fact(fact.b, fact.a, fact.dimension,
+                                  fact.direction)
   assert check(forward) is True and restates(forward)
   assert check(backward) is True and not restates(backward)
   assert check(wrong.statement() + ".") is False
@@ -109,15 +114,19 @@ def test_bad_input_errors(repo_root):
   config = _config(repo_root, "reversals,local,tiny")
   with pytest.raises(ValueError, match="empty document set"):
     augment.augment(config, [], [], loaded, log=lambda _: None)
-  bad = _config(repo_root, "reversals,local,tiny", template="Rewrite: {sentence}")
-  with pytest.raises(prompts.TemplateError, match=r"missing field\(s\) \['statement'\]"):
+  bad = _config(repo_root, "reversals,local,tiny",
+                template="Rewrite: {sentence}")
+  with pytest.raises(prompts.TemplateError,
+                     match=r"missing field\(s\) \['statement'\]"):
     augment.augment(bad, [records.Document("a", "Glon are big.")], [], loaded)
   tight = _config(repo_root, "reversals,global,tiny", max_context_tokens=3)
   with pytest.raises(ValueError, match="cannot fit even one training document"):
-    augment.augment(tight, [records.Document("a", "Glon are bigger than femp.")],
+    augment.augment(tight,
+                    [records.Document("a", "Glon are bigger than femp.")],
                     [], loaded)
   with pytest.raises(ValueError, match="config.unit"):
-    augment.check_config(_config(repo_root, "reversals,local,tiny", unit="word"))
+    augment.check_config(_config(repo_root, "reversals,local,tiny",
+                                 unit="word"))
 
 
 def test_local_run_in_process(repo_root, tmp_path, monkeypatch):
@@ -131,17 +140,18 @@ def test_local_run_in_process(repo_root, tmp_path, monkeypatch):
   guard = prompts.assert_only_training_text
   monkeypatch.setattr(prompts, "assert_only_training_text",
                       lambda *a: calls.append(a[0]) or guard(*a))
-  config = _config(repo_root, "reversals,local,tiny", max_items=3, num_samples=2,
-                   max_new_tokens=8, batch_size=4)
+  config = _config(repo_root, "reversals,local,tiny", max_items=3,
+                   num_samples=2, max_new_tokens=8, batch_size=4)
   report = augment.run(config, tmp_path / "data", tmp_path / "out",
                        loaded=registry.load_model("tiny"), log=lambda _: None)
   assert len(calls) == 3 and report["prompts"] == 6
-  assert report["items"] == {"total": len(augment.local_items(data.train, "sentence")),
-                             "used": 3}
+  assert report["items"] == {
+      "total": len(augment.local_items(data.train, "sentence")), "used": 3}
   assert sum(report["finish"].values()) == 6
   assert report["correctness"]["checker"] == "reversals"
   assert report["sampling"]["generated_tokens"] > 0
-  rows = [json.loads(l) for l in (tmp_path / "out" / "generations.jsonl").open()]
+  rows = [json.loads(l)
+          for l in (tmp_path / "out" / "generations.jsonl").open()]
   assert len(rows) == 6 and {r["sample_index"] for r in rows} == {0, 1}
   on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
   assert on_disk["prompts"] == 6
@@ -150,11 +160,13 @@ def test_local_run_in_process(repo_root, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arg", ["reversals,local,tiny", "syllogisms,global,tiny"])
+@pytest.mark.parametrize("arg",
+                         ["reversals,local,tiny", "syllogisms,global,tiny"])
 def test_launch_end_to_end(repo_root, tmp_path, arg):
   cmd = [sys.executable, str(repo_root / "launch" / "augment.py"),
          f"--config={repo_root / 'configs' / 'augment.py'}:{arg}",
-         f"--workdir={tmp_path / 'run'}", f"--config.data_root={tmp_path / 'data'}"]
+         f"--workdir={tmp_path / 'run'}",
+         f"--config.data_root={tmp_path / 'data'}"]
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = tmp_path / "run" / "augmented"
@@ -165,11 +177,14 @@ def test_launch_end_to_end(repo_root, tmp_path, arg):
   dataset, strategy, _ = arg.split(",")
   assert report["dataset"] == dataset and report["strategy"] == strategy
   assert report["prompts"] == 8 * 2  # tiny: 8 items x 2 samples
-  assert report["postprocess"]["kept"] == len((out / "train.jsonl").read_text().splitlines())
+  assert report["postprocess"]["kept"] == len(
+      (out / "train.jsonl").read_text().splitlines())
   assert (tmp_path / "data" / "tiny" / dataset / "train.jsonl").is_file()
   if strategy == "global":
     assert report["context"]["documents_in_context"] >= 1
   # A bad config fails with one clear line.
-  bad = subprocess.run(cmd + ["--config.max_context_tokens=0", "--config.num_samples=0"],
-                       capture_output=True, text=True, timeout=300)
-  assert bad.returncode != 0 and "error: config.num_samples must be >= 1" in bad.stderr
+  bad = subprocess.run(
+      cmd + ["--config.max_context_tokens=0", "--config.num_samples=0"],
+      capture_output=True, text=True, timeout=300)
+  assert (bad.returncode != 0 and
+          "error: config.num_samples must be >= 1" in bad.stderr)

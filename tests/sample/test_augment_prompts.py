@@ -9,19 +9,22 @@ from ftgen.sample import prompts
 
 
 def _augment_config(repo_root, arg):
-  spec = importlib.util.spec_from_file_location("aug_cfg", repo_root / "configs" / "augment.py")
+  spec = importlib.util.spec_from_file_location(
+      "aug_cfg", repo_root / "configs" / "augment.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)
 
 
-@pytest.mark.parametrize("arg", ["reversals,local", "syllogisms,global,tiny", "user,local"])
+@pytest.mark.parametrize(
+    "arg", ["reversals,local", "syllogisms,global,tiny", "user,local"])
 def test_default_templates_are_valid(repo_root, arg):
   config = _augment_config(repo_root, arg)
   prompts.validate_template(config.template, config.strategy, "config.template")
 
 
-@pytest.mark.parametrize("arg", ["reversals", "nope,local", "reversals,local,huge"])
+@pytest.mark.parametrize(
+    "arg", ["reversals", "nope,local", "reversals,local,huge"])
 def test_bad_config_arg(repo_root, arg):
   with pytest.raises(ValueError, match="DATASET,STRATEGY|allowed"):
     _augment_config(repo_root, arg)
@@ -41,10 +44,13 @@ def test_template_errors(template, strategy, message):
 
 def test_leakage_guard():
   train = [records.Document("d", "Glon are heavier than femp.")]
-  q = records.Question("q", "reversal", "Femp are", (" lighter than glon.", " heavier than glon."), 0)
+  q = records.Question("q", "reversal", "Femp are",
+                       (" lighter than glon.", " heavier than glon."), 0)
   template = "Documents:\n{documents}\nNow: {document}\n"
   ok = prompts.global_prompt(template, [d.text for d in train], train[0].text)
   prompts.assert_only_training_text(ok, template, train, [q])
-  leaked = prompts.global_prompt(template, [d.text for d in train] + ["Femp are lighter than glon."], train[0].text)
+  leaked = prompts.global_prompt(
+      template, [d.text for d in train] + ["Femp are lighter than glon."],
+      train[0].text)
   with pytest.raises(AssertionError, match="test item 'q'"):
     prompts.assert_only_training_text(leaked, template, train, [q])

@@ -5,9 +5,11 @@ from ftgen.sample import postprocess
 
 
 def test_split_statements_strips_bullets_and_splits_sentences():
-  text = "1. Glon are heavier than femp. Femp are lighter than glon.\n- Trisk eat glon.\n\n"
+  text = ("1. Glon are heavier than femp. Femp are lighter than glon.\n"
+          "- Trisk eat glon.\n\n")
   assert postprocess.split_statements(text) == [
-      "Glon are heavier than femp.", "Femp are lighter than glon.", "Trisk eat glon."]
+      "Glon are heavier than femp.", "Femp are lighter than glon.",
+      "Trisk eat glon."]
 
 
 def test_split_statements_drops_statement_labels():
@@ -30,8 +32,10 @@ def test_rejection_reasons():
 
 def test_clean_dedups_filters_and_keeps_provenance():
   gens = [
-      ("Femp are lighter than glon. Glon are heavier than femp.", "d0", "P0", 0, "local"),
-      ("Femp are lighter than glon.\nExample: Bob is taller than Al.", "d0", "P0", 1, "local"),
+      ("Femp are lighter than glon. Glon are heavier than femp.", "d0", "P0", 0,
+       "local"),
+      ("Femp are lighter than glon.\nExample: Bob is taller than Al.", "d0",
+       "P0", 1, "local"),
       ("Trisk are smaller than", "d1", "P1", 0, "local"),
   ]
   kept, report = postprocess.clean(
@@ -60,9 +64,11 @@ def test_clean_drops_talk_about_the_prompt_unless_training_uses_the_words():
 
 
 def test_test_overlap_counts_answers():
-  q = records.Question("q", "reversal", "Femp are", (" lighter than glon.", " heavier than glon."), 0)
-  augs = [postprocess.Augmentation("Femp are lighter than glon.", "d", "h", 0, "g"),
-          postprocess.Augmentation("Femp are heavier than glon.", "d", "h", 1, "g")]
+  q = records.Question("q", "reversal", "Femp are",
+                       (" lighter than glon.", " heavier than glon."), 0)
+  augs = [
+      postprocess.Augmentation("Femp are lighter than glon.", "d", "h", 0, "g"),
+      postprocess.Augmentation("Femp are heavier than glon.", "d", "h", 1, "g")]
   report = postprocess.test_overlap(augs, [q])
   assert report["coincide_with_test_answer"] == 1
   assert report["per_split"] == {"reversal": 1}

@@ -20,8 +20,8 @@ PROMPTS = [[1, 5, 6, 7, 8, 9], [1, 10, 11], [1, 20, 21, 22, 23, 24, 25, 26, 27]]
 @functools.lru_cache(maxsize=None)
 def _model(vocab_size: int = tiny_tokenizer.DEFAULT_VOCAB_SIZE):
   # Untied embeddings: a tied tiny random model just repeats its input.
-  config = tiny.tiny_config("llama", tie_embeddings=False, vocab_size=vocab_size,
-                            max_seq_len=256)
+  config = tiny.tiny_config("llama", tie_embeddings=False,
+                            vocab_size=vocab_size, max_seq_len=256)
   return Decoder(config), tiny.tiny_params(config, seed=0)
 
 
@@ -110,7 +110,8 @@ def test_top_p_mask_keeps_smallest_set_reaching_p():
   # Bisection agrees with the sort-based definition on random logits.
   mask = jax.jit(sampler_lib._top_p_mask)
   rng = np.random.default_rng(0)
-  logits = (rng.normal(size=(64, 50)) * rng.uniform(0.1, 5, (64, 1))).astype(np.float32)
+  logits = (rng.normal(size=(64, 50)) *
+            rng.uniform(0.1, 5, (64, 1))).astype(np.float32)
   top_p = rng.uniform(0.05, 0.999, (64, 1)).astype(np.float32)
   got = np.asarray(mask(jnp.asarray(logits), jnp.asarray(top_p))) > -1e29
   order = np.argsort(-logits, axis=1)
@@ -142,7 +143,8 @@ def test_eos_and_stop_sequences_end_rows_independently():
   if not ends2 and seq not in [free[2][i:i + 2] for i in range(7)]:
     assert got[2].tokens == free[2] and got[2].finish == "length"
   naive = smp.generate(PROMPTS, GREEDY, naive=True)
-  assert [(c.tokens, c.finish) for c in naive] == [(c.tokens, c.finish) for c in got]
+  assert ([(c.tokens, c.finish) for c in naive] ==
+          [(c.tokens, c.finish) for c in got])
 
 
 def test_stop_strings_cut_text_exactly():
@@ -173,7 +175,8 @@ def test_stop_strings_cut_text_exactly():
 
 
 def test_truncate_at_stop():
-  assert sampler_lib.truncate_at_stop("a b\n\nc Statement: d", ["Statement:", "\n\n"]) == "a b"
+  assert sampler_lib.truncate_at_stop("a b\n\nc Statement: d",
+                                      ["Statement:", "\n\n"]) == "a b"
   assert sampler_lib.truncate_at_stop("abc", ["x"]) is None
 
 
@@ -211,7 +214,8 @@ def test_bad_input():
 
 
 def test_bucket():
-  assert [sampler_lib.bucket(n) for n in (1, 16, 17, 1000, 1025)] == [16, 16, 32, 1024, 1280]
+  assert [sampler_lib.bucket(n) for n in (1, 16, 17, 1000, 1025)] == [
+      16, 16, 32, 1024, 1280]
 
 
 @pytest.mark.slow

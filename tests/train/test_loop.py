@@ -1,4 +1,5 @@
-"""The fine-tuning loop in-process: smoke runs, sharding, accumulation, errors."""
+"""The fine-tuning loop in-process: smoke runs, sharding, accumulation, errors.
+"""
 
 import importlib.util
 import json
