@@ -26,7 +26,8 @@ import time
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ftgen.models import presets
@@ -61,7 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def model_config(name: str, dtype: str):
   if name.startswith("tiny:"):
-    return tiny.tiny_config(name.split(":", 1)[1], param_dtype=dtype, dtype=dtype)
+    return tiny.tiny_config(name.split(":", 1)[1], param_dtype=dtype,
+                            dtype=dtype)
   return presets.get_preset(name, param_dtype=dtype, dtype=dtype)
 
 
@@ -84,7 +86,8 @@ def main(argv=None) -> dict:
   args = parse_args(argv)
   logging.basicConfig(level=logging.INFO, stream=sys.stderr)
   devices = jax.devices()
-  mesh = mesh_lib.make_mesh(tuple(int(s) for s in args.mesh.split(",")), devices)
+  mesh = mesh_lib.make_mesh(tuple(int(s) for s in args.mesh.split(",")),
+                            devices)
 
   start = time.perf_counter()
   if args.weights == "real":

@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import flax.linen as nn
@@ -54,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
       "--model", default="smollm2-135m",
       help=f"a preset ({', '.join(sorted(presets.PRESETS))}) or tiny:FAMILY")
-  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--dtype", default="float32",
+                      choices=("float32", "bfloat16"))
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--prompt_len", type=int, default=64)
   parser.add_argument("--new_tokens", type=int, default=32)
@@ -77,12 +79,13 @@ def make_config(args):
   if args.model.startswith("tiny:"):
     return tiny.tiny_config(args.model[len("tiny:"):], param_dtype=args.dtype,
                             dtype=args.dtype, max_seq_len=1 << 20)
-  return presets.get_preset(args.model, param_dtype=args.dtype, dtype=args.dtype,
-                            max_seq_len=1 << 20)
+  return presets.get_preset(args.model, param_dtype=args.dtype,
+                            dtype=args.dtype, max_seq_len=1 << 20)
 
 
 def random_params(model, seed: int):
-  init = jax.jit(lambda k: nn.unbox(model.init(k, jnp.zeros((1, 4), jnp.int32))["params"]))
+  init = jax.jit(lambda k: nn.unbox(
+      model.init(k, jnp.zeros((1, 4), jnp.int32))["params"]))
   return init(jax.random.PRNGKey(seed))
 
 
@@ -100,8 +103,10 @@ def roofline_tokens_per_s(config, args, bandwidth_gbps: float) -> float:
   """Decode tokens/s if every step only streamed weights + KV at peak."""
   itemsize = jnp.dtype(args.dtype).itemsize
   param_bytes = config.num_params() * itemsize
-  slots = sampler_lib.bucket(args.prompt_len) + sampler_lib.bucket(args.new_tokens, 8)
-  kv_per_token = 2 * config.num_layers * config.num_kv_heads * config.head_dim * itemsize
+  slots = (sampler_lib.bucket(args.prompt_len) +
+           sampler_lib.bucket(args.new_tokens, 8))
+  kv_per_token = (2 * config.num_layers * config.num_kv_heads *
+                  config.head_dim * itemsize)
   step_bytes = (param_bytes + args.batch * slots * kv_per_token
                 + args.prefix_len * kv_per_token)
   return args.batch * bandwidth_gbps * 1e9 / step_bytes
@@ -115,12 +120,14 @@ def main(argv=None) -> dict:
   smp = sampler_lib.Sampler(model, params, eos_ids=())
   rng = np.random.default_rng(args.seed)
   high = min(config.vocab_size, 32_000)
-  prompts = [list(rng.integers(3, high, size=args.prompt_len)) for _ in range(args.batch)]
+  prompts = [list(rng.integers(3, high, size=args.prompt_len))
+             for _ in range(args.batch)]
   prefix = None
   if args.prefix_len:
     prefix = smp.make_prefix(list(rng.integers(3, high, size=args.prefix_len)))
   sp = sampler_lib.SamplingParams(max_new_tokens=args.new_tokens,
-                                  temperature=args.temperature, top_p=args.top_p)
+                                  temperature=args.temperature,
+                                  top_p=args.top_p)
   tokens = args.batch * args.new_tokens
 
   def run(naive):
@@ -138,7 +145,8 @@ def main(argv=None) -> dict:
       (v for k, v in BANDWIDTH_GBPS.items() if k in kind), 0.0)
   result = {
       "tokens_per_s": round(tokens / fused_s, 2),
-      "naive_tokens_per_s": None if naive_s is None else round(tokens / naive_s, 2),
+      "naive_tokens_per_s": (None if naive_s is None
+                             else round(tokens / naive_s, 2)),
       "speedup": None if naive_s is None else round(naive_s / fused_s, 3),
       "fused_s": round(fused_s, 4),
       "naive_s": None if naive_s is None else round(naive_s, 4),

@@ -37,7 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ftgen.eval import prefix as prefix_lib
@@ -60,7 +61,8 @@ CPU_DEFAULT = ModelConfig(
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default="cpu-default",
-                      help=f"cpu-default or a preset: {', '.join(presets.PRESETS)}")
+                      help=("cpu-default or a preset:"
+                            f" {', '.join(presets.PRESETS)}"))
   parser.add_argument("--dtype", default="float32",
                       choices=("float32", "bfloat16"))
   parser.add_argument("--context", type=int, default=2048,
@@ -128,7 +130,8 @@ def analytic_flops(config: ModelConfig, p: int, r: int, s: int
   attn = 4 * config.num_layers * config.num_heads * config.head_dim
 
   def fwd(tokens, mean_keys, logits=True):
-    return 2 * tokens * (w - (0 if logits else head)) + attn * tokens * mean_keys
+    return (2 * tokens * (w - (0 if logits else head)) +
+            attn * tokens * mean_keys)
 
   t = p + s  # Naive row length (inputs: all tokens but the last).
   naive = r * fwd(t, (t + 1) / 2)

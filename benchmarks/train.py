@@ -30,7 +30,8 @@ import jax
 import ml_collections
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ftgen.models import presets

@@ -1,4 +1,5 @@
-"""Evaluation configs: `configs/evaluate.py:MODE` or `configs/evaluate.py:MODE,tiny`.
+"""Evaluation configs:
+`configs/evaluate.py:MODE` or `configs/evaluate.py:MODE,tiny`.
 
 MODE is the condition: pretrained, icl, retrieval or finetuned (DESIGN §3.3).
 

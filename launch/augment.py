@@ -18,7 +18,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Augmentation config.")
+_CONFIG = config_flags.DEFINE_config_file("config", None,
+                                          "Augmentation config.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
 flags.mark_flags_as_required(["config", "workdir"])
 _REPO = pathlib.Path(__file__).resolve().parent.parent

@@ -89,7 +89,7 @@ for key, value in OVERRIDES.items():  # dotted keys, e.g. "finetune.lr"
     node = node[p]
   # Parameters arrive as JSON-like values: lists where configs hold tuples.
   node[leaf] = tuple(value) if isinstance(node[leaf], tuple) else value
-print(config.name, "with", config.model, "conditions:", list(config.conditions))'''
+print(config.name, "with", config.model, "conditions:", list(config.conditions))'''  # pylint: disable=line-too-long
 
 _RUN = '''\
 from ftgen.experiments import runner
@@ -236,7 +236,7 @@ for key, value in OVERRIDES.items():
   for p in parents:
     node = node[p]
   node[leaf] = tuple(value) if isinstance(node[leaf], tuple) else value
-print(config.name, "with", config.model, "conditions:", list(config.conditions))'''
+print(config.name, "with", config.model, "conditions:", list(config.conditions))'''  # pylint: disable=line-too-long
 
 
 def user_documents() -> nbformat.NotebookNode:
