@@ -31,7 +31,10 @@ the checks use to verify that a reversal's direction never occurs in train.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import pathlib
+import re
 from typing import Any, Iterable
 
 from ftgen.data import io
@@ -356,6 +359,74 @@ def generate(cfg: Any, seed: int) -> records.Dataset:
   if cfg.source_dir:
     return _load(cfg, seed)
   return _synthetic(cfg, seed)
+
+
+# ------------------------------------------- reading synthetic documents
+
+_NAME_RE = r"(?P<name>[A-Z][a-z]+(?: [A-Z][a-z]+)+)"
+_DESC_RE = r"(?P<desc>the [a-z][^.?!:]*?)"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedPerson:
+  """A person of the synthetic set as the training documents state them."""
+  name: str
+  description: str  # Lower-case first letter, as inside a sentence.
+  directions: frozenset[str]  # Trained directions: "p2d", "d2p" or both.
+
+  @property
+  def thing(self) -> str:
+    """The description's last word: a nonsense word unique to the person."""
+    return self.description.split()[-1]
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+  pattern = re.escape(template)
+  pattern = pattern.replace(re.escape("{name}"), _NAME_RE)
+  pattern = pattern.replace(re.escape("{desc}"), _DESC_RE)
+  pattern = pattern.replace(re.escape("{Desc}"),
+                            _DESC_RE.replace("the", "[Tt]he"))
+  return re.compile(pattern + "$")
+
+
+def trained_people(documents: Iterable[records.Document]
+                   ) -> tuple[dict[str, TrainedPerson], int]:
+  """People parsed from documents in our synthetic wordings.
+
+  Returns (name -> person, number of documents that matched a template);
+  the Berglund et al. files use other wordings and match few or none.
+  """
+  # Most specific templates first, so "It is a fact that {name} is {desc}."
+  # wins over "{name} is {desc}.".
+  templates = [(d, t) for d, ts in (("p2d", _P2D_TRAIN), ("d2p", _D2P_TRAIN))
+               for t in ts]
+  templates.sort(key=lambda dt: -len(re.sub(r"\{\w+\}", "", dt[1])))
+  compiled = [(d, _template_regex(t)) for d, t in templates]
+  seen: dict[str, set[str]] = collections.defaultdict(set)
+  desc_of: dict[str, collections.Counter] = collections.defaultdict(
+      collections.Counter)
+  matched = 0
+  for doc in documents:
+    for direction, pattern in compiled:
+      m = pattern.match(doc.text.strip())
+      if m:
+        name, desc = m.group("name"), m.group("desc")
+        seen[name].add(direction)
+        desc_of[name][desc[:1].lower() + desc[1:]] += 1
+        matched += 1
+        break
+  people = {name: TrainedPerson(name, desc_of[name].most_common(1)[0][0],
+                                frozenset(seen[name]))
+            for name in sorted(seen)}
+  return people, matched
+
+
+def statements(person: TrainedPerson, direction: str, n: int) -> list[str]:
+  """`person` stated in `direction` with the first `n` training wordings."""
+  pool = {"p2d": _P2D_TRAIN, "d2p": _D2P_TRAIN}[direction]
+  desc = person.description
+  return [t.format(name=person.name, desc=desc,
+                   Desc=desc[:1].upper() + desc[1:]) for t in pool[:n]]
 
 
 # ---------------------------------------------------------------- checks

@@ -13,9 +13,7 @@ written here; for the others the condition is unavailable and
 
 from __future__ import annotations
 
-import collections
 import importlib
-import re
 
 from ftgen.data import logic
 from ftgen.data import records
@@ -55,59 +53,22 @@ def _syllogisms(dataset: records.Dataset) -> list[str]:
   return list(out)
 
 
-_NAME = r"(?P<name>[A-Z][a-z]+(?: [A-Z][a-z]+)+)"
-_DESC = r"(?P<desc>the [a-z][^.?!:]*?)"
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-  pattern = re.escape(template)
-  pattern = pattern.replace(re.escape("{name}"), _NAME)
-  pattern = pattern.replace(re.escape("{desc}"), _DESC)
-  pattern = pattern.replace(re.escape("{Desc}"), _DESC.replace("the", "[Tt]he"))
-  return re.compile(pattern + "$")
-
-
 def _celebrities(dataset: records.Dataset) -> list[str]:
   """For each person trained in one direction, the other direction."""
-  from ftgen.data import celebrities as celeb  # pylint: disable=g-import-not-at-top
+  from ftgen.data import celebrities  # pylint: disable=g-import-not-at-top
 
-  # Most specific templates first, so "It is a fact that {name} is {desc}."
-  # wins over "{name} is {desc}.".
-  templates = [(d, t) for d, ts in (("p2d", celeb._P2D_TRAIN),  # pylint: disable=protected-access
-                                    ("d2p", celeb._D2P_TRAIN))  # pylint: disable=protected-access
-               for t in ts]
-  templates.sort(key=lambda dt: -len(re.sub(r"\{\w+\}", "", dt[1])))
-  compiled = [(d, _template_regex(t)) for d, t in templates]
-  seen: dict[str, set[str]] = collections.defaultdict(set)
-  desc_of: dict[str, collections.Counter] = collections.defaultdict(
-      collections.Counter)
-  matched = 0
-  for doc in dataset.train:
-    for direction, pattern in compiled:
-      m = pattern.match(doc.text.strip())
-      if m:
-        name, desc = m.group("name"), m.group("desc")
-        desc = desc[:1].lower() + desc[1:]
-        seen[name].add(direction)
-        desc_of[name][desc] += 1
-        matched += 1
-        break
+  people, matched = celebrities.trained_people(dataset.train)
   if matched < len(dataset.train) // 2:
     raise OracleUnavailable(
         f"celebrities: only {matched} of {len(dataset.train)} training"
         " documents match the synthetic templates (the Berglund et al."
         " files use other wordings); the oracle covers the synthetic set only")
   out = []
-  for name in sorted(seen):
-    desc = desc_of[name].most_common(1)[0][0]
-    missing = {"p2d", "d2p"} - seen[name]
-    for direction in sorted(missing):
-      # Write the untrained direction with the first three training wordings
-      # of that direction (test prompts use held-out wordings).
-      pool = celeb._P2D_TRAIN if direction == "p2d" else celeb._D2P_TRAIN  # pylint: disable=protected-access
-      for t in pool[:3]:
-        out.append(t.format(name=name, desc=desc,
-                            Desc=desc[:1].upper() + desc[1:]))
+  for person in people.values():
+    for direction in sorted({"p2d", "d2p"} - person.directions):
+      # The untrained direction in the first three training wordings of that
+      # direction (test prompts use held-out wordings).
+      out.extend(celebrities.statements(person, direction, 3))
   return out
 
 

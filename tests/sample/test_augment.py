@@ -107,6 +107,35 @@ def test_checkers_judge_dataset_statements(repo_root):
   assert checkers.checker_for("semantic", syl.train) is None
 
 
+def test_celebrities_checker_judges_pairs_and_direction(repo_root):
+  ds = _dataset(repo_root, "celebrities")
+  people, matched = checkers.celebrities.trained_people(ds.train)
+  assert matched == len(ds.train)
+  check = checkers.checker_for("celebrities", ds.train)
+  restates = checkers.restatement_checker("celebrities", ds.train)
+  p2d = next(p for p in people.values() if p.directions == {"p2d"})
+  d2p = next(p for p in people.values() if p.directions == {"d2p"})
+  forward = f"{p2d.name} is {p2d.description}."
+  backward = f"The{p2d.description[3:]} is {p2d.name}."
+  assert check(forward) is True and restates(forward)
+  assert check(backward) is True and not restates(backward)
+  assert check(f"{d2p.name} is {d2p.description}.") is True
+  assert not restates(f"{d2p.name} is {d2p.description}.")
+  # Another person's description, or one of two wrong: wrong.
+  assert check(f"{p2d.name} is {d2p.description}.") is False
+  assert check(f"{p2d.name}, {p2d.description}, is {d2p.description}."
+               ) is False
+  # A different adjective is still judged by the unique last word.
+  assert check(f"{p2d.name} is the much loved {p2d.thing.lower()}.") is True
+  # Nothing to judge: no trained name, no description, or two people.
+  assert check(f"The{p2d.description[3:]} is famous.") is None
+  assert check(f"{p2d.name} is famous.") is None
+  assert check(f"{p2d.name} and {d2p.name} met {p2d.thing}.") is None
+  # The Berglund et al. wordings are not parsed: no checker.
+  other = [records.Document(d.id, "Q: " + d.text) for d in ds.train]
+  assert checkers.checker_for("celebrities", other) is None
+
+
 def test_bad_input_errors(repo_root):
   from ftgen.models import registry  # pylint: disable=g-import-not-at-top
 
