@@ -57,7 +57,9 @@ def _real_defaults(c: ml_collections.ConfigDict, name: str):
   c.finetune.lora.rank = 16
   c.finetune.lr = 1e-3
   c.finetune.warmup_steps = 10
-  c.finetune.data.max_len = 128
+  # Longest example + 1 at the default sizes (SmolLM2 tokens): semantic's
+  # cumulative splits reach 458, process documents 255, the others < 64.
+  c.finetune.data.max_len = dict(semantic=512, process=256).get(name, 128)
   c.finetune.checkpoint_every = 50
   c.evaluate.batch_size = 16
   for a in (c.augment_local, c.augment_global):

@@ -210,6 +210,31 @@ class _Experiment:
     self.questions = (data_io.read_questions(test)
                       if test.is_file() and test.stat().st_size else [])
 
+  def check_max_len(self):
+    """Fails before the costly stages when a training example is too long.
+
+    Augmentations are checked by the fine-tuning batcher once they exist.
+    """
+    if not any(cond in AUGMENTATION for cond in self.c.conditions):
+      return
+    from ftgen.data import splitting  # pylint: disable=g-import-not-at-top
+    from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+    from ftgen.train import data as train_data  # pylint: disable=g-import-not-at-top
+    data_cfg = self.c.finetune.data
+    pool = train_data.tokenize_examples(
+        splitting.make_examples(self.documents, self.c.split_mode),
+        registry.load_tokenizer(self.c.model),
+        append_eos=data_cfg.append_eos)
+    # Inputs drop the last token: an example of n tokens needs length n - 1.
+    if pool.max_len - 1 > data_cfg.max_len:
+      raise ExperimentConfigError(
+          f"the longest training example of {self.dataset_dir} has"
+          f" {pool.max_len} tokens (split_mode={self.c.split_mode!r}) but"
+          f" config.finetune.data.max_len={data_cfg.max_len}; set"
+          f" --config.finetune.data.max_len={pool.max_len - 1} or more, or a"
+          " split_mode that makes shorter examples (none, independent,"
+          " cumulative)")
+
   # -- augmentation
   def needed_augmentations(self) -> list[str]:
     need = []
@@ -548,6 +573,7 @@ def run_experiment(config: Any, workdir: str | os.PathLike[str], *,
   t0 = time.perf_counter()
   exp.load_model_config()
   exp.data()
+  exp.check_max_len()
   exp.augment()
   exp.finetune()
   exp.evaluate()

@@ -178,3 +178,17 @@ def test_config_errors_name_the_key(tmp_path):
     runner.run_experiment(_config(conditions=("nope",)), tmp_path)
   with pytest.raises(runner.ExperimentConfigError, match="split_mode"):
     runner.run_experiment(_config(split_mode="words"), tmp_path)
+
+
+def test_too_long_examples_fail_before_the_costly_stages(tmp_path, fakes):
+  f = fakes()
+  c = _config()
+  c.finetune.data.max_len = 4
+  with pytest.raises(runner.ExperimentConfigError,
+                     match=r"--config.finetune.data.max_len=\d+"):
+    runner.run_experiment(c, tmp_path)
+  assert not f.calls  # No augmentation or fine-tuning was started.
+  # Raising it as the message says lets the same workdir run.
+  c.finetune.data.max_len = 64
+  runner.run_experiment(c, tmp_path, log=lambda _: None)
+  assert "finetune/finetune" in f.calls
