@@ -38,6 +38,12 @@ def main(argv):
     runner.run_experiment(_CONFIG.value, _WORKDIR.value)
   except runner.ExperimentConfigError as e:
     sys.exit(f"error: {e}")
+  except KeyboardInterrupt as e:
+    # Ctrl-C or a preemption (SIGTERM): finished stages and the latest
+    # fine-tuning checkpoint are kept, so the same command resumes.
+    print(f"\ninterrupted: {e or 'stopped'}\nrerun the same command to resume"
+          f" from {_WORKDIR.value}", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -114,3 +114,35 @@ def test_killed_launcher_resumes(tmp_path):
   s = json.loads((tmp_path / "summary.json").read_text())
   assert set(s["conditions"]) == {"pretrained", "finetune",
                                   "finetune_aug_oracle"}
+
+
+@pytest.mark.slow
+def test_interrupted_launcher_says_how_to_resume(tmp_path):
+  args = [sys.executable, str(LAUNCHER),
+          "--config=configs/experiment.py:reversals,tiny",
+          f"--workdir={tmp_path}",
+          "--config.conditions=('pretrained','finetune')"]
+  marker = tmp_path / "stages" / "data.json"
+  proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  try:
+    deadline = time.time() + 600
+    while not marker.exists() and time.time() < deadline:
+      time.sleep(0.1)
+    assert marker.exists() and proc.poll() is None
+    # Ctrl-C, pressed again if it lands where Python ignores it (inside a
+    # garbage-collection callback of jax, which prints "Exception ignored").
+    for _ in range(30):
+      proc.send_signal(signal.SIGINT)
+      try:
+        _, err = proc.communicate(timeout=2)
+        break
+      except subprocess.TimeoutExpired:
+        continue
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 130, err[-3000:]
+  assert err.rstrip().endswith(f"rerun the same command to resume from"
+                               f" {tmp_path}"), err[-3000:]
+  assert not (tmp_path / "summary.json").exists()
