@@ -2,7 +2,8 @@ r"""Runs the paper's experiment on one dataset: every condition, resumable.
 
   python launch/run_experiment.py --config=configs/experiment.py:reversals \
       --workdir=runs/reversals
-  python launch/run_experiment.py --config=configs/experiment.py:syllogisms,tiny \
+  python launch/run_experiment.py \
+      --config=configs/experiment.py:syllogisms,tiny \
       --workdir=/tmp/syl --config.seeds=0,1
 
 Rerunning the same command after an interruption skips finished stages.
