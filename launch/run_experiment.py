@@ -11,6 +11,7 @@ Rerunning the same command after an interruption skips finished stages.
 slices, multi-node GPU); every process runs the same stages.
 """
 
+import signal
 import sys
 
 from absl import app
@@ -41,7 +42,10 @@ def main(argv):
     sys.exit(f"error: {e}")
   except KeyboardInterrupt as e:
     # Ctrl-C or a preemption (SIGTERM): finished stages and the latest
-    # fine-tuning checkpoint are kept, so the same command resumes.
+    # fine-tuning checkpoint are kept, so the same command resumes. Further
+    # Ctrl-C during the shutdown would only replace this message with a
+    # traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     print(f"\ninterrupted: {e or 'stopped'}\nrerun the same command to resume"
           f" from {_WORKDIR.value}", file=sys.stderr)
     sys.exit(130)

@@ -120,29 +120,36 @@ def test_killed_launcher_resumes(tmp_path):
 def test_interrupted_launcher_says_how_to_resume(tmp_path):
   args = [sys.executable, str(LAUNCHER),
           "--config=configs/experiment.py:reversals,tiny",
-          f"--workdir={tmp_path}",
+          f"--workdir={tmp_path / 'run'}",
           "--config.conditions=('pretrained','finetune')"]
-  marker = tmp_path / "stages" / "data.json"
-  proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-  try:
-    deadline = time.time() + 600
-    while not marker.exists() and time.time() < deadline:
-      time.sleep(0.1)
-    assert marker.exists() and proc.poll() is None
-    # Ctrl-C, pressed again if it lands where Python ignores it (inside a
-    # garbage-collection callback of jax, which prints "Exception ignored").
-    for _ in range(30):
-      proc.send_signal(signal.SIGINT)
-      try:
-        _, err = proc.communicate(timeout=2)
-        break
-      except subprocess.TimeoutExpired:
-        continue
-  finally:
-    if proc.poll() is None:
-      proc.kill()
+  marker = tmp_path / "run" / "stages" / "data.json"
+  err_path = tmp_path / "stderr.txt"
+  with open(err_path, "w") as err_file:
+    proc = subprocess.Popen(args, cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=err_file)
+    try:
+      deadline = time.time() + 600
+      while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+      assert marker.exists() and proc.poll() is None
+      # Ctrl-C, pressed again while it has no effect: Python ignores one that
+      # lands inside a garbage-collection callback of jax ("Exception
+      # ignored"), as a user at a terminal would see.
+      for _ in range(30):
+        if "rerun the same command" in err_path.read_text():
+          break
+        proc.send_signal(signal.SIGINT)
+        try:
+          proc.wait(timeout=2)
+          break
+        except subprocess.TimeoutExpired:
+          continue
+      proc.wait(timeout=120)
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+  err = err_path.read_text()
   assert proc.returncode == 130, err[-3000:]
   assert err.rstrip().endswith(f"rerun the same command to resume from"
-                               f" {tmp_path}"), err[-3000:]
-  assert not (tmp_path / "summary.json").exists()
+                               f" {tmp_path / 'run'}"), err[-3000:]
+  assert not (tmp_path / "run" / "summary.json").exists()
