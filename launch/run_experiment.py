@@ -11,6 +11,7 @@ Rerunning the same command after an interruption skips finished stages.
 slices, multi-node GPU); every process runs the same stages.
 """
 
+import os
 import signal
 import sys
 
@@ -48,7 +49,13 @@ def main(argv):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     print(f"\ninterrupted: {e or 'stopped'}\nrerun the same command to resume"
           f" from {_WORKDIR.value}", file=sys.stderr)
-    sys.exit(130)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A Ctrl-C that lands inside one of jax's C++ callbacks can leave XLA's
+    # runtime in a state where interpreter teardown segfaults; everything
+    # worth keeping is on disk already (stages commit atomically, orbax
+    # ignores an unfinished save), so leave without the teardown.
+    os._exit(130)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
