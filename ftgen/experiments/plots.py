@@ -42,6 +42,13 @@ def _num(x: Any) -> float:
   return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else 0.0
 
 
+def _label(cond: str, summary: Mapping[str, Any]) -> str:
+  k = summary.get("icl_subsample")
+  if cond == "icl" and isinstance(k, int) and k > 1:
+    return f"ICL (1/{k} of docs)"  # The whole set did not fit the context.
+  return LABELS.get(cond, cond)
+
+
 def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
                  ) -> dict[str, pathlib.Path]:
   """Draws summary["conditions"] and writes `path_stem`.png and .svg."""
@@ -69,7 +76,7 @@ def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
       errs.append(_num(e.get("stderr")))
     ax.bar(xs, ys, width * 0.92, yerr=errs, color=color, edgecolor="black",
            linewidth=0.5, capsize=2, error_kw=dict(elinewidth=0.8),
-           label=LABELS.get(cond, cond))
+           label=_label(cond, summary))
   for i, s in enumerate(splits):
     chances = [c[s]["chance"] for c in conds.values()
                if s in c and c[s].get("chance") is not None]

@@ -110,3 +110,17 @@ def test_markdown_and_figure(tmp_path):
   svg = out["svg"].read_text()
   assert "<svg" in svg and "syllogism" in svg
   json.dumps(s)  # Serializable as is.
+
+
+def test_figure_legend_names_the_icl_subsample(tmp_path):
+  qs = _questions()
+  rows = _rows() + results.make_rows(
+      _eval_rows(qs, {"r0"}), qs, dataset="d", model="m", condition="icl",
+      seed=0)
+  s = results.summarize(rows, dataset="d", model="m",
+                        extra={"icl_subsample": 3})
+  svg = plots.plot_summary(s, tmp_path / "figure")["svg"].read_text()
+  assert "ICL (1/3 of docs)" in svg and "ICL (all docs)" not in svg
+  s = results.summarize(rows, dataset="d", model="m")
+  svg = plots.plot_summary(s, tmp_path / "figure")["svg"].read_text()
+  assert "ICL (all docs)" in svg
