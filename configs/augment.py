@@ -48,6 +48,51 @@ nothing else.
 Statements:
 """
 
+# `process` documents are calculations, not statements of fact: restating
+# one line of a derivation means nothing, so local augmentation takes whole
+# calculations and the worked example uses the ordinary derivative (real
+# rules, so the prompt teaches none of the dataset's nonsense ones).
+PROCESS_LOCAL_TEMPLATE = """\
+Explain the calculation in other words: state its result, and which rule \
+each step uses. Write one statement per line and nothing else.
+
+Calculation:
+d(x * x)
+= d(x) * x + x * d(x)
+= 1 * x + x * 1
+= x + x
+d(x * x) => x + x
+Statements:
+The derivative of x * x is x + x.
+d of a product is d of the first factor times the second, plus the first \
+times d of the second.
+d(x) is 1, so d(x) * x + x * d(x) becomes 1 * x + x * 1.
+
+Calculation:
+{statement}
+Statements:
+"""
+
+PROCESS_GLOBAL_TEMPLATE = """\
+Here are the rules of some operations, and calculations that use them.
+
+{documents}
+
+Consider this calculation:
+{document}
+
+Apply the same rules to other expressions. For each, write one sentence \
+that names the expression and its result and ends with a period. Write one \
+sentence per line and nothing else.
+Sentences:
+"""
+
+# Templates by (dataset, strategy); others use LOCAL_ and GLOBAL_TEMPLATE.
+TEMPLATES = {
+    ("process", "local"): PROCESS_LOCAL_TEMPLATE,
+    ("process", "global"): PROCESS_GLOBAL_TEMPLATE,
+}
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the locked config for `DATASET,STRATEGY[,tiny]`."""
@@ -76,8 +121,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.dtype = "float32"  # Params and compute: float32 or bfloat16.
   config.seed = 0
   # Local augmentation restates each sentence ("sentence") or document.
-  config.unit = "sentence"
-  config.template = LOCAL_TEMPLATE if strategy == "local" else GLOBAL_TEMPLATE
+  config.unit = "document" if dataset == "process" else "sentence"
+  config.template = TEMPLATES.get(
+      (dataset, strategy),
+      LOCAL_TEMPLATE if strategy == "local" else GLOBAL_TEMPLATE)
   config.use_chat_template = True  # Applies to instruct models only.
   config.num_samples = 2 if tiny else 4  # Samples per item.
   config.max_items = 8 if tiny else 0  # 0: every item.
@@ -85,7 +132,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.temperature = 0.7
   config.top_k = 0  # 0 disables.
   config.top_p = 0.95
-  config.stop_strings = ("\n\n", "Statement:")
+  config.stop_strings = ("\n\n", "Statement:") + (
+      ("Calculation:",) if dataset == "process" else ())
   config.batch_size = 8 if tiny else 32
   # Global: token budget of the in-context training set; documents are
   # subsampled (seeded) when the whole set does not fit.

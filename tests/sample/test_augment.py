@@ -39,6 +39,33 @@ def _dataset(repo_root, name):
   return data_registry.generate(name, cfg.generator, cfg.seed)
 
 
+@pytest.mark.parametrize("dataset", ["reversals", "syllogisms", "semantic",
+                                     "celebrities", "process", "user"])
+@pytest.mark.parametrize("strategy", ["local", "global"])
+def test_every_augment_config_is_valid(repo_root, dataset, strategy):
+  config = _config(repo_root, f"{dataset},{strategy}")
+  augment.check_config(config)
+  with pytest.raises(AttributeError):
+    config.no_such_field = 1  # Locked.
+
+
+def test_process_prompts_restate_whole_calculations(repo_root):
+  config = _config(repo_root, "process,local")
+  assert config.unit == "document" and "Calculation:" in config.stop_strings
+  data = _dataset(repo_root, "process")
+  calc = next(d for d in data.train if d.meta.get("kind") == "worked")
+  (_, item), = augment.local_items([calc], config.unit)
+  prompt = prompts.local_prompt(config.template, item)
+  assert prompt.endswith(f"Calculation:\n{calc.text}\nStatements:\n")
+  # The worked example uses the real derivative, none of the nonsense words.
+  assert "d(x * x)" in config.template
+  q = data.test[0]
+  names = [q.meta["operator"], *q.meta["functions"]]
+  assert len(names) == 4 and all(len(w) >= 4 for w in names)
+  assert not [w for w in names if w in config.template]
+  assert _config(repo_root, "reversals,local").unit == "sentence"
+
+
 def test_local_items_split_sentences_and_dedup():
   docs = [records.Document("a", "Glon are big. This is known."),
           records.Document("b", "Femp are small. This is known.")]
