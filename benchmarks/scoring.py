@@ -16,6 +16,15 @@ tokens after an 8-token question each.
       --context=16384 --num_continuations=256 --continuation_len=32 \
       --question_len=1 --naive_batch=1 --prefix_batch=64    # one H100
 
+`--mode=per_context` measures the retrieval case instead: every question
+has a context of its own (uniform in [context/2, context] tokens, like k
+retrieved documents) followed by `--choices` continuations; naive scoring
+re-encodes the context per choice, `score_per_context` prefills each
+context once (lengths bucketed) and scores its choices against it.
+
+  python benchmarks/scoring.py --mode=per_context --context=768 \
+      --num_continuations=64 --choices=4
+
 FLOPs are analytic (matmul weights 2 FLOPs/token, attention 4·N·H FLOPs per
 query-key pair; the prefill computes no logits); `flop_ratio` is naive over
 shared-prefix FLOPs, the speedup an ideal implementation would reach.
@@ -74,6 +83,11 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--naive_batch", type=int, default=4)
   parser.add_argument("--prefix_batch", type=int, default=32)
   parser.add_argument("--prefill_chunk", type=int, default=512)
+  parser.add_argument("--mode", default="shared",
+                      choices=("shared", "per_context"),
+                      help="one context for all rows, or one per question")
+  parser.add_argument("--choices", type=int, default=4,
+                      help="per_context: continuations per question")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--seed", type=int, default=0)
   return parser.parse_args(argv)
@@ -83,7 +97,7 @@ def model_config(args) -> ModelConfig:
   if args.model == "cpu-default":
     config = CPU_DEFAULT
   else:
-    config = presets.preset(args.model)
+    config = presets.get_preset(args.model)
   total = args.context + args.question_len + args.continuation_len
   return config.replace(param_dtype=args.dtype, dtype=args.dtype,
                         max_seq_len=max(config.max_seq_len, total))
@@ -150,9 +164,100 @@ def _median_time(fn, repeats: int) -> tuple[float, object]:
   return statistics.median(times), out
 
 
+def _setting(args, config: ModelConfig) -> dict:
+  """JSON fields naming the model, shapes and machine of a run."""
+  return {
+      "model": args.model,
+      "num_params": config.num_params(),
+      "dtype": args.dtype,
+      "context": args.context,
+      "question_len": args.question_len,
+      "continuation_len": args.continuation_len,
+      "repeats": args.repeats,
+      "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
+      "num_devices": jax.device_count(),
+      "host": platform.machine(),
+  }
+
+
+def per_context_requests(args, vocab: int) -> list[scoring.Request]:
+  """Questions with contexts of their own, `args.choices` rows each."""
+  rng = np.random.default_rng(args.seed)
+  out = []
+  for _ in range(max(args.num_continuations // args.choices, 1)):
+    n = int(rng.integers(args.context // 2, args.context + 1))
+    ctx = tuple(rng.integers(3, vocab, n + args.question_len).tolist())
+    for _ in range(args.choices):
+      cont = tuple(rng.integers(3, vocab, args.continuation_len).tolist())
+      out.append(scoring.Request(ctx, cont))
+  return out
+
+
+def per_context_flops(config: ModelConfig, reqs: list[scoring.Request]
+                      ) -> tuple[float, float]:
+  """(naive, per-context) forward FLOPs, as `analytic_flops` counts them."""
+  w = flops_lib.matmul_params(config)
+  head = config.vocab_size * config.embed_dim
+  attn = 4 * config.num_layers * config.num_heads * config.head_dim
+  naive = cached = 0.0
+  seen = set()
+  for r in reqs:
+    t = len(r) - 1
+    naive += 2 * t * w + attn * t * (t + 1) / 2
+    c = len(r.context) - 1  # Cached: all but the last context token.
+    if r.context not in seen:
+      seen.add(r.context)
+      cached += 2 * c * (w - head) + attn * c * (c + 1) / 2
+    s = len(r.continuation)
+    cached += 2 * s * w + attn * s * (c + (s + 1) / 2)
+  return naive, cached
+
+
+def main_per_context(args, config: ModelConfig, model: Decoder,
+                     params) -> dict:
+  reqs = per_context_requests(args, config.vocab_size)
+
+  def naive():
+    return scoring.score_requests(model, params, reqs,
+                                  batch_size=args.naive_batch).logliks
+
+  def cached():
+    scores, _ = prefix_lib.score_per_context(
+        model, params, reqs, chunk=args.prefill_chunk,
+        batch_size=args.prefix_batch)
+    return scores.logliks
+
+  t_naive, ll_naive = _median_time(naive, args.repeats)
+  t_cached, ll_cached = _median_time(cached, args.repeats)
+  f_naive, f_cached = per_context_flops(config, reqs)
+  return {
+      "mode": "per_context",
+      "speedup": t_naive / t_cached,
+      "flop_ratio": f_naive / f_cached,
+      "fraction_of_flop_ratio": (t_naive / t_cached) / (f_naive / f_cached),
+      "naive_s": t_naive,
+      "per_context_s": t_cached,
+      "naive_tflops_per_s": f_naive / t_naive / 1e12,
+      "per_context_tflops_per_s": f_cached / t_cached / 1e12,
+      "max_abs_diff": float(np.max(np.abs(ll_naive - ll_cached))),
+      "same_argmax": bool(np.array_equal(
+          ll_naive.reshape(-1, args.choices).argmax(1),
+          ll_cached.reshape(-1, args.choices).argmax(1))),
+      "num_questions": len(reqs) // args.choices,
+      "choices": args.choices,
+      **_setting(args, config),
+  }
+
+
 def main(argv=None) -> dict:
   args = parse_args(argv)
   config = model_config(args)
+  if args.mode == "per_context":
+    model = Decoder(config)
+    result = main_per_context(args, config, model,
+                              random_params(model, args.seed))
+    print(json.dumps(result))
+    return result
   model = Decoder(config)
   params = random_params(model, args.seed)
   reqs = requests(args, config.vocab_size)
@@ -197,17 +302,8 @@ def main(argv=None) -> dict:
       "prefill_mfu": (f_prefill / t_prefill / peak) if peak else None,
       "max_abs_diff": float(np.max(np.abs(ll_naive - ll_cached))),
       "same_argmax": bool(np.argmax(ll_naive) == np.argmax(ll_cached)),
-      "model": args.model,
-      "num_params": config.num_params(),
-      "dtype": args.dtype,
-      "context": p,
       "num_continuations": args.num_continuations,
-      "question_len": args.question_len,
-      "continuation_len": args.continuation_len,
-      "repeats": args.repeats,
-      "device": f"{platform_name}:{jax.devices()[0].device_kind}",
-      "num_devices": jax.device_count(),
-      "host": platform.machine(),
+      **_setting(args, config),
   }
   print(json.dumps(result))
   return result

@@ -82,7 +82,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.buckets = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
   # Rows per batch shrink (powers of two) so rows * bucket <= this.
   c.max_batch_tokens = 4096 if tiny else 16384
-  # Shared-prefix KV cache: used when all prompts share >= min_prefix tokens.
+  # KV-cached contexts: a prefix all prompts share (>= min_prefix tokens)
+  # is prefilled once; for retrieval, each question's own context is.
   c.prefix_cache = True
   c.prefix_min_tokens = 32
   c.prefill_chunk = 512

@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import importlib.util  # pylint: disable=g-import-not-at-top
 import pathlib  # pylint: disable=g-import-not-at-top
 
 import hypothesis  # pylint: disable=g-import-not-at-top
@@ -39,3 +40,15 @@ def reversal_curse_dir() -> pathlib.Path:
   if not path.is_dir():
     pytest.skip(f"reversal-curse data not found at {path}")
   return path
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+  """Imports benchmarks/NAME.py as a module (the scripts are not a package)."""
+  def load(name: str):
+    spec = importlib.util.spec_from_file_location(
+        f"benchmark_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+  return load

@@ -234,10 +234,19 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
                 max_batch_tokens=config.max_batch_tokens, pad_id=tok.pad_id,
                 progress=config.progress)
   t_score = time.time()
-  if config.prefix_cache:
+  prefix_mode, per_context_cached = "none", 0
+  if config.prefix_cache and config.condition == "retrieval":
+    # No context is shared by all questions; each question's is by its
+    # choices.
+    scores, per_context_cached = prefix_lib.score_per_context(
+        model, params, encoded.requests, chunk=config.prefill_chunk,
+        min_prefix=config.prefix_min_tokens, desc=config.condition, **kwargs)
+    cached, prefix_mode = 0, "per_context"
+  elif config.prefix_cache:
     scores, cached = prefix_lib.score_with_prefix(
         model, params, encoded.requests, chunk=config.prefill_chunk,
         min_prefix=config.prefix_min_tokens, desc=config.condition, **kwargs)
+    prefix_mode = "shared" if cached else "none"
   else:
     scores = scoring.score_requests(model, params, encoded.requests,
                                     desc=config.condition, **kwargs)
@@ -262,6 +271,10 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
       "splits": per_split,
       "context": report,
       "prefix_tokens_cached": cached,
+      # "shared": one prefix of all questions was cached; "per_context":
+      # each question's own context, `context_tokens_cached` in all.
+      "prefix_mode": prefix_mode,
+      "context_tokens_cached": per_context_cached,
       "num_batches": scores.num_batches,
       "batch_shapes": [list(s) for s in scores.shapes],
       "seconds_scoring": seconds_scoring,

@@ -6,6 +6,10 @@ context. Naive scoring recomputes it for every row; here it is prefilled once
 KV cache, and all rows are scored in batches against that cache with the
 decoder's `prefix=` path (every row attends to the whole prefix plus
 causally to its own tokens, merged exactly in one softmax).
+
+In the retrieval condition each question has a context of its own (its k
+documents); `score_per_context` prefills each distinct context once and
+scores that question's choices against it.
 """
 
 from __future__ import annotations
@@ -59,18 +63,22 @@ def _prefill_chunk(model, params, tokens, positions, cache, mask):
 
 
 def prefill_prefix(model: Any, params: Any, tokens: Sequence[int], *,
-                   chunk: int = 512) -> PrefixCache:
+                   chunk: int = 512,
+                   buckets: Sequence[int] | None = None) -> PrefixCache:
   """Prefills `tokens` into a fresh batch-1 cache, `chunk` tokens at a time.
 
   The last chunk is padded (padding slots are never attended), so a prefill
-  of any length compiles once per chunk size.
+  of any length compiles once per chunk size. A prefix shorter than `chunk`
+  is one chunk of its own length, or, with `buckets`, of its bucket length
+  (many prefixes of varied lengths then share a few compiled shapes).
   """
   from ftgen.models import kv_cache  # pylint: disable=g-import-not-at-top
 
   n = len(tokens)
   if not n:
     raise ValueError("empty prefix")
-  chunk = min(chunk, n)
+  short = scoring.bucket_length(n, buckets) if buckets else n
+  chunk = min(chunk, short)
   slots = -(-n // chunk) * chunk
   cache = kv_cache.init_cache(model.config, 1, slots)
   ids = np.zeros((1, slots), np.int32)
@@ -108,3 +116,67 @@ def score_with_prefix(model: Any, params: Any,
   scores = scoring.score_requests(model, params, requests, prefix=pc.cache,
                                   prefix_len=p, **kwargs)
   return scores, p
+
+
+def score_per_context(model: Any, params: Any,
+                      requests: Sequence[scoring.Request], *,
+                      chunk: int = 512, min_prefix: int = 1,
+                      batch_size: int = 16,
+                      buckets: Sequence[int] = scoring.DEFAULT_BUCKETS,
+                      progress: bool = False, desc: str = "scoring",
+                      **kwargs) -> tuple[scoring.Scores, int]:
+  """Scores requests, prefilling each distinct context once.
+
+  For conditions whose context differs per question (`retrieval`: the
+  question's own k documents), there is no prefix shared by all rows; the
+  choices of one question still share theirs. Each distinct context is
+  prefilled (its length bucketed, so shapes repeat) and its choices are
+  scored against it, instead of re-encoding the context once per choice.
+  Contexts with fewer than `min_prefix` cacheable tokens are scored plainly.
+
+  Args:
+    model, params: the decoder and its params.
+    requests: pairs to score, in any order.
+    chunk: prefill chunk length.
+    min_prefix: below this many cacheable tokens, score without a cache.
+    batch_size, buckets, progress, desc: as in `scoring.score_requests`
+      (a group's rows are batched by the group size, rounded up to a power
+      of two, at most `batch_size`).
+    **kwargs: passed to `scoring.score_requests` (max_batch_tokens, pad_id).
+
+  Returns:
+    (scores in request order, prefix tokens cached summed over contexts).
+  """
+  import tqdm  # pylint: disable=g-import-not-at-top
+
+  groups: dict[tuple[int, ...], list[int]] = {}
+  for i, r in enumerate(requests):
+    groups.setdefault(r.context, []).append(i)
+  logliks = np.zeros(len(requests), np.float64)
+  greedy = np.zeros(len(requests), bool)
+  plain, num_batches, shapes, cached = [], 0, set(), 0
+  for context, idx in tqdm.tqdm(groups.items(), desc=desc,
+                                disable=not progress, leave=False):
+    p = len(context) - 1  # The last token's logits predict the choice.
+    if p < max(min_prefix, 1):
+      plain.extend(idx)
+      continue
+    rows = min(batch_size, 1 << (len(idx) - 1).bit_length())
+    pc = prefill_prefix(model, params, context[:p], chunk=chunk,
+                        buckets=buckets)
+    out = scoring.score_requests(
+        model, params, [requests[i] for i in idx], prefix=pc.cache,
+        prefix_len=p, batch_size=rows, buckets=buckets, **kwargs)
+    logliks[idx], greedy[idx] = out.logliks, out.greedy
+    num_batches += out.num_batches
+    shapes.update(out.shapes)
+    cached += p
+  if plain:
+    out = scoring.score_requests(
+        model, params, [requests[i] for i in plain], batch_size=batch_size,
+        buckets=buckets, **kwargs)
+    logliks[plain], greedy[plain] = out.logliks, out.greedy
+    num_batches += out.num_batches
+    shapes.update(out.shapes)
+  return (scoring.Scores(logliks, greedy, num_batches, tuple(sorted(shapes))),
+          cached)

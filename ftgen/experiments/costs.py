@@ -129,11 +129,16 @@ def augmentation_flops(config: Any, tokens: dict[str, float]) -> float:
   return forward_flops(config, prefix) + rows * per_row
 
 
-def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int
-                ) -> dict[str, Any]:
-  """Per-query context tokens and FLOPs of an evaluation's results rows,
-  recomputing the context per query and, if `prefix` tokens were cached,
-  with that prefix prefilled once."""
+def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int,
+                per_context: bool = False) -> dict[str, Any]:
+  """Per-query context tokens and FLOPs of an evaluation's results rows.
+
+  `query_flops` recomputes the context for every choice (lm-eval's way) or,
+  with `per_context` (the evaluation cached each question's own context,
+  as `retrieval` does), once per question. If `prefix` tokens shared by all
+  questions were cached, `query_flops_prefix_cached` has that prefix
+  prefilled once.
+  """
   out: dict[str, Any] = {}
   ctx = [float(r.get("context_tokens", 0)) for r in rows]
   out["context_tokens"] = mean(ctx)
@@ -142,7 +147,12 @@ def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int
   naive, cached = [], []
   for r in rows:
     c, ns = int(r["context_tokens"]), [int(n) for n in r["num_tokens"]]
-    naive.append(scoring_flops(config, 0, [c + n for n in ns]))
+    if per_context and c > 1:
+      # All but the last context token are prefilled once for the question.
+      naive.append(forward_flops(config, c - 1) + scoring_flops(
+          config, c - 1, [1 + n for n in ns], prefix_cached=True))
+    else:
+      naive.append(scoring_flops(config, 0, [c + n for n in ns]))
     if prefix:
       cached.append(scoring_flops(
           config, prefix, [c - prefix + n for n in ns], prefix_cached=True))

@@ -450,8 +450,9 @@ class _Experiment:
             "seconds_scoring": summary.get("seconds_scoring"),
             "prefix_tokens_cached":
                 int(summary.get("prefix_tokens_cached") or 0)}
-    info.update(costs_lib.query_costs(self.model_config, rows,
-                                      info["prefix_tokens_cached"]))
+    info.update(costs_lib.query_costs(
+        self.model_config, rows, info["prefix_tokens_cached"],
+        per_context=summary.get("prefix_mode") == "per_context"))
     return info
 
   # -- report

@@ -105,6 +105,29 @@ def test_icl_outputs_and_prefix_equals_brute_force(repo_root, patched,
   assert [r["pred"] for r in rows] == [r["pred"] for r in brute]
 
 
+@pytest.mark.slow  # Compiles a prefill and a scorer per context bucket.
+def test_retrieval_caches_each_context_and_equals_brute_force(
+    repo_root, patched, data_dir, tmp_path):
+  cfg = _eval_config(repo_root, "retrieval", data=str(data_dir),
+                     retrieval_k=2, calibration=False, prefix_min_tokens=4,
+                     buckets=(16, 32, 64))
+  summary = evaluate.run_evaluation(cfg, tmp_path / "cached")
+  assert summary["prefix_mode"] == "per_context"
+  assert summary["prefix_tokens_cached"] == 0  # Nothing shared by all.
+  rows = [json.loads(l) for l in
+          (tmp_path / "cached" / "results.jsonl").read_text().splitlines()]
+  assert summary["context_tokens_cached"] == sum(
+      r["context_tokens"] - 1 for r in rows)
+  cfg.prefix_cache = False
+  brute_summary = evaluate.run_evaluation(cfg, tmp_path / "brute")
+  assert brute_summary["prefix_mode"] == "none"
+  brute = [json.loads(l) for l in
+           (tmp_path / "brute" / "results.jsonl").read_text().splitlines()]
+  flat = lambda rs: np.concatenate([r["logliks"] for r in rs])
+  np.testing.assert_allclose(flat(rows), flat(brute), atol=1e-4, rtol=0)
+  assert [r["pred"] for r in rows] == [r["pred"] for r in brute]
+
+
 def test_retrieval_and_pretrained_contexts(repo_root, patched, data_dir,
                                            tmp_path):
   cfg = _eval_config(repo_root, "retrieval", data=str(data_dir),

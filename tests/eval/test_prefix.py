@@ -1,5 +1,6 @@
 """Shared-prefix scoring equals brute-force full-context scoring."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -59,3 +60,41 @@ def test_short_common_prefix_falls_back_to_plain_scoring(tiny_model):
   out, p = prefix.score_with_prefix(model, params, reqs, min_prefix=8,
                                     batch_size=8, buckets=(16,))
   assert p == 0 and out.num_batches == 1
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_per_context_scores_equal_brute_force(family):
+  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+  model, params = conftest.random_params(
+      tiny.tiny_config(family, max_seq_len=512), seed=2)
+  rng = np.random.default_rng(5)
+  # Retrieval-like: every question has its own long context (its documents)
+  # of a different length; two contexts are too short to cache.
+  reqs = []
+  for q, n in enumerate((40, 23, 61, 2, 33, 1)):
+    ctx = (1,) + tuple(rng.integers(3, 256, n).tolist())
+    for _ in range(3 if q % 2 else 4):
+      cont = tuple(rng.integers(3, 256, rng.integers(1, 5)).tolist())
+      reqs.append(scoring.Request(ctx, cont))
+  order = rng.permutation(len(reqs))  # Groups need not be contiguous.
+  reqs = [reqs[i] for i in order]
+  brute = scoring.score_requests(model, params, reqs, batch_size=8,
+                                 buckets=(64,))
+  out, cached = prefix.score_per_context(
+      model, params, reqs, chunk=32, min_prefix=8, batch_size=8,
+      buckets=(16, 32, 64))
+  assert cached == 40 + 23 + 61 + 33  # The last context token stays a row.
+  np.testing.assert_allclose(out.logliks, brute.logliks, atol=1e-4, rtol=0)
+  np.testing.assert_array_equal(out.greedy, brute.greedy)
+  # Cached groups score 3-4 choices in rows of 4, never the full context.
+  assert (4, 16) in out.shapes and all(t <= 64 for _, t in out.shapes)
+
+
+def test_prefill_buckets_short_prefixes(tiny_model):
+  model, params = tiny_model
+  a = prefix.prefill_prefix(model, params, list(range(3, 23)), chunk=512,
+                            buckets=(16, 32, 64))
+  b = prefix.prefill_prefix(model, params, list(range(3, 30)), chunk=512,
+                            buckets=(16, 32, 64))
+  sizes = lambda pc: {x.shape for x in jax.tree.leaves(pc.cache)}
+  assert (a.length, b.length) == (20, 27) and sizes(a) == sizes(b)

@@ -55,6 +55,23 @@ def test_prefix_cached_scoring_is_cheaper_and_consistent():
   assert cached < naive / 5
 
 
+def test_query_costs_per_context_computes_each_context_once():
+  config = tiny.tiny_config("llama")
+  rows = [{"context_tokens": 50, "num_tokens": [2, 3, 4]},
+          {"context_tokens": 30, "num_tokens": [1, 1]}]
+  naive = costs.query_costs(config, rows, 0)["query_flops"]
+  per = costs.query_costs(config, rows, 0, per_context=True)["query_flops"]
+  # All but the last context token once, then each choice with that token.
+  want = [_brute_forward(config, 49, 0)
+          + sum(_brute_forward(config, 1 + n, 49) for n in (2, 3, 4)),
+          _brute_forward(config, 29, 0) + 2 * _brute_forward(config, 2, 29)]
+  assert per == pytest.approx(sum(want) / 2)
+  assert naive == pytest.approx(
+      (sum(_brute_forward(config, 50 + n, 0) for n in (2, 3, 4))
+       + 2 * _brute_forward(config, 31, 0)) / 2)
+  assert per < naive
+
+
 def test_generation_flops_prefill_plus_decode():
   config = tiny.tiny_config("llama")
   one = costs.generation_flops(config, 10, 4)

@@ -1,22 +1,13 @@
 """Smoke test of benchmarks/forward.py on a tiny model (its JSON contract)."""
 
 import json
-import pathlib
-import sys
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def forward_benchmark():
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import forward  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-  return forward
+def forward_benchmark(load_benchmark):
+  return load_benchmark("forward")
 
 
 def test_forward_benchmark_prints_json_last(forward_benchmark, capsys):
