@@ -35,6 +35,7 @@ line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -136,17 +137,20 @@ def requests(args, vocab: int) -> list[scoring.Request]:
   return out
 
 
+def _fwd_flops(config: ModelConfig, tokens: float, mean_keys: float,
+               logits: bool = True) -> float:
+  """Forward FLOPs of `tokens` queries over `mean_keys` keys on average."""
+  w = flops_lib.matmul_params(config)
+  if not logits:
+    w -= config.vocab_size * config.embed_dim
+  attn = 4 * config.num_layers * config.num_heads * config.head_dim
+  return 2 * tokens * w + attn * tokens * mean_keys
+
+
 def analytic_flops(config: ModelConfig, p: int, r: int, s: int
                    ) -> tuple[float, float, float]:
   """(naive, shared-prefix, prefill) forward FLOPs; s: row tokens after P."""
-  w = flops_lib.matmul_params(config)
-  head = config.vocab_size * config.embed_dim
-  attn = 4 * config.num_layers * config.num_heads * config.head_dim
-
-  def fwd(tokens, mean_keys, logits=True):
-    return (2 * tokens * (w - (0 if logits else head)) +
-            attn * tokens * mean_keys)
-
+  fwd = functools.partial(_fwd_flops, config)
   t = p + s  # Naive row length (inputs: all tokens but the last).
   naive = r * fwd(t, (t + 1) / 2)
   prefill = fwd(p, (p + 1) / 2, logits=False)
@@ -196,20 +200,18 @@ def per_context_requests(args, vocab: int) -> list[scoring.Request]:
 def per_context_flops(config: ModelConfig, reqs: list[scoring.Request]
                       ) -> tuple[float, float]:
   """(naive, per-context) forward FLOPs, as `analytic_flops` counts them."""
-  w = flops_lib.matmul_params(config)
-  head = config.vocab_size * config.embed_dim
-  attn = 4 * config.num_layers * config.num_heads * config.head_dim
+  fwd = functools.partial(_fwd_flops, config)
   naive = cached = 0.0
   seen = set()
   for r in reqs:
     t = len(r) - 1
-    naive += 2 * t * w + attn * t * (t + 1) / 2
+    naive += fwd(t, (t + 1) / 2)
     c = len(r.context) - 1  # Cached: all but the last context token.
     if r.context not in seen:
       seen.add(r.context)
-      cached += 2 * c * (w - head) + attn * c * (c + 1) / 2
+      cached += fwd(c, (c + 1) / 2, logits=False)
     s = len(r.continuation)
-    cached += 2 * s * w + attn * s * (c + (s + 1) / 2)
+    cached += fwd(s, c + (s + 1) / 2)
   return naive, cached
 
 
@@ -252,14 +254,12 @@ def main_per_context(args, config: ModelConfig, model: Decoder,
 def main(argv=None) -> dict:
   args = parse_args(argv)
   config = model_config(args)
-  if args.mode == "per_context":
-    model = Decoder(config)
-    result = main_per_context(args, config, model,
-                              random_params(model, args.seed))
-    print(json.dumps(result))
-    return result
   model = Decoder(config)
   params = random_params(model, args.seed)
+  if args.mode == "per_context":
+    result = main_per_context(args, config, model, params)
+    print(json.dumps(result))
+    return result
   reqs = requests(args, config.vocab_size)
   p = args.context
   s = args.question_len + args.continuation_len - 1  # Row tokens after P.
