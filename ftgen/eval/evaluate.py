@@ -234,23 +234,23 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
                 max_batch_tokens=config.max_batch_tokens, pad_id=tok.pad_id,
                 progress=config.progress)
   t_score = time.time()
-  prefix_mode, per_context_cached = "none", 0
-  if config.prefix_cache and config.condition == "retrieval":
-    # No context is shared by all questions; each question's is by its
-    # choices.
+  # Which rows share what decides how to cache: one prefix of all questions
+  # (icl), each question's own context (retrieval), or nothing.
+  prefix_mode = (prefix_lib.choose_mode(encoded.requests,
+                                        config.prefix_min_tokens)
+                 if config.prefix_cache else "none")
+  cached, per_context_cached = 0, 0
+  if prefix_mode == "per_context":
     scores, per_context_cached = prefix_lib.score_per_context(
         model, params, encoded.requests, chunk=config.prefill_chunk,
         min_prefix=config.prefix_min_tokens, desc=config.condition, **kwargs)
-    cached, prefix_mode = 0, "per_context"
-  elif config.prefix_cache:
+  elif prefix_mode == "shared":
     scores, cached = prefix_lib.score_with_prefix(
         model, params, encoded.requests, chunk=config.prefill_chunk,
         min_prefix=config.prefix_min_tokens, desc=config.condition, **kwargs)
-    prefix_mode = "shared" if cached else "none"
   else:
     scores = scoring.score_requests(model, params, encoded.requests,
                                     desc=config.condition, **kwargs)
-    cached = 0
   neutral = None
   if config.calibration:
     neutral = _neutral_logliks(model, params, questions, encode, bos,

@@ -53,6 +53,48 @@ def common_prefix_length(requests: Sequence[scoring.Request]) -> int:
   return max(n, 0)
 
 
+def token_costs(requests: Sequence[scoring.Request],
+                min_prefix: int = 1) -> dict[str, int]:
+  """Tokens each scoring mode runs through the model for `requests`.
+
+  "none" encodes every row whole; "shared" prefills the prefix common to all
+  rows once (if it has `min_prefix` tokens); "per_context" prefills each
+  distinct context once (those with `min_prefix` cacheable tokens; shorter
+  ones are scored whole). A token count is the cost model: at evaluation
+  lengths the per-token matmuls dominate the quadratic attention term.
+  """
+  whole = sum(len(r.context) + len(r.continuation) for r in requests)
+  p = common_prefix_length(requests)
+  shared = whole - (len(requests) - 1) * p if p >= max(min_prefix, 1) else whole
+  groups: dict[tuple[int, ...], list[scoring.Request]] = {}
+  for r in requests:
+    groups.setdefault(r.context, []).append(r)
+  per_context = 0
+  for context, rows in groups.items():
+    c = len(context) - 1
+    tails = sum(len(r.continuation) for r in rows)
+    per_context += (c + len(rows) + tails if c >= max(min_prefix, 1)
+                    else len(rows) * (c + 1) + tails)
+  return dict(none=whole, shared=shared, per_context=per_context)
+
+
+def choose_mode(requests: Sequence[scoring.Request], min_prefix: int = 1,
+                min_saving: float = 0.25) -> str:
+  """The cheapest scoring mode by `token_costs`, preferring batched ones.
+
+  "per_context" runs one prefill and one small scoring call per distinct
+  context, which costs dispatch time the batched modes do not pay, so it is
+  chosen only when it saves at least `min_saving` of the tokens of the
+  cheaper batched mode (retrieval: a long context of its own per question;
+  not short zero-shot prompts, whose contexts are under `min_prefix`).
+  """
+  costs = token_costs(requests, min_prefix)
+  batched = "shared" if costs["shared"] < costs["none"] else "none"
+  if costs["per_context"] <= (1 - min_saving) * costs[batched]:
+    return "per_context"
+  return batched
+
+
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=4)
 def _prefill_chunk(model, params, tokens, positions, cache, mask):
   # Only the cache is returned: XLA drops the unused output projection, so a

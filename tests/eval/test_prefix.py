@@ -30,6 +30,43 @@ def test_common_prefix_length_keeps_one_context_token():
   assert prefix.common_prefix_length([r([1]), r([1, 2])]) == 0
 
 
+def _rows(contexts, num_choices=4, cont_len=3):
+  return [scoring.Request(tuple(c), tuple(range(50, 50 + cont_len)))
+          for c in contexts for _ in range(num_choices)]
+
+
+def test_token_costs_count_what_each_mode_encodes():
+  head = list(range(100, 140))  # 40 tokens shared by every question.
+  reqs = _rows([head + [7, 8], head + [9]], num_choices=2)
+  costs = prefix.token_costs(reqs, min_prefix=8)
+  assert costs["none"] == 2 * (42 + 3) + 2 * (41 + 3)
+  # Prefix 40 once; each row keeps its remaining context and continuation.
+  assert costs["shared"] == 40 + 2 * (2 + 3) + 2 * (1 + 3)
+  # Each context minus its last token once; each row that token + its tail.
+  assert costs["per_context"] == (41 + 2 * 4) + (40 + 2 * 4)
+  # Under min_prefix nothing is cached.
+  short = prefix.token_costs(reqs, min_prefix=64)
+  assert short["shared"] == short["per_context"] == short["none"]
+
+
+def test_choose_mode_follows_the_sharing_pattern():
+  rng = np.random.default_rng(0)
+  long_ctx = lambda n: rng.integers(3, 256, n).tolist()
+  head = long_ctx(300)
+  # ICL: one long context for all questions.
+  icl = _rows([head + long_ctx(5) for _ in range(6)])
+  assert prefix.choose_mode(icl, min_prefix=32) == "shared"
+  # Retrieval: a long context of its own per question, shared by choices.
+  retrieval = _rows([long_ctx(200) for _ in range(6)])
+  assert prefix.choose_mode(retrieval, min_prefix=32) == "per_context"
+  # Zero-shot: short prompts of their own, nothing worth caching.
+  zero_shot = _rows([long_ctx(12) for _ in range(6)])
+  assert prefix.choose_mode(zero_shot, min_prefix=32) == "none"
+  # Long continuations: caching a context saves under a quarter; batched.
+  long_tails = _rows([long_ctx(40) for _ in range(6)], cont_len=200)
+  assert prefix.choose_mode(long_tails, min_prefix=32) == "none"
+
+
 # gemma3's tiny config has a sliding window of 4 on local layers: the prefix
 # path must apply windows across the prefix/suffix boundary too.
 @pytest.mark.parametrize("family", ["llama", "gemma3"])
