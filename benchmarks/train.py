@@ -11,7 +11,9 @@ the `fsdp` axis): a size a 2-core CPU runs in about a minute.
 
 The step is `ftgen.train.step.make_train_step` (the one the loop runs):
 forward, loss on every token, backward, global-norm clipping, AdamW, state
-donated. MFU counts `ftgen.train.flops.train_flops_per_token` against
+donated. `--compare_full_logits` also builds the step with the plain
+full-logits loss and times both, interleaved, in one run, with each compiled
+step's temporary memory (XLA's memory analysis). MFU counts `ftgen.train.flops.train_flops_per_token` against
 `--peak_flops` per device (default 989e12, H100/H200 dense bf16; on a CPU it
 is only a consistency figure). Timing: warm-up calls (compile), then the
 median of `--repeats` steps. The last line printed is one JSON object.
@@ -34,6 +36,7 @@ sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from ftgen.models import head
 from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
@@ -61,6 +64,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="0: full fine-tuning")
   parser.add_argument("--remat", action="store_true",
                       help="rematerialize blocks in the backward pass")
+  parser.add_argument("--loss_chunk_tokens", type=int,
+                      default=head.CHUNK_TOKENS,
+                      help="tokens per chunk of the vocabulary projection in "
+                      "the loss (0: full [B,T,V] logits)")
+  parser.add_argument("--compare_full_logits", action="store_true",
+                      help="also time the full-logits loss, interleaved, and "
+                      "report both steps' compiled temporary memory")
+  parser.add_argument("--memory_only", action="store_true",
+                      help="compile and report temporary memory; run nothing")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--mesh", default="1,-1,1",
@@ -99,15 +111,9 @@ def main(argv=None) -> dict:
     frozen, frozen_sh = params, param_sh
   else:
     trainable, trainable_sh, frozen, frozen_sh = params, param_sh, {}, {}
-  state, shardings = state_lib.init_state(trainable, trainable_sh, optimizer,
-                                          args.seed, mesh)
   shape = (1, args.batch, args.seq_len)
   batch_sh = sharding.batch_sharding(shape, mesh,
                                      logical_axes=(None, "batch", "length"))
-  train_step = step_lib.make_train_step(
-      model, optimizer, schedule, mesh=mesh, state_shardings=shardings,
-      frozen_shardings=frozen_sh, batch_sharding=batch_sh,
-      lora_rank=args.lora_rank, lora_alpha=2.0 * args.lora_rank)
   rng = np.random.default_rng(args.seed)
   tokens = rng.integers(0, config.vocab_size, (1, args.batch,
                                                 args.seq_len + 1), np.int32)
@@ -116,19 +122,56 @@ def main(argv=None) -> dict:
       weights=np.ones(shape, np.float32), mask=np.ones(shape, bool)),
                          batch_sh)
 
+  def build(loss_chunk_tokens):
+    """A fresh (donated) state, its jitted step and compiled temp bytes."""
+    # A copy: each step donates its state, and the runs must not share it.
+    state, shardings = state_lib.init_state(
+        jax.tree.map(lambda x: x.copy(), trainable), trainable_sh,
+        optimizer, args.seed, mesh)
+    train_step = step_lib.make_train_step(
+        model, optimizer, schedule, mesh=mesh, state_shardings=shardings,
+        frozen_shardings=frozen_sh, batch_sharding=batch_sh,
+        lora_rank=args.lora_rank, lora_alpha=2.0 * args.lora_rank,
+        loss_chunk_tokens=loss_chunk_tokens)
+    with sharding.mesh_context(mesh):
+      memory = train_step.lower(state, frozen, batch).compile(
+          ).memory_analysis()
+    temp = None if memory is None else int(memory.temp_size_in_bytes)
+    return dict(state=state, step=train_step, temp_bytes=temp, times=[],
+                cpu_times=[])
+
+  runs = {"main": build(args.loss_chunk_tokens)}
+  if args.compare_full_logits:
+    runs["full_logits"] = build(0)
+  if args.memory_only:
+    result = {"model": args.model, "seq_len": args.seq_len,
+              "batch": args.batch, "dtype": args.dtype,
+              "lora_rank": args.lora_rank,
+              "loss_chunk_tokens": args.loss_chunk_tokens,
+              "temp_bytes": runs["main"]["temp_bytes"]}
+    if "full_logits" in runs:
+      result["full_logits"] = {"temp_bytes": runs["full_logits"]["temp_bytes"]}
+    print(json.dumps(result))
+    return result
   with sharding.mesh_context(mesh):
     start = time.perf_counter()
-    for _ in range(max(args.warmup, 1)):
-      state, metrics = train_step(state, frozen, batch)
-      jax.block_until_ready(metrics)
+    for run in runs.values():
+      for _ in range(max(args.warmup, 1)):
+        run["state"], run["metrics"] = run["step"](run["state"], frozen,
+                                                   batch)
+        jax.block_until_ready(run["metrics"])
     compile_s = time.perf_counter() - start
-    times, cpu_times = [], []
-    for _ in range(args.repeats):
-      start, cpu_start = time.perf_counter(), time.process_time()
-      state, metrics = train_step(state, frozen, batch)
-      jax.block_until_ready(metrics)
-      times.append(time.perf_counter() - start)
-      cpu_times.append(time.process_time() - cpu_start)
+    for _ in range(args.repeats):  # Interleaved: same load for both.
+      for run in runs.values():
+        start, cpu_start = time.perf_counter(), time.process_time()
+        run["state"], run["metrics"] = run["step"](run["state"], frozen,
+                                                   batch)
+        jax.block_until_ready(run["metrics"])
+        run["times"].append(time.perf_counter() - start)
+        run["cpu_times"].append(time.process_time() - cpu_start)
+  main_run = runs["main"]
+  state, metrics = main_run["state"], main_run["metrics"]
+  times, cpu_times = main_run["times"], main_run["cpu_times"]
   loss = float(metrics["loss"])
   if not np.isfinite(loss):
     raise RuntimeError("non-finite loss: the benchmark measured garbage")
@@ -148,6 +191,8 @@ def main(argv=None) -> dict:
       "dtype": args.dtype,
       "lora_rank": args.lora_rank,
       "remat": args.remat,
+      "loss_chunk_tokens": args.loss_chunk_tokens,
+      "temp_bytes": main_run["temp_bytes"],
       "train_flops_per_token": per_token,
       "tflops_per_s": tokens_per_s * per_token / 1e12,
       "peak_flops_per_device": args.peak_flops,
@@ -164,6 +209,20 @@ def main(argv=None) -> dict:
       "platform": summary["platform"],
       "device_kind": summary["device_kind"],
   }
+  if "full_logits" in runs:
+    full = runs["full_logits"]
+    full_s = statistics.median(full["times"])
+    result["full_logits"] = {
+        "median_s": full_s, "times_s": full["times"],
+        "temp_bytes": full["temp_bytes"],
+        "loss": float(full["metrics"]["loss"])}
+    # > 1: the chunked loss is faster; temp ratio < 1: it needs less memory.
+    result["speedup_vs_full_logits"] = full_s / median_s
+    if full["temp_bytes"] and main_run["temp_bytes"] is not None:
+      result["temp_ratio_vs_full_logits"] = (
+          main_run["temp_bytes"] / full["temp_bytes"])
+    result["loss_abs_diff_vs_full_logits"] = abs(
+        loss - result["full_logits"]["loss"])
   print(json.dumps(result))
   return result
 

@@ -103,6 +103,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Rematerialize each block in the backward pass (less memory, ~30% more
   # compute).
   c.remat = False
+  # Loss over the vocabulary this many tokens at a time, its gradient formed
+  # in the same pass (ftgen.models.head): never a [B, T, V] logits array.
+  # 0 computes full logits (the plain autodiff loss; for comparison).
+  c.loss_chunk_tokens = 1024
 
   # Mesh (data, fsdp, tensor); one -1 takes the remaining devices.
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))

@@ -10,9 +10,9 @@ length, and an empty context is replaced by a single prefix token.
 
 Batching: rows are sorted by length, grouped into batches of a fixed number
 of rows and right-padded to one of a few bucket lengths, so a whole
-evaluation compiles at most once per bucket. The jitted scorer gathers the
-target log-probs on device and returns only [B] sums: the [B, T, V] logits
-never reach host memory.
+evaluation compiles at most once per bucket. The jitted scorer projects the
+final hidden states onto the vocabulary in chunks (`ftgen.models.head`), so
+no [B, T, V] logits array exists even on device, and returns only [B] sums.
 
 Shape letters: B batch rows, T row length, V vocab.
 """
@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tqdm
+
+from ftgen.models import head
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -185,33 +187,25 @@ def make_batches(
   return batches
 
 
-def target_logprobs(logits: jax.Array, targets: jax.Array,
-                    weights: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Summed target log-probs [B] and whether every target is the argmax [B].
-
-  Computed as logit[target] - logsumexp(logits) so that no second [B, T, V]
-  array (a full log_softmax) is materialized.
-  """
-  logits = logits.astype(jnp.float32)
-  lse = jax.nn.logsumexp(logits, axis=-1)  # [B, T]
-  picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-  logp = jnp.where(weights, picked - lse, 0.0)
-  greedy = jnp.argmax(logits, axis=-1) == targets
-  return logp.sum(axis=-1), jnp.all(greedy | ~weights, axis=-1)
+def _sums(model, params, hidden, targets, weights):
+  """[B] summed target log-probs and whether every target is the argmax."""
+  logp, top = head.target_logprobs(model.config, params, hidden, targets)
+  logp = jnp.where(weights, logp, 0.0)
+  return logp.sum(axis=-1), jnp.all(top | ~weights, axis=-1)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _score_full(model, params, tokens, positions, targets, weights):
-  logits = model.apply({"params": params}, tokens, positions)
-  return target_logprobs(logits, targets, weights)
+  hidden = model.apply({"params": params}, tokens, positions,
+                       return_hidden=True)
+  return _sums(model, params, hidden, targets, weights)
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _score_prefixed(model, params, prefix, tokens, positions, targets, weights):
-  logits = model.apply({"params": params}, tokens, positions, prefix=prefix)
-  if isinstance(logits, tuple):  # (logits, cache) if the model returns both.
-    logits = logits[0]
-  return target_logprobs(logits, targets, weights)
+  hidden = model.apply({"params": params}, tokens, positions, prefix=prefix,
+                       return_hidden=True)
+  return _sums(model, params, hidden, targets, weights)
 
 
 @dataclasses.dataclass

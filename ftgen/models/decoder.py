@@ -11,6 +11,11 @@ Calls (logits are float32 [B,T,V]):
               cache=cache)  # -> (logits, cache)
   model.apply({'params': p}, tokens, positions,
               prefix=prefix_cache[, cache=...])
+  model.apply({'params': p}, tokens, ...,
+              return_hidden=True)  # final-normed [B,T,D] instead of logits
+
+The last form leaves the vocabulary projection to `ftgen.models.head`, which
+applies it in chunks (scoring and the training loss never hold [B,T,V]).
 
 Positions default to the count of valid tokens before each token (so a
 left-padded row gets the same positions as the unpadded one), offset by the
@@ -83,7 +88,8 @@ class Decoder(nn.Module):
   def __call__(self, tokens: Array, positions: Array | None = None,
                attention_mask: Array | None = None,
                cache: dict[str, Array] | None = None,
-               prefix: dict[str, Array] | None = None):
+               prefix: dict[str, Array] | None = None,
+               return_hidden: bool = False):
     cfg = self.config
     tokens = jnp.asarray(tokens, jnp.int32)
     b, t = tokens.shape
@@ -148,6 +154,11 @@ class Decoder(nn.Module):
     x, new_kv = stack(cfg, name="layers")(x, xs, ctx)
 
     x = RMSNorm(cfg, name="final_norm")(x)
+    if return_hidden:
+      # The caller projects onto the vocabulary itself (ftgen.models.head).
+      if cache is None:
+        return x
+      return x, _new_cache(cache, new_kv, ctx, t)
     if cfg.tie_embeddings:
       logits = embedder.decode(x)
     else:
@@ -161,9 +172,12 @@ class Decoder(nn.Module):
     logits = constrain(logits, ("batch", "length", "act_vocab"))
     if cache is None:
       return logits
-    new_cache = {"k": new_kv["k"], "v": new_kv["v"], "pos": ctx["k_pos"],
-                 "end": cache["end"] + t}
-    return logits, new_cache
+    return logits, _new_cache(cache, new_kv, ctx, t)
+
+
+def _new_cache(cache, new_kv, ctx, t):
+  return {"k": new_kv["k"], "v": new_kv["v"], "pos": ctx["k_pos"],
+          "end": cache["end"] + t}
 
 
 def _check_room(cache: dict[str, Array], t: int) -> None:

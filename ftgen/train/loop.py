@@ -120,6 +120,10 @@ def load_model(config: Any, mesh: jax.sharding.Mesh):
 
 
 def _check_batch(config: Any, mesh: jax.sharding.Mesh):
+  if config.loss_chunk_tokens < 0:
+    raise ValueError(
+        f"config key 'loss_chunk_tokens' = {config.loss_chunk_tokens} must be"
+        " >= 0 (0: full logits)")
   if config.accum_steps < 1 or config.batch_size % config.accum_steps:
     raise ValueError(
         f"config key 'accum_steps' = {config.accum_steps} must be >= 1 and"
@@ -179,7 +183,8 @@ def build(config: Any, workdir: str | pathlib.Path) -> Setup:
   train_step = step_lib.make_train_step(
       model, optimizer, schedule, mesh=mesh, state_shardings=shardings,
       frozen_shardings=frozen_sh, batch_sharding=batch_sh, lora_rank=rank,
-      lora_alpha=config.lora.alpha)
+      lora_alpha=config.lora.alpha,
+      loss_chunk_tokens=config.loss_chunk_tokens)
   fp = state_lib.fingerprint(
       config.model, params,
       {"lora_rank": rank,

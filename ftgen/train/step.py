@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ftgen.models import head
 from ftgen.parallel import rules
 from ftgen.train import lora as lora_lib
 
@@ -33,17 +34,32 @@ def token_losses(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 def make_loss_fn(model: nn.Module, lora_rank: int = 0,
-                 lora_alpha: float = 0.0) -> Callable[..., Any]:
-  """(trainable, frozen, micro-batch) -> (summed loss, (tokens, correct))."""
+                 lora_alpha: float = 0.0,
+                 loss_chunk_tokens: int = head.CHUNK_TOKENS
+                 ) -> Callable[..., Any]:
+  """(trainable, frozen, micro-batch) -> (summed loss, (tokens, correct)).
+
+  With `loss_chunk_tokens` > 0 the vocabulary projection and its gradient
+  run in chunks (`ftgen.models.head.weighted_xent`); 0 materializes the
+  full [B, T, V] logits and lets autodiff handle them.
+  """
 
   def loss_fn(trainable, frozen, mb):
     if lora_rank:
       params = lora_lib.merge(frozen, trainable, lora_rank, lora_alpha)
     else:
       params = trainable
+    w = mb["weights"]
+    if loss_chunk_tokens:
+      hidden = model.apply({"params": params}, mb["inputs"],
+                           attention_mask=mb["mask"], return_hidden=True)
+      # LoRA never adapts the output matrix: skip its gradient.
+      loss, correct = head.weighted_xent(
+          model.config, params, hidden, mb["targets"], w,
+          chunk_tokens=loss_chunk_tokens, head_grad=not lora_rank)
+      return loss, (jnp.sum(w), correct)
     logits = model.apply({"params": params}, mb["inputs"],
                          attention_mask=mb["mask"])
-    w = mb["weights"]
     losses = token_losses(logits, mb["targets"])
     correct = (jnp.argmax(logits, -1) == mb["targets"]).astype(jnp.float32)
     return jnp.sum(losses * w), (jnp.sum(w), jnp.sum(correct * w))
@@ -55,7 +71,8 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
                     schedule: optax.Schedule, *, mesh: jax.sharding.Mesh,
                     state_shardings: Any, frozen_shardings: Any,
                     batch_sharding: jax.sharding.NamedSharding,
-                    lora_rank: int = 0, lora_alpha: float = 0.0
+                    lora_rank: int = 0, lora_alpha: float = 0.0,
+                    loss_chunk_tokens: int = head.CHUNK_TOKENS
                     ) -> Callable[[State, Any, dict[str, jax.Array]],
                                   tuple[State, dict[str, jax.Array]]]:
   """Returns the jitted `step(state, frozen, batch) -> (state, metrics)`.
@@ -63,7 +80,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
   The state is donated (updated in place); shardings are explicit on both
   sides, so the compiled step never moves the state between devices.
   """
-  loss_fn = make_loss_fn(model, lora_rank, lora_alpha)
+  loss_fn = make_loss_fn(model, lora_rank, lora_alpha, loss_chunk_tokens)
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
   def step(state, frozen, batch):
