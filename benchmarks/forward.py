@@ -34,7 +34,7 @@ from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding
-from ftgen.testing import tiny
+from ftgen.models import tiny
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
@@ -91,7 +91,7 @@ def main(argv=None) -> dict:
 
   start = time.perf_counter()
   if args.weights == "real":
-    from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+    from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
     loaded = registry.load_model(args.model, dtype=args.dtype, mesh=mesh)
     config, params = loaded.config, loaded.params
   else:

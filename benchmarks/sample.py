@@ -43,7 +43,7 @@ import flax.linen as nn
 from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
-from ftgen.testing import tiny
+from ftgen.models import tiny
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # Peak memory bandwidth (GB/s) by device kind, for the roofline.

@@ -56,7 +56,7 @@ from ftgen.eval import scoring
 from ftgen.models import presets
 from ftgen.models.config import ModelConfig
 from ftgen.models.decoder import Decoder
-from ftgen.train import flops as flops_lib
+from ftgen.models import flops as flops_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # Peak dense bf16 FLOP/s for MFU (DESIGN §6); None: not reported.

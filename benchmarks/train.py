@@ -13,7 +13,7 @@ The step is `ftgen.train.step.make_train_step` (the one the loop runs):
 forward, loss on every token, backward, global-norm clipping, AdamW, state
 donated. `--compare_full_logits` also builds the step with the plain
 full-logits loss and times both, interleaved, in one run, with each compiled
-step's temporary memory (XLA's memory analysis). MFU counts `ftgen.train.flops.train_flops_per_token` against
+step's temporary memory (XLA's memory analysis). MFU counts `ftgen.models.flops.train_flops_per_token` against
 `--peak_flops` per device (default 989e12, H100/H200 dense bf16; on a CPU it
 is only a consistency figure). Timing: warm-up calls (compile), then the
 median of `--repeats` steps. The last line printed is one JSON object.
@@ -41,8 +41,8 @@ from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding
-from ftgen.testing import tiny
-from ftgen.train import flops
+from ftgen.models import tiny
+from ftgen.models import flops
 from ftgen.train import lora as lora_lib
 from ftgen.train import optim
 from ftgen.train import state as state_lib

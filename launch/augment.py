@@ -56,8 +56,8 @@ def _data_dir(config) -> pathlib.Path:
 def main(argv):
   del argv
   from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
-  from ftgen.sample import augment  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.augment import run as augment  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
   try:

@@ -262,7 +262,7 @@ def user_documents() -> nbformat.NotebookNode:
       md("## Using the fine-tuned model\n\nEach fine-tuned condition exports"
          " a Hugging Face-style directory (`config.json` + safetensors +"
          " tokenizer) under `WORKDIR/finetune/COND/seed_0/export`; load it"
-         " with `ftgen.models.registry.load_model('hf:' + path)`. The"
+         " with `ftgen.checkpoints.registry.load_model('hf:' + path)`. The"
          " augmentations themselves are in `WORKDIR/augment/*/train.jsonl`"
          " with their provenance and `report.json`."),
       _code('''\

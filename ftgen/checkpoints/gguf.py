@@ -471,7 +471,7 @@ def import_gguf(path: os.PathLike[str] | str, out_dir: os.PathLike[str] | str,
                 *, dtype: str = "float32") -> dict[str, Any]:
   """Converts a GGUF file into an HF directory `out_dir`; returns the config."""
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-  from ftgen.models import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
 
   np_dtype = _np_dtype(dtype)
   out_dir = pathlib.Path(out_dir)

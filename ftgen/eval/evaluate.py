@@ -95,8 +95,8 @@ def load_questions(config: Any) -> tuple[list[records.Document] | None,
 
 def load_model(config: Any):
   """The model to evaluate: `config.model`, or the fine-tuned checkpoint."""
-  from ftgen.eval import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import finetuned as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
   kwargs = {"dtype": config.dtype} if config.dtype else {}
   if config.condition != "finetuned":
@@ -106,8 +106,8 @@ def load_model(config: Any):
 
 def _config_and_tokenizer(config: Any):
   """(ModelConfig, tokenizer) without loading params (for dry runs)."""
-  from ftgen.eval import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import finetuned as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   if config.condition == "finetuned":
     loaded = load_model(config)
     return loaded.config, loaded.tokenizer

@@ -12,7 +12,7 @@ holds measured wall time and analytic FLOPs of
 and the break-even number of queries after which a fine-tuned condition's
 total cost drops below ICL's.
 
-FLOPs follow `ftgen.train.flops` (PaLM/MaxText counting): a forward pass
+FLOPs follow `ftgen.models.flops` (PaLM/MaxText counting): a forward pass
 costs 2 FLOPs per matmul weight per token, and attention 4·N·H FLOPs per
 (query, key) pair (QK^T and AV); training is 3× forward. Sliding-window
 layers see at most `window` keys.
@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 try:  # The fine-tuning library's counter, when present (it is the reference).
-  from ftgen.train import flops as _train_flops  # pylint: disable=g-import-not-at-top
+  from ftgen.models import flops as _train_flops  # pylint: disable=g-import-not-at-top
 except ImportError:  # pragma: no cover - only without ftgen.train.
   _train_flops = None
 

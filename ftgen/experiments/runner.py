@@ -81,10 +81,10 @@ def run_augmentation(config: Any, data_dir: pathlib.Path,
                      workdir: pathlib.Path) -> dict[str, Any]:
   """Runs the model-written augmentation library; returns its report."""
   try:
-    from ftgen.sample import augment  # pylint: disable=g-import-not-at-top
+    from ftgen.augment import run as augment  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise StageUnavailable(
-        f"model-written augmentation needs ftgen.sample.augment ({e})") from e
+        f"model-written augmentation needs ftgen.augment.run ({e})") from e
   return augment.run(config, data_dir, workdir) or {}
 
 
@@ -189,7 +189,7 @@ class _Experiment:
   # -- model facts for the cost ledger
   def load_model_config(self):
     try:
-      from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+      from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
       self.model_config = registry.model_config(self.c.model)
     except Exception as e:  # pylint: disable=broad-except
       self.log(f"cost ledger: no model config for {self.c.model!r} ({e});"
@@ -218,7 +218,7 @@ class _Experiment:
     if not any(cond in AUGMENTATION for cond in self.c.conditions):
       return
     from ftgen.data import splitting  # pylint: disable=g-import-not-at-top
-    from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+    from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
     from ftgen.train import data as train_data  # pylint: disable=g-import-not-at-top
     data_cfg = self.c.finetune.data
     pool = train_data.tokenize_examples(
@@ -361,7 +361,7 @@ class _Experiment:
     if self.model_config is None:
       return {}
     try:
-      from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+      from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
       from ftgen.train import data as train_data  # pylint: disable=g-import-not-at-top
       tok = registry.load_tokenizer(cfg.model)
       batcher = train_data.build_batcher(self.documents, tok, cfg.data,
@@ -407,7 +407,7 @@ class _Experiment:
     (exact: the evaluation's own prompt builder and tokenizer); recorded in
     the eval stage marker and the summary."""
     from ftgen.eval import evaluate as eval_lib  # pylint: disable=g-import-not-at-top
-    from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+    from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
     max_len = self.model_config.max_seq_len
     k = eval_lib.fit_icl_subsample(cfg, registry.load_tokenizer(cfg.model),

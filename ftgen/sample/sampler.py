@@ -45,7 +45,7 @@ _NEG_INF = -1e30
 
 
 class TextCodec(Protocol):
-  """What the sampler needs from a tokenizer (ftgen.models.tokenizer)."""
+  """What the sampler needs from a tokenizer (ftgen.checkpoints.tokenizer)."""
 
   def encode(self, text: str, add_bos: bool | None = None) -> list[int]:
     ...

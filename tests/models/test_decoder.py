@@ -10,7 +10,7 @@ import pytest
 
 from ftgen.models import kv_cache
 from ftgen.models.decoder import Decoder
-from ftgen.testing.tiny import tiny_config, tiny_params
+from ftgen.models.tiny import tiny_config, tiny_params
 
 TOL = 1e-5
 

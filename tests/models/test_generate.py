@@ -4,7 +4,7 @@ import numpy as np
 
 from ftgen.models.decoder import Decoder
 from ftgen.models.generate import greedy_generate, naive_greedy
-from ftgen.testing.tiny import tiny_config, tiny_params
+from ftgen.models.tiny import tiny_config, tiny_params
 
 
 def test_greedy_matches_naive_with_left_padding_and_eos():

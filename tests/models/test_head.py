@@ -10,7 +10,7 @@ import pytest
 
 from ftgen.models import head
 from ftgen.models.decoder import Decoder
-from ftgen.testing import tiny
+from ftgen.models import tiny
 
 
 def _setup(family, tie, seed=0, batch=3, length=37):

@@ -5,7 +5,7 @@ import pytest
 
 from ftgen.checkpoints import hf
 from ftgen.models.decoder import Decoder
-from ftgen.testing.tiny import tiny_config
+from ftgen.models.tiny import tiny_config
 
 pytestmark = pytest.mark.torch
 

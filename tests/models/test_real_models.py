@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from ftgen.models import registry
+from ftgen.checkpoints import registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 

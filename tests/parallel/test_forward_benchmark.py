@@ -27,7 +27,7 @@ def test_forward_benchmark_prints_json_last(forward_benchmark, capsys):
 
 
 def test_forward_flops_grow_with_length(forward_benchmark):
-  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
 
   config = tiny.tiny_config("llama")
   short = forward_benchmark.forward_flops_per_token(config, 16)

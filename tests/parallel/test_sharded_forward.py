@@ -10,7 +10,7 @@ from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import rules as rules_lib
 from ftgen.parallel import sharding
-from ftgen.testing import tiny
+from ftgen.models import tiny
 
 P = jax.sharding.PartitionSpec
 

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from ftgen.models import registry
+from ftgen.checkpoints import registry
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding

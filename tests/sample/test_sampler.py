@@ -9,8 +9,8 @@ import pytest
 
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
-from ftgen.testing import tiny
-from ftgen.testing import tokenizer as tiny_tokenizer
+from ftgen.models import tiny
+from ftgen.checkpoints import tiny_tokenizer as tiny_tokenizer
 
 GREEDY = sampler_lib.SamplingParams(max_new_tokens=8, temperature=0.0)
 # Different lengths in one batch; none contains the EOS id 2.
@@ -221,7 +221,7 @@ def test_bucket():
 @pytest.mark.slow
 @pytest.mark.real_model
 def test_smollm2_greedy_cache_equals_recomputation():
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
     loaded = registry.load_model("smollm2-135m")
   except registry.ModelNotAvailable as e:

@@ -97,7 +97,7 @@ def test_lora_run_trains_adapters_and_exports_merged(tmp_path):
   summary = loop.finetune(config, tmp_path / "run")
   assert summary["steps"] == 3
   from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   from ftgen.train import state as state_lib  # pylint: disable=g-import-not-at-top
   base = registry.load_model("tiny", seed=0).params
   export = tmp_path / "run" / "export"

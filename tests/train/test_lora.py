@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ftgen.models.decoder import Decoder
-from ftgen.testing import tiny
+from ftgen.models import tiny
 from ftgen.train import lora
 
 

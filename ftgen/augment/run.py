@@ -30,9 +30,9 @@ from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import rng
 from ftgen.data import splitting
-from ftgen.sample import checkers
-from ftgen.sample import postprocess
-from ftgen.sample import prompts
+from ftgen.augment import checkers
+from ftgen.augment import postprocess
+from ftgen.augment import prompts
 from ftgen.sample import sampler as sampler_lib
 
 UNITS = ("sentence", "document")
@@ -193,7 +193,7 @@ def augment(
     config: a `configs/augment.py` ConfigDict.
     documents: the training documents (the only text prompts may hold).
     questions: the test questions (for the leakage guard and overlap count).
-    loaded: a `ftgen.models.registry.LoadedModel`.
+    loaded: a `ftgen.checkpoints.registry.LoadedModel`.
     log: progress lines.
   """
   from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
@@ -347,7 +347,7 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   check_config(config)
   documents, questions = load_data(data_dir)
   if loaded is None:
-    from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+    from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
     loaded = registry.load_model(config.model, dtype=config.dtype)
   kept, report, raw = augment(config, documents, questions, loaded, log)
   report["data_dir"] = str(data_dir)

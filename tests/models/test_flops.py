@@ -3,7 +3,7 @@
 import pytest
 
 from ftgen.models.config import ModelConfig
-from ftgen.train import flops
+from ftgen.models import flops
 
 
 def _smollm2():

@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from ftgen.models import registry
+from ftgen.checkpoints import registry
 from ftgen.testing import gguf_writer
 
 

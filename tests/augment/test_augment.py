@@ -9,10 +9,10 @@ import pytest
 
 from ftgen.data import records
 from ftgen.data import registry as data_registry
-from ftgen.sample import augment
-from ftgen.sample import checkers
-from ftgen.sample import prompts
-from ftgen.testing import tokenizer as tiny_tokenizer
+from ftgen.augment import run as augment
+from ftgen.augment import checkers
+from ftgen.augment import prompts
+from ftgen.checkpoints import tiny_tokenizer as tiny_tokenizer
 
 
 def _config(repo_root, arg, **overrides):
@@ -164,7 +164,7 @@ def test_celebrities_checker_judges_pairs_and_direction(repo_root):
 
 
 def test_bad_input_errors(repo_root):
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
   loaded = registry.load_model("tiny")
   config = _config(repo_root, "reversals,local,tiny")
@@ -188,7 +188,7 @@ def test_bad_input_errors(repo_root):
 def test_local_run_in_process(repo_root, tmp_path, monkeypatch):
   """Tiny model: every prompt passes the guard; the report is complete."""
   from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
   data = _dataset(repo_root, "reversals")
   io.write_dataset(data, tmp_path / "data", seed=0)

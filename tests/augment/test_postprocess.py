@@ -1,7 +1,7 @@
 """Post-processing of generations into augmentation statements."""
 
 from ftgen.data import records
-from ftgen.sample import postprocess
+from ftgen.augment import postprocess
 
 
 def test_split_statements_strips_bullets_and_splits_sentences():

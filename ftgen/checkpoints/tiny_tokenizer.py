@@ -4,7 +4,7 @@ Byte-level, so any text (nonsense words included) encodes without unknown
 tokens and decodes back exactly. Trained on a small fixed English corpus, so
 it is deterministic and needs no files or network. Ids 0-4 are the specials
 (`<pad>`, `<bos>`, `<eos>`, `<|im_start|>`, `<|im_end|>`), matching the tiny
-configs of `ftgen.testing.tiny` (pad 0, bos 1, eos 2); the chat template is
+configs of `ftgen.models.tiny` (pad 0, bos 1, eos 2); the chat template is
 ChatML.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-from ftgen.models import tokenizer as tokenizer_lib
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<|im_start|>", "<|im_end|>")
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2

@@ -8,9 +8,9 @@ import textwrap
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ftgen.models import tokenizer as tokenizer_lib
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.testing import gguf_writer
-from ftgen.testing import tokenizer as tiny_tok
+from ftgen.checkpoints import tiny_tokenizer as tiny_tok
 
 SENTENCE = "Did you know that femp are more dangerous than glon? 42 Ünïcödé ✓"
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
@@ -141,7 +141,7 @@ def test_gguf_tokenizer_needs_no_torch(tmp_path):
   path = tmp_path / "tiny.gguf"
   gguf_writer.write_tiny_gguf(path, "gemma3")
   out = _run_without_torch(f"""
-      from ftgen.models import tokenizer
+      from ftgen.checkpoints import tokenizer
       tok = tokenizer.from_gguf({str(path)!r})
       tok.save({str(tmp_path / 'out')!r})
       print(tok.encode("hello world"))
@@ -153,7 +153,7 @@ def test_gguf_tokenizer_needs_no_torch(tmp_path):
 # ------------------------------------------------------------- real models
 
 def _real(name):
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
     return registry.load_tokenizer(name)
   except ImportError as e:
@@ -192,13 +192,13 @@ def test_gemma3_tokenizer():
 
 @pytest.mark.real_model
 def test_smollm2_gguf_tokenizer_without_torch():
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
     path = registry.smollm2_gguf()
   except ImportError as e:
     pytest.skip(str(e))
   out = _run_without_torch(f"""
-      from ftgen.models import tokenizer
+      from ftgen.checkpoints import tokenizer
       tok = tokenizer.from_gguf({str(path)!r})
       print(tok.encode("Hello world"), tok.vocab_size)
       """)

@@ -26,7 +26,7 @@ from typing import Any
 
 from ftgen.checkpoints import cache as cache_lib
 from ftgen.models import config as model_config_lib
-from ftgen.models import tokenizer as tokenizer_lib
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 
 DEFAULT_MODEL = "smollm2-135m"
 ALLOWED_FORMS = ("smollm2-135m", "gemma3-270m", "hf:/path/to/dir",
@@ -46,7 +46,7 @@ class LoadedModel:
     config: the `ftgen.models.config.ModelConfig`.
     params: the params tree (numpy on host, or sharded `jax.Array`s when a
       mesh was given; jax arrays for `tiny`).
-    tokenizer: the `ftgen.models.tokenizer.Tokenizer`.
+    tokenizer: the `ftgen.checkpoints.tokenizer.Tokenizer`.
     name: the name it was loaded by.
     source: the checkpoint directory read ("random" for tiny models).
     timings: seconds spent: 'import' (0 when cached), 'load', 'total'.
@@ -153,14 +153,14 @@ def _tiny_family(name: str) -> str | None:
 def load_tokenizer(name: str) -> tokenizer_lib.Tokenizer:
   """Only the tokenizer of `name` (imports a GGUF into the cache if needed)."""
   if _tiny_family(name) is not None:
-    from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
+    from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
     return tiny_tok.tiny_tokenizer()
   return tokenizer_lib.from_directory(model_directory(name))
 
 
 def _tiny_config(family: str, dtype: str):
-  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
-  from ftgen.testing import tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
+  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
 
   tok = tiny_tok.tiny_tokenizer()
   config = tiny.tiny_config(
@@ -182,7 +182,7 @@ def model_config(name: str) -> model_config_lib.ModelConfig:
 
 def _load_tiny(name: str, family: str, dtype: str, mesh,
                seed: int) -> LoadedModel:
-  from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
 
   start = time.perf_counter()
   config, tok = _tiny_config(family, dtype)

@@ -24,10 +24,10 @@ class CheckpointMismatchError(ValueError):
 def base_config(model_name: str):
   """The ModelConfig of a registry name, without loading its params."""
   from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
   if model_name == "tiny" or model_name.startswith("tiny:"):
-    from ftgen.testing import tiny  # pylint: disable=g-import-not-at-top
+    from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
     family = model_name.split(":", 1)[1] if ":" in model_name else "llama"
     tok = registry.load_tokenizer(model_name)
     return tiny.tiny_config(family, vocab_size=tok.vocab_size)
@@ -49,11 +49,11 @@ def load_finetuned(model_name: str, checkpoint: str, *,
   """Loads the HF export at `checkpoint` after checking it is `model_name`.
 
   Returns:
-    A `ftgen.models.registry.LoadedModel`. Its tokenizer comes from the
+    A `ftgen.checkpoints.registry.LoadedModel`. Its tokenizer comes from the
     export when it has one, else from the base model.
   """
   from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-  from ftgen.models import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
   path = pathlib.Path(checkpoint).expanduser()
   if not path.is_dir():

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 
 from ftgen.data import records
-from ftgen.sample import prompts
+from ftgen.augment import prompts
 
 
 def _augment_config(repo_root, arg):

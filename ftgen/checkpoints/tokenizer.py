@@ -3,7 +3,7 @@
 Sources: a Hugging Face directory (`tokenizer.json` + `tokenizer_config.json`),
 a GGUF file's metadata (built with transformers'
 `integrations.gguf.gguf_tokenizer_mapping`, which needs no torch), or the tiny
-in-process tokenizer of `ftgen.testing.tokenizer`.
+in-process tokenizer of `ftgen.checkpoints.tiny_tokenizer`.
 
 BOS is explicit: `encode(text)` adds BOS only when the model wants it
 (`add_bos`: SmolLM2 no, Gemma and Llama 3 yes), and chat prompts, whose
