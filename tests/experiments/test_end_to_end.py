@@ -14,10 +14,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "launch" / "run_experiment.py"
+GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process")
 
 
@@ -78,6 +80,30 @@ def test_launcher_tiny_all_conditions(tmp_path, name):
   for f in ("summary.md", "costs.json", "figure.png", "figure.svg",
             "results.csv"):
     assert (tmp_path / f).is_file()
+  _assert_matches_golden(name, s, tmp_path / "results.jsonl")
+
+
+def _assert_matches_golden(name, summary, results_path):
+  """The run scores as the pre-restructuring code did (golden/README.md)."""
+  golden = json.loads((GOLDEN / "tiny_experiments.json").read_text())
+  want = golden["datasets"][name]
+  assert sorted(summary["skipped"]) == want["skipped"]
+  got_acc = {c: {sp: {"acc": v["acc"], "n": v["n"]} for sp, v in x.items()}
+             for c, x in summary["conditions"].items()}
+  got_ll = {}
+  with open(results_path, encoding="utf-8") as f:
+    for line in f:
+      row = json.loads(line)
+      got_ll.setdefault(row["condition"], {})[row["id"]] = row["logliks"]
+  assert set(got_ll) == set(want["logliks"])
+  for cond, by_id in want["logliks"].items():
+    assert set(got_ll[cond]) == set(by_id), cond
+    for qid, ll in by_id.items():
+      # float32 sums of ~20 token log-probs of about -10 each: 1e-5 relative
+      # is a few ulps of accumulated rounding, far below any real change.
+      np.testing.assert_allclose(got_ll[cond][qid], ll, rtol=1e-5, atol=1e-4,
+                                 err_msg=f"{name} {cond} {qid}")
+  assert got_acc == want["conditions"]
 
 
 @pytest.mark.slow
