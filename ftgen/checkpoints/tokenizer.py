@@ -1,9 +1,10 @@
 """Tokenizers: one small wrapper over `transformers.PreTrainedTokenizerFast`.
 
-Sources: a Hugging Face directory (`tokenizer.json` + `tokenizer_config.json`),
-a GGUF file's metadata (built with transformers'
-`integrations.gguf.gguf_tokenizer_mapping`, which needs no torch), or the tiny
-in-process tokenizer of `ftgen.checkpoints.tiny_tokenizer`.
+Sources: a Hugging Face directory (`tokenizer.json` + `tokenizer_config.json`,
+`from_directory`), a GGUF file's metadata
+(`ftgen.checkpoints.gguf.tokenizer_from_gguf`), or the tiny in-process
+tokenizer of `ftgen.checkpoints.tiny_tokenizer`. This module imports no other
+ftgen module, so the GGUF reader can build on it.
 
 BOS is explicit: `encode(text)` adds BOS only when the model wants it
 (`add_bos`: SmolLM2 no, Gemma and Llama 3 yes), and chat prompts, whose
@@ -23,29 +24,6 @@ SETTINGS_FILE = "ftgen_tokenizer.json"
 # in a vocabulary join its `eos_ids`.
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>",
                "<|end_of_text|>", "<|eom_id|>")
-
-# Gemma 3's chat template (strings only), for GGUF files that carry none.
-GEMMA_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}{%- set first_user_prefix = '' -%}"
-    "{%- set loop_messages = messages -%}{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
-    "{{ raise_exception('Conversation roles must alternate"
-    " user/assistant/user/assistant/...') }}"
-    "{%- endif -%}"
-    "{%- set role = 'model' if message['role'] == 'assistant'"
-    " else message['role'] -%}"
-    "{{ '<start_of_turn>' + role + '\n'"
-    " + (first_user_prefix if loop.first else '') }}"
-    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}"
-    "{%- endif -%}"
-)
 
 
 class Tokenizer:
@@ -194,71 +172,3 @@ def _generation_eos(directory: pathlib.Path) -> list[int]:
   if eos is None:
     return []
   return [int(e) for e in (eos if isinstance(eos, list) else [eos])]
-
-
-def tokenizer_from_gguf(gf) -> Tokenizer:
-  """Builds the tokenizer a GGUF file describes (no torch needed).
-
-  Args:
-    gf: a `ftgen.checkpoints.gguf.GGUFFile` (or a path to one).
-  """
-  from tokenizers import processors  # pylint: disable=g-import-not-at-top
-  from transformers import PreTrainedTokenizerFast  # pylint: disable=g-import-not-at-top
-  from transformers.integrations.gguf import gguf_tokenizer_mapping as mapping  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import gguf as gguf_lib  # pylint: disable=g-import-not-at-top
-
-  if not isinstance(gf, gguf_lib.GGUFFile):
-    gf = gguf_lib.read_gguf(gf)
-  meta = gf.metadata
-  spec = {name: meta[f"tokenizer.{key}"]
-          for key, name in mapping.GGUF_TOKENIZER_MAPPING["tokenizer"].items()
-          if f"tokenizer.{key}" in meta}
-  if "tokens" not in spec:
-    raise gguf_lib.GGUFError(f"{gf.path}: no tokenizer.ggml.tokens metadata;"
-                             " cannot build a tokenizer")
-  for key in ("scores", "token_type"):
-    if key in spec:
-      spec[key] = spec[key].tolist()
-  try:
-    backend, _ = mapping.convert_gguf_tokenizer(gf.architecture, spec)
-  except ValueError as e:
-    raise gguf_lib.GGUFError(f"{gf.path}: {e}") from None
-  tokens = spec["tokens"]
-  if backend.get_vocab_size(with_added_tokens=True) > len(tokens):
-    # transformers' builders add their class defaults (GPT-2's
-    # <|endoftext|>) when the file lacks them: ids the model has no
-    # embedding for. Drop them.
-    from tokenizers import Tokenizer as Backend  # pylint: disable=g-import-not-at-top
-    state = json.loads(backend.to_str())
-    state["added_tokens"] = [t for t in state.get("added_tokens", [])
-                             if t["id"] < len(tokens)]
-    backend = Backend.from_str(json.dumps(state))
-
-  def special(key):
-    i = spec.get(key)
-    return tokens[i] if i is not None and 0 <= i < len(tokens) else None
-
-  bos, eos = special("bos_token_id"), special("eos_token_id")
-  add_bos = meta.get("tokenizer.ggml.add_bos_token")
-  if add_bos is None:  # llama.cpp's default for sentencepiece vocabularies
-    add_bos = spec.get("tokenizer_type") == "llama"
-  add_bos = bool(add_bos) and bos is not None
-  if add_bos:
-    # Make tokenizer.json self-describing for other tools (AutoTokenizer).
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
-        special_tokens=[(bos, spec["bos_token_id"])])
-  template = meta.get("tokenizer.chat_template")
-  if (template is None and "<start_of_turn>" in tokens[:1024] and
-      gf.architecture.startswith("gemma")):
-    template = GEMMA_CHAT_TEMPLATE
-  hf = PreTrainedTokenizerFast(
-      tokenizer_object=backend, bos_token=bos, eos_token=eos,
-      unk_token=special("unk_token_id"), pad_token=special("pad_token_id"),
-      chat_template=template)
-  return Tokenizer(hf, add_bos=add_bos)
-
-
-def from_gguf(path: os.PathLike[str] | str) -> Tokenizer:
-  """The tokenizer of a GGUF file (parses metadata; cache it with `save`)."""
-  return tokenizer_from_gguf(path)

@@ -4,14 +4,20 @@ A dataset directory holds `train.jsonl`, `test.jsonl`, `manifest.json` and
 `README.md`. Writes are atomic: everything goes into a temporary sibling
 directory that is renamed into place at the end, so an interrupted run never
 leaves a directory that looks complete.
+
+This module also holds ftgen's one atomic writer (`atomic_path`,
+`atomic_write_text`, `atomic_write_json`), used for every file and directory
+ftgen writes that a reader could otherwise see half-written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
+import secrets
 import shutil
 import tempfile
 from typing import Any, Iterable, Iterator
@@ -27,6 +33,89 @@ GENERATOR_VERSION = "1"
 
 class DataError(ValueError):
   """A malformed data file; the message names the file, line and field."""
+
+
+@contextlib.contextmanager
+def atomic_path(target: os.PathLike[str] | str, *,
+                directory: bool = False) -> Iterator[pathlib.Path]:
+  """Yields a temporary sibling of `target`, renamed onto `target` on success.
+
+  The caller writes the temporary path (a file it creates, or, with
+  `directory=True`, an existing empty directory it fills). When the block ends
+  normally a file is fsynced and renamed into place; a directory replaces
+  any existing `target` directory. When the block raises, the temporary path
+  is removed and `target` is left as it was. Readers therefore see the old
+  version or the complete new one, never a half-written one. The rename
+  replaces a symlink at `target` rather than writing through it.
+
+  Args:
+    target: the final path; its parent directory is created.
+    directory: whether `target` is a directory.
+
+  Yields:
+    The temporary path to write, in `target`'s directory (same file system,
+    so the rename is atomic).
+  """
+  target = pathlib.Path(target)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  if directory:
+    tmp = pathlib.Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+  else:
+    # Not mkstemp: its 0600 mode would change the permissions of what ftgen
+    # writes. The random part keeps concurrent writers apart.
+    tmp = target.with_name(
+        f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+  try:
+    yield tmp
+    if directory:
+      _replace_directory(tmp, target)
+    else:
+      fd = os.open(tmp, os.O_RDONLY)
+      try:
+        os.fsync(fd)
+      finally:
+        os.close(fd)
+      os.replace(tmp, target)
+  finally:
+    if tmp.is_dir() and not tmp.is_symlink():
+      shutil.rmtree(tmp, ignore_errors=True)
+    elif tmp.exists() or tmp.is_symlink():
+      tmp.unlink()
+
+
+def _replace_directory(tmp: pathlib.Path, target: pathlib.Path):
+  if target.is_dir() and not target.is_symlink():
+    # os.replace cannot replace a non-empty directory: move the old one aside
+    # first (a rename, so `target` is never half-deleted), then delete it.
+    trash = pathlib.Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    try:
+      os.replace(target, trash / "old")
+    except FileNotFoundError:
+      pass  # Another process moved it meanwhile.
+    shutil.rmtree(trash, ignore_errors=True)
+  os.replace(tmp, target)
+
+
+def atomic_write_text(path: os.PathLike[str] | str, text: str):
+  """Writes `text` (UTF-8, '\\n' line ends) to `path` atomically."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+      f.write(text)
+
+
+def atomic_write_json(path: os.PathLike[str] | str, obj: Any, *,
+                      indent: int | None = 2, **dumps_kwargs):
+  """Writes `obj` as JSON plus a final newline to `path` atomically.
+
+  Args:
+    path: the file to write.
+    obj: a JSON-serializable object.
+    indent: as `json.dumps`.
+    **dumps_kwargs: passed to `json.dumps` (e.g. `default`, `sort_keys`).
+  """
+  atomic_write_text(path, json.dumps(obj, indent=indent, **dumps_kwargs) + "\n")
 
 
 def dumps(row: dict[str, Any]) -> str:
@@ -181,10 +270,7 @@ def write_dataset(
 ) -> pathlib.Path:
   """Writes a dataset directory atomically and returns its path."""
   outdir = pathlib.Path(outdir)
-  outdir.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(
-      tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-  try:
+  with atomic_path(outdir, directory=True) as tmp:
     write_jsonl(tmp / "train.jsonl", (d.to_json() for d in dataset.train))
     write_jsonl(tmp / "test.jsonl", (q.to_json() for q in dataset.test))
     for rel, text in sorted(dataset.extra_files.items()):
@@ -217,12 +303,6 @@ def write_dataset(
     (tmp / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    if outdir.exists():
-      shutil.rmtree(outdir)
-    os.replace(tmp, outdir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return outdir
 
 

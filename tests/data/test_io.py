@@ -45,6 +45,55 @@ def test_same_input_same_bytes(tmp_path):
     assert (a / name).read_bytes() == (b / name).read_bytes()
 
 
+def test_rewrite_replaces_the_old_directory(tmp_path):
+  path = io.write_dataset(_dataset(), tmp_path / "toy", seed=0)
+  (path / "stale.txt").write_text("from an older run")
+  io.write_dataset(_dataset(), tmp_path / "toy", seed=1)
+  assert not (path / "stale.txt").exists()
+  assert json.loads((path / "manifest.json").read_text())["seed"] == 1
+  assert [p.name for p in tmp_path.iterdir()] == ["toy"]
+
+
+def test_atomic_write_text_and_json_bytes(tmp_path):
+  path = tmp_path / "sub" / "a.json"
+  obj = {"b": [1, 2.5], "a": "é"}
+  io.atomic_write_json(path, obj)
+  assert path.read_bytes() == (json.dumps(obj, indent=2) + "\n").encode()
+  io.atomic_write_json(path, obj, indent=1, sort_keys=True,
+                       ensure_ascii=False)
+  assert path.read_text(encoding="utf-8") == (
+      json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+  io.atomic_write_text(path, "x\ny\n")
+  assert path.read_bytes() == b"x\ny\n"
+  assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+  # Same permissions as a file written with open().
+  plain = tmp_path / "plain"
+  plain.write_text("")
+  assert path.stat().st_mode == plain.stat().st_mode
+
+
+def test_atomic_path_failure_keeps_the_old_file(tmp_path):
+  path = tmp_path / "f.txt"
+  io.atomic_write_text(path, "old")
+  with pytest.raises(OSError, match="disk full"):
+    with io.atomic_path(path) as tmp:
+      tmp.write_text("half")
+      raise OSError("disk full")
+  assert path.read_text() == "old"
+  assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_path_replaces_a_symlink_without_following_it(tmp_path):
+  outside = tmp_path / "outside.txt"
+  outside.write_text("keep me")
+  link = tmp_path / "work" / "out.txt"
+  link.parent.mkdir()
+  link.symlink_to(outside)
+  io.atomic_write_text(link, "new")
+  assert outside.read_text() == "keep me"
+  assert not link.is_symlink() and link.read_text() == "new"
+
+
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
   def boom(*args, **kwargs):
     raise RuntimeError("disk full")

@@ -83,7 +83,7 @@ def test_gguf_tokenizer_filter(tmp_path):
 def test_bad_arguments_name_the_problem(tmp_path):
   with pytest.raises(ValueError, match="unknown tokenizer 'bert'.*allowed"):
     vocab.make_words(3, seed=0, tokenizer="bert")
-  with pytest.raises(FileNotFoundError, match="no file"):
+  with pytest.raises(FileNotFoundError, match="no GGUF file"):
     vocab.make_words(3, seed=0, tokenizer=f"gguf:{tmp_path}/missing.gguf")
   with pytest.raises(ValueError, match="n must be"):
     vocab.make_words(-1, seed=0)

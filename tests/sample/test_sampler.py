@@ -10,6 +10,8 @@ import pytest
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
 from ftgen.models import tiny
+from ftgen.checkpoints import registry
+from ftgen.checkpoints import sources
 from ftgen.checkpoints import tiny_tokenizer as tiny_tokenizer
 
 GREEDY = sampler_lib.SamplingParams(max_new_tokens=8, temperature=0.0)
@@ -221,10 +223,9 @@ def test_bucket():
 @pytest.mark.slow
 @pytest.mark.real_model
 def test_smollm2_greedy_cache_equals_recomputation():
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   try:
     loaded = registry.load_model("smollm2-135m")
-  except registry.ModelNotAvailable as e:
+  except sources.ModelNotAvailable as e:
     pytest.skip(str(e))
   tok = loaded.tokenizer
   model = Decoder(loaded.config)
