@@ -27,6 +27,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from ftgen.data import io as data_io
 from ftgen.models.config import ModelConfig
 from ftgen.models.decoder import Decoder
 
@@ -329,9 +330,8 @@ def save_hf(directory: str | pathlib.Path, config: ModelConfig,
       name = name[1:] if name.startswith("/") else "model." + name
       tensors[name] = np.ascontiguousarray(
           to_hf(entry.transform, x[i] if entry.layered else x))
-  tmp = directory / "model.safetensors.tmp"
-  save_file(tensors, str(tmp), metadata={"format": "pt"})
-  tmp.replace(directory / "model.safetensors")
+  with data_io.atomic_path(directory / "model.safetensors") as tmp:
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
   hf_config = config.to_hf_config()
   (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
   return directory

@@ -280,9 +280,8 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
       "seconds_scoring": seconds_scoring,
       "seconds_total": time.time() - t0,
   }
-  with open(workdir / "results.jsonl", "w", encoding="utf-8") as f:
-    for row in rows:
-      f.write(json.dumps(row) + "\n")
+  data_io.atomic_write_text(workdir / "results.jsonl",
+                            "".join(json.dumps(row) + "\n" for row in rows))
   _write_json(workdir / "summary.json", summary)
   tasks = {s: lm_eval.task_name(dataset_name, s) for s in chance}
   _write_json(workdir / "lm_eval_results.json", metrics.lm_eval_results(
@@ -379,11 +378,8 @@ def _clean(obj: Any) -> Any:
 
 
 def _write_json(path: pathlib.Path, obj: Any):
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(_clean(obj), f, indent=1, default=_json_default)
-    f.write("\n")
-  tmp.replace(path)
+  data_io.atomic_write_json(path, _clean(obj), indent=1,
+                            default=_json_default)
 
 
 def _json_default(x):

@@ -13,6 +13,8 @@ import os
 import pathlib
 from typing import Any, Mapping
 
+from ftgen.data import io as data_io
+
 # Colours per condition: plain fine-tuning grey, ICL/retrieval blues,
 # augmented fine-tuning greens/oranges (paper-like grouping).
 COLORS = {
@@ -99,9 +101,8 @@ def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
   out = {}
   for ext in ("png", "svg"):
     path = stem.with_suffix(f".{ext}")
-    tmp = path.with_name(path.stem + ".tmp." + ext)
-    fig.savefig(tmp, format=ext, bbox_inches="tight")
-    os.replace(tmp, path)
+    with data_io.atomic_path(path) as tmp:
+      fig.savefig(tmp, format=ext, bbox_inches="tight")
     out[ext] = path
   plt.close(fig)
   return out

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ftgen.data import io as data_io
 from ftgen.data import records
 from ftgen.eval import metrics
 
@@ -92,16 +93,9 @@ def read_jsonl(path: os.PathLike[str] | str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def _atomic_write_text(path: pathlib.Path, text: str):
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text, encoding="utf-8")
-  os.replace(tmp, path)
-
-
 def write_json(path: os.PathLike[str] | str, obj: Any):
   """Atomic JSON write (NaN becomes null, so strict readers accept it)."""
-  _atomic_write_text(pathlib.Path(path),
-                     json.dumps(_nan_to_none(obj), indent=2) + "\n")
+  data_io.atomic_write_json(path, _nan_to_none(obj), indent=2)
 
 
 def _nan_to_none(obj: Any) -> Any:
@@ -122,23 +116,21 @@ def write_table(rows: Sequence[Mapping[str, Any]],
   outdir = pathlib.Path(outdir)
   outdir.mkdir(parents=True, exist_ok=True)
   paths = {k: outdir / f"results.{k}" for k in ("jsonl", "parquet", "csv")}
-  _atomic_write_text(paths["jsonl"], "".join(
+  data_io.atomic_write_text(paths["jsonl"], "".join(
       json.dumps(_nan_to_none(dict(r)), ensure_ascii=False) + "\n"
       for r in rows))
   frame = pd.DataFrame(list(rows))
   if frame.empty:
     frame = pd.DataFrame(columns=list(COLUMNS))
-  tmp = paths["parquet"].with_name("results.parquet.tmp")
-  frame.to_parquet(tmp, index=False)
-  os.replace(tmp, paths["parquet"])
+  with data_io.atomic_path(paths["parquet"]) as tmp:
+    frame.to_parquet(tmp, index=False)
   # CSV cells cannot hold lists: write them as JSON.
   flat = frame.copy()
   for col in ("answers", "logliks"):
     if col in flat:
       flat[col] = flat[col].map(json.dumps)
-  tmp = paths["csv"].with_name("results.csv.tmp")
-  flat.to_csv(tmp, index=False)
-  os.replace(tmp, paths["csv"])
+  with data_io.atomic_path(paths["csv"]) as tmp:
+    flat.to_csv(tmp, index=False)
   return paths
 
 

@@ -135,11 +135,9 @@ def _check(config: Any):
 
 
 def _write_docs(path: pathlib.Path, texts: list[str], prefix: str):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  data_io.write_jsonl(tmp, ({"id": f"{prefix}-{i:05d}", "text": t}
-                            for i, t in enumerate(texts)))
-  os.replace(tmp, path)
+  with data_io.atomic_path(path) as tmp:
+    data_io.write_jsonl(tmp, ({"id": f"{prefix}-{i:05d}", "text": t}
+                              for i, t in enumerate(texts)))
 
 
 def _find_augmented(outdir: pathlib.Path) -> pathlib.Path:
