@@ -41,7 +41,6 @@ ABOUT = {
 }
 
 _FIND_REPO = '''\
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -74,14 +73,11 @@ def find_repo() -> pathlib.Path:
 
 
 repo = find_repo()
-spec = importlib.util.spec_from_file_location(
-    "experiment_config", repo / "configs" / "experiment.py")
-experiment_config = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(experiment_config)
+from ftgen import configs  # The one config loader (ftgen/configs.py).
 print("ftgen checkout:", repo)'''
 
 _OVERRIDE = '''\
-config = experiment_config.get_config(CONFIG)
+config = configs.load(f"experiment:{CONFIG}", repo / "configs")
 for key, value in OVERRIDES.items():  # dotted keys, e.g. "finetune.lr"
   *parents, leaf = key.split(".")
   node = config
@@ -227,7 +223,7 @@ if not DOCUMENTS:
 print("documents:", DOCUMENTS, "questions:", QUESTIONS or "-")'''
 
 _USER_CONFIG = '''\
-config = experiment_config.get_config(CONFIG)
+config = configs.load(f"experiment:{CONFIG}", repo / "configs")
 config.data.generator.documents = DOCUMENTS
 config.data.generator.questions = QUESTIONS
 for key, value in OVERRIDES.items():

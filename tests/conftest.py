@@ -12,8 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import importlib.util  # pylint: disable=g-import-not-at-top
+import importlib  # pylint: disable=g-import-not-at-top
 import pathlib  # pylint: disable=g-import-not-at-top
+import sys  # pylint: disable=g-import-not-at-top
 
 import hypothesis  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
@@ -44,11 +45,13 @@ def reversal_curse_dir() -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def load_benchmark():
-  """Imports benchmarks/NAME.py as a module (the scripts are not a package)."""
+  """Imports benchmarks/NAME.py as a module.
+
+  benchmarks/ has no __init__.py; from the checkout's root it imports as a
+  namespace package, as tests/ does.
+  """
+  if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
   def load(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"benchmark_{name}", REPO_ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
   return load

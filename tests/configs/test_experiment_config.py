@@ -1,38 +1,38 @@
-"""configs/experiment.py: every dataset and variant loads locked and coherent.
-"""
-
-import importlib.util
-import pathlib
+"""configs/experiment.py: every dataset and variant is coherent."""
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from ftgen import configs
+from ftgen.data import registry
+from ftgen.experiments import stage_configs
 
-
-def _module():
-  spec = importlib.util.spec_from_file_location(
-      "configs_experiment", ROOT / "configs" / "experiment.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+_MODULE = configs.module("experiment")
 
 
 @pytest.mark.parametrize("variant", ["", ",tiny"])
-def test_every_dataset_loads_locked(variant):
-  m = _module()
-  for name in m.DATASETS:
-    c = m.get_config(name + variant)
-    assert c.data.name == name and c.finetune.name == name
-    assert c.augment_local.strategy == "local"
-    assert c.augment_global.strategy == "global"
-    assert c.split_mode == m.PAPER_SPLIT_MODE[name]
+def test_every_dataset_is_coherent(variant):
+  for name in _MODULE.DATASETS:
+    c = configs.load(f"experiment:{name}{variant}")
+    assert c.data.name == name
+    assert c.split_mode == registry.get(name).split_mode
     assert c.model == ("tiny" if variant else "smollm2-135m")
-    assert set(c.conditions) <= set(m.CONDITIONS)
-    with pytest.raises(AttributeError):
-      c.no_such_field = 1
+    assert set(c.conditions) <= set(_MODULE.CONDITIONS)
+    # The fields the experiment sets are left empty in the stage configs.
+    assert stage_configs.overridden(c) == []
+    assert c.finetune.seed is None and c.evaluate.model is None
+    assert c.augment_local.strategy is None
+
+
+def test_embedded_stage_configs_are_the_stage_configs():
+  """Besides the experiment-set fields, a stage config keeps its own keys."""
+  c = configs.load("experiment:reversals,tiny")
+  for stage, spec in (("finetune", "finetune:reversals,tiny"),
+                      ("evaluate", "evaluate:icl,tiny"),
+                      ("augment_local", "augment:reversals,local,tiny")):
+    assert set(c[stage].to_dict()) == set(configs.load(spec).to_dict())
 
 
 @pytest.mark.parametrize("arg", ["", "nope", "reversals,huge"])
 def test_errors_name_allowed_values(arg):
   with pytest.raises(ValueError, match="allowed|needs a dataset name"):
-    _module().get_config(arg)
+    configs.load(f"experiment:{arg}")

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from ftgen import configs
+
 pytestmark = pytest.mark.slow  # Subprocesses importing jax: ~10 s each.
 
 
@@ -19,14 +21,8 @@ def _run(repo_root, *args):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
-  import importlib.util  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("data")
-  spec = importlib.util.spec_from_file_location(
-      "configs_data", os.path.join(os.path.dirname(__file__), "..", "..",
-                                   "configs", "data.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return pipeline.generate_to_dir(module.get_config("reversals,tiny"), root)
+  return pipeline.generate_to_dir(configs.load("data:reversals,tiny"), root)
 
 
 def test_dry_run_prints_token_counts(repo_root, data_dir, tmp_path):

@@ -12,7 +12,6 @@ with the process index, device counts and the train summary.
 
 import json
 import os
-import pathlib
 import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -30,20 +29,15 @@ def main():
     from ftgen.parallel import distributed  # pylint: disable=g-import-not-at-top
     distributed.maybe_initialize(True, f"localhost:{port}", 2, pid)
 
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  root = pathlib.Path(__file__).resolve().parents[2]
-  spec = importlib.util.spec_from_file_location(
-      "configs_finetune", root / "configs" / "finetune.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config("reversals,tiny")
+  from ftgen import configs  # pylint: disable=g-import-not-at-top
+  c = configs.load("finetune:reversals,tiny")
   c.steps = 3
   c.warmup_steps = 1
   c.batch_size = 4
   c.checkpoint_every = 3
   c.async_checkpointing = False
   c.export_hf = False
-  c.eval_every = -1
+  c.eval.every = -1
   c.progress = False
   c.mesh.data, c.mesh.fsdp, c.mesh.tensor = (2 if multihost else 1), 1, 1
   from ftgen.train import loop  # pylint: disable=g-import-not-at-top

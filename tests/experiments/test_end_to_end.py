@@ -5,7 +5,6 @@ dataset with every condition through the launcher, and a run killed mid-way
 (SIGKILL) then rerun: finished stages are not redone.
 """
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -17,6 +16,8 @@ import time
 import numpy as np
 import pytest
 
+from ftgen import configs
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "launch" / "run_experiment.py"
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
@@ -24,11 +25,7 @@ DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process")
 
 
 def _config(arg):
-  spec = importlib.util.spec_from_file_location(
-      "configs_experiment", ROOT / "configs" / "experiment.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return configs.load(f"experiment:{arg}")
 
 
 def _env():
