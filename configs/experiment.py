@@ -11,42 +11,32 @@ the random tiny model and the tiny dataset (1-3 minutes on 2 CPU cores).
 (and optionally `.questions=PATH`) or `--config.data_dir=DATASET_DIR`.
 
 The stage configs are embedded whole (`data`, `augment_local`,
-`augment_global`, `finetune`, `evaluate`), so any of their fields can be
+`augment_global`, `finetune`, `evaluate`), so their fields can be
 overridden per stage, e.g. `--config.finetune.lora.rank=8`,
-`--config.augment_global.num_samples=2` or `--config.evaluate.batch_size=8`. The
-runner forces the fields that tie the stages together: model, dataset
-directory, seed, matched `steps`, `split_mode`, augmented data path/ratio,
-question subsampling.
+`--config.augment_global.num_samples=2` or `--config.evaluate.batch_size=8`.
+The fields that tie the stages together (model, dataset, seed, matched
+`steps`, `split_mode`, augmented data path/ratio, question subsampling) are
+set from this config's own keys and are empty (None) in the embedded
+configs; setting one, e.g. `--config.finetune.seed=3`, is an error that
+names the key to use instead (`--config.seeds`).
 """
 
-import importlib.util
 import pathlib
 
 import ml_collections
 
-DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process",
-            "user")
+from ftgen import configs
+from ftgen.data import registry
+from ftgen.experiments import conditions
+from ftgen.experiments import stage_configs
+
+DATASETS = registry.DATASETS
 VARIANTS = ("tiny",)
-CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
-              "finetune_aug_local", "finetune_aug_global", "finetune_aug",
-              "finetune_aug_oracle")
-SPLIT_MODES = ("none", "independent", "cumulative")
-# The paper's sentence-splitting choice per dataset: the multi-sentence
-# semantic documents are split cumulatively (each sentence with its document
-# so far as unscored context); the others are one fact per document.
-PAPER_SPLIT_MODE = dict(reversals="none", syllogisms="none",
-                        semantic="cumulative", celebrities="none",
-                        process="none",
-                        # Multi-sentence documents of unknown shape: split.
-                        user="independent")
+CONDITIONS = conditions.CONDITIONS
 
 
-def _load(name: str):
-  path = pathlib.Path(__file__).resolve().parent / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(f"ftgen_configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+# The stage configs are this file's siblings (configs/ is no package).
+_HERE = pathlib.Path(__file__).resolve().parent
 
 
 def _real_defaults(c: ml_collections.ConfigDict, name: str):
@@ -114,7 +104,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                        ) if name == "user" else CONDITIONS
   # Dataset: generated from `data` into WORKDIR/data unless `data_dir` names
   # an existing dataset directory.
-  c.data = _load("data").get_config(f"{name}{suffix}")
+  c.data = configs.load(f"data:{name}{suffix}", _HERE)
   c.data_dir = ""
   # Sentence splitting of training documents (and augmentations).
   c.split_mode = PAPER_SPLIT_MODE[name]
@@ -127,13 +117,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_questions_per_split = 0
   c.question_seed = 0
   # Per-stage configs (any field can be overridden).
-  augment = _load("augment")
-  c.augment_local = augment.get_config(f"{name},local{suffix}")
-  c.augment_global = augment.get_config(f"{name},global{suffix}")
-  c.finetune = _load("finetune").get_config(f"{name}{suffix}")
+  c.augment_local = configs.load(f"augment:{name},local{suffix}", _HERE)
+  c.augment_global = configs.load(f"augment:{name},global{suffix}", _HERE)
+  c.finetune = configs.load(f"finetune:{name}{suffix}", _HERE)
   # One evaluation config for every condition; `instruction` applies to the
   # in-context conditions (icl, retrieval), `plain_instruction` to the rest.
-  c.evaluate = _load("evaluate").get_config(f"icl{suffix}")
+  c.evaluate = configs.load(f"evaluate:icl{suffix}", _HERE)
   c.plain_instruction = ""
   # Conditions compared item by item in summary.md.
   # When the whole training set does not fit the model's context, raise
@@ -145,8 +134,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.progress = not tiny
 
   # Plumbing defaults of the stage configs the runner relies on.
-  c.finetune.eval_every = -1  # The runner evaluates every condition itself.
-  c.finetune.export_hf = True
+  c.finetune.eval.every = -1  # The runner evaluates every condition itself.
   if tiny:
     c.finetune.checkpoint_every = 6
     for a in (c.augment_local, c.augment_global):
@@ -155,5 +143,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       a.max_new_tokens = 16
   else:
     _real_defaults(c, name)
+  # Fields that tie the stages together are the experiment's: empty here,
+  # filled by the runner, an error when set (ftgen/experiments/
+  # stage_configs.py).
+  stage_configs.leave_to_experiment(c)
   c.lock()
   return c

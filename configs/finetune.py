@@ -8,29 +8,20 @@ trains a tiny random model for 50 steps with a checkpoint every 10 steps.
       --workdir=/tmp/ft --config.steps=20
 """
 
-import importlib.util
 import pathlib
 
 import ml_collections
 
+from ftgen import configs
+from ftgen.data import registry
+
 VARIANTS = ("tiny",)
+# Sibling configs load from this file's directory (configs/ is no package).
+_HERE = pathlib.Path(__file__).resolve().parent
 
 
 def _data_config(arg: str) -> ml_collections.ConfigDict:
-  """`configs/data.py:arg`, loaded by path (configs/ is not a package)."""
-  path = pathlib.Path(__file__).resolve().parent / "data.py"
-  spec = importlib.util.spec_from_file_location("ftgen_configs_data", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def _datasets() -> tuple[str, ...]:
-  path = pathlib.Path(__file__).resolve().parent / "data.py"
-  spec = importlib.util.spec_from_file_location("ftgen_configs_data", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return tuple(module.DATASETS)
+  return configs.load(f"data:{arg}", _HERE)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -26,7 +26,6 @@ Layout of WORKDIR:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -40,6 +39,7 @@ from ftgen.experiments import costs as costs_lib
 from ftgen.experiments import oracle as oracle_lib
 from ftgen.experiments import plots
 from ftgen.experiments import results as results_lib
+from ftgen.experiments import stage_configs
 from ftgen.experiments import stages as stages_lib
 
 CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
@@ -132,6 +132,10 @@ def _check(config: Any):
   if not 0.0 < float(config.augmented_ratio) < 1.0:
     raise ExperimentConfigError(
         f"config.augmented_ratio={config.augmented_ratio} must lie in (0, 1)")
+  overridden = stage_configs.overridden(config)
+  if overridden:
+    more = f" (and {len(overridden) - 1} more)" if len(overridden) > 1 else ""
+    raise ExperimentConfigError(overridden[0] + more)
 
 
 def _write_docs(path: pathlib.Path, texts: list[str], prefix: str):
@@ -286,13 +290,7 @@ class _Experiment:
             "parts_wall_s": sum(p.get("wall_s", 0) for p in parts)}
 
   def _model_aug(self, kind: str, outdir: pathlib.Path) -> dict[str, Any]:
-    cfg = copy.deepcopy(self.c.augment_local if kind == "local"
-                        else self.c.augment_global)
-    cfg.strategy = kind
-    cfg.dataset = self.c.data.name
-    cfg.data = str(self.dataset_dir)
-    cfg.model = self.c.model
-    cfg.seed = int(self.c.seeds[0])
+    cfg = stage_configs.augment_config(self.c, kind, str(self.dataset_dir))
     report = run_augmentation(cfg, self.dataset_dir, outdir)
     path = _find_augmented(outdir)
     n = sum(1 for _ in data_io.iter_jsonl(path))
@@ -324,20 +322,10 @@ class _Experiment:
                         resumable=True)
 
   def _finetune_config(self, cond: str, seed: int):
-    c = self.c
-    cfg = copy.deepcopy(c.finetune)
-    cfg.name = c.data.name
-    cfg.model = c.model
-    cfg.seed = int(seed)
-    cfg.steps = int(c.steps)
-    cfg.data.dir = str(self.dataset_dir)
-    cfg.data.split_mode = c.split_mode
-    kind = AUGMENTATION[cond]
-    cfg.data.augmented_path = str(self.aug_paths[kind]) if kind else ""
-    cfg.data.augmented_ratio = float(c.augmented_ratio)
-    cfg.export_hf = True
-    cfg.progress = bool(c.progress)
-    return cfg
+    kind = conditions_lib.AUGMENTATION[cond]
+    return stage_configs.finetune_config(
+        self.c, seed=seed, data_dir=str(self.dataset_dir),
+        augmented_path=str(self.aug_paths[kind]) if kind else "")
 
   def _finetune(self, cfg: Any, outdir: pathlib.Path) -> dict[str, Any]:
     summary = run_finetune(cfg, outdir)
@@ -418,22 +406,15 @@ class _Experiment:
 
   def _eval_config(self, cond: str, seed: int):
     c = self.c
-    cfg = copy.deepcopy(c.evaluate)
-    mode = EVAL_MODE[cond]
-    cfg.condition = mode
-    cfg.model = c.model
-    cfg.data = str(self.dataset_dir)
-    if mode not in ("icl", "retrieval"):
-      cfg.instruction = c.plain_instruction
-    cfg.checkpoint = ""
+    mode = conditions_lib.EVAL_MODE[cond]
+    checkpoint = ""
     if mode == "finetuned":
       info = self.stages.info(f"finetune/{cond}/seed_{seed}") or {}
-      cfg.checkpoint = info.get("export_dir") or str(
+      checkpoint = info.get("export_dir") or str(
           self.finetune_dir(cond, seed) / "export")
-    cfg.max_questions_per_split = int(c.max_questions_per_split)
-    cfg.seed = int(c.question_seed)
-    cfg.shuffle_seed = int(seed)
-    cfg.progress = bool(c.progress)
+    cfg = stage_configs.eval_config(c, mode=mode, seed=seed,
+                                    data_dir=str(self.dataset_dir),
+                                    checkpoint=checkpoint)
     if mode == "icl" and c.icl_fit_context and self.model_config is not None:
       cfg.icl_subsample = self.fit_icl_subsample(cfg)
     return cfg

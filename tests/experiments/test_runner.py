@@ -7,25 +7,19 @@ partial ones, and the tables. tests/experiments/test_end_to_end.py runs the
 real libraries.
 """
 
-import importlib.util
 import json
 import pathlib
 
 import numpy as np
 import pytest
 
+from ftgen import configs
 from ftgen.data import io as data_io
 from ftgen.experiments import runner
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
 
 def _config(name="reversals", **overrides):
-  spec = importlib.util.spec_from_file_location(
-      "configs_experiment", ROOT / "configs" / "experiment.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config(f"{name},tiny")
+  c = configs.load(f"experiment:{name},tiny")
   for k, v in overrides.items():
     c[k] = v
   return c
