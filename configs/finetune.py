@@ -108,12 +108,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_to_keep = 3
   c.async_checkpointing = True
 
-  # Evaluation on test splits every `eval_every` steps (0: only at the end;
-  # -1: never). Empty `eval_splits` means every split.
-  c.eval_every = 25 if tiny else 100
-  c.eval_splits = ()
-  c.eval_batch_size = 16
-  c.eval_max_questions = 64 if tiny else 0  # 0: all questions.
+  # Evaluation on test splits during training, with the names of
+  # configs/evaluate.py: every `eval.every` steps (0: only at the end; -1:
+  # never), on `eval.splits` (comma separated; "" = all), at most
+  # `eval.max_questions_per_split` questions per split (0: all), a random
+  # subset drawn with `eval.seed`. The last evaluation writes
+  # WORKDIR/eval_results.jsonl, the rows launch/evaluate.py (finetuned)
+  # writes for the export.
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 25 if tiny else 100
+  c.eval.splits = ""
+  c.eval.batch_size = 16
+  c.eval.max_questions_per_split = 64 if tiny else 0
+  c.eval.seed = 0
 
   # Logging and export.
   c.log_every = 1 if tiny else 10

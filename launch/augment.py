@@ -12,27 +12,22 @@ with DIR holding train.jsonl.
 """
 
 import pathlib
-import sys
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
+import _common  # launch/_common.py (this script's directory is on sys.path)
+from ftgen import configs
+from ftgen.augment import run as augment
+from ftgen.checkpoints import sources
+from ftgen.data import io
+from ftgen.data import pipeline
+from ftgen.data import registry
 
-_CONFIG = config_flags.DEFINE_config_file("config", None,
-                                          "Augmentation config.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-flags.mark_flags_as_required(["config", "workdir"])
-_REPO = pathlib.Path(__file__).resolve().parent.parent
+_common.define_flags("Augmentation config.", "Output directory.")
 
 
 def _data_config(dataset: str, variant: str):
   """configs/data.py:DATASET[,VARIANT] (a launcher may read configs)."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location("ftgen_data_config",
-                                                _REPO / "configs" / "data.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(",".join(p for p in (dataset, variant) if p))
+  return configs.load(
+      "data:" + ",".join(p for p in (dataset, variant) if p))
 
 
 def _data_dir(config) -> pathlib.Path:
@@ -53,21 +48,11 @@ def _data_dir(config) -> pathlib.Path:
   return path
 
 
-def main(argv):
-  del argv
-  from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import sources  # pylint: disable=g-import-not-at-top
-  from ftgen.augment import run as augment  # pylint: disable=g-import-not-at-top
-
-  config = _CONFIG.value
-  try:
-    augment.check_config(config)
-    data_dir = _data_dir(config)
-    augment.run(config, data_dir, pathlib.Path(_WORKDIR.value) / "augmented")
-  except (ValueError, KeyError, FileNotFoundError, io.DataError,
-          sources.ModelNotAvailable) as e:
-    sys.exit(f"error: {e}")
+def main(config, workdir: str):
+  augment.check_config(config)
+  augment.run(config, _data_dir(config), pathlib.Path(workdir) / "augmented")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _common.run(main, (ValueError, KeyError, FileNotFoundError, io.DataError,
+                     sources.ModelNotAvailable))

@@ -10,28 +10,17 @@ whether the context fits, without scoring.
 """
 
 import json
-import sys
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
+import _common  # launch/_common.py (this script's directory is on sys.path)
+from ftgen.data import io
+from ftgen.eval import evaluate
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Evaluation config.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-flags.mark_flags_as_required(["config", "workdir"])
+_common.define_flags("Evaluation config.", "Output directory.")
 
 
-def main(argv):
-  del argv
-  from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.eval import evaluate  # pylint: disable=g-import-not-at-top
-
-  try:
-    out = evaluate.run_evaluation(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, KeyError, FileNotFoundError, ImportError,
-          io.DataError) as e:
-    sys.exit(f"error: {e}")
-  if not _CONFIG.value.dry_run:
+def main(config, workdir: str):
+  out = evaluate.run_evaluation(config, workdir)
+  if not config.dry_run:
     brief = {s: {k: out["splits"][s][k] for k in ("acc", "stderr", "n",
                                                   "chance", "acc_calibrated")
                  if k in out["splits"][s]}
@@ -40,4 +29,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _common.run(main, (ValueError, KeyError, FileNotFoundError, ImportError,
+                     io.DataError))

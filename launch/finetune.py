@@ -13,30 +13,19 @@ a configuration or data error (the message names the bad setting).
 """
 
 import json
-import sys
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
+import _common  # launch/_common.py (this script's directory is on sys.path)
+from ftgen.data import io
+from ftgen.train import loop
 
-_CONFIG = config_flags.DEFINE_config_file("config", None,
-                                          "Fine-tuning config.")
-_WORKDIR = flags.DEFINE_string("workdir", None,
-                               "Run directory (checkpoints, metrics, data).")
-flags.mark_flags_as_required(["config", "workdir"])
+_common.define_flags("Fine-tuning config.",
+                     "Run directory (checkpoints, metrics, data).")
 
 
-def main(argv):
-  del argv
-  from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.train import loop  # pylint: disable=g-import-not-at-top
-
-  try:
-    summary = loop.finetune(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, KeyError, FileNotFoundError, io.DataError) as e:
-    sys.exit(f"error: {e}")
+def main(config, workdir: str):
+  summary = loop.finetune(config, workdir)
   print(json.dumps({k: v for k, v in summary.items() if k != "eval"}))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _common.run(main, (ValueError, KeyError, FileNotFoundError, io.DataError))

@@ -4,27 +4,16 @@ r"""Generates one dataset directory (DESIGN §3.2).
       --workdir=/tmp/ftgen_data
 """
 
-import sys
+import _common  # launch/_common.py (this script's directory is on sys.path)
+from ftgen.data import io
+from ftgen.data import pipeline
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Dataset config.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output parent directory.")
-flags.mark_flags_as_required(["config", "workdir"])
+_common.define_flags("Dataset config.", "Output parent directory.")
 
 
-def main(argv):
-  del argv
-  from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
-
-  try:
-    pipeline.generate_to_dir(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, KeyError, FileNotFoundError, io.DataError) as e:
-    sys.exit(f"error: {e}")
+def main(config, workdir: str):
+  pipeline.generate_to_dir(config, workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _common.run(main, (ValueError, KeyError, FileNotFoundError, io.DataError))

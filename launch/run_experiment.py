@@ -15,32 +15,30 @@ import os
 import signal
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "configs/experiment.py:NAME[,tiny]", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory.")
+import _common  # launch/_common.py (this script's directory is on sys.path)
+from ftgen.parallel import distributed
+
+_common.define_flags("configs/experiment.py:NAME[,tiny]",
+                     "Experiment directory.")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "Call jax.distributed.initialize() before anything.")
-flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main(config, workdir: str):
   if not flags.FLAGS["verbosity"].present:
     # Orbax logs every checkpoint step at INFO; keep the table readable.
     logging.set_verbosity(logging.WARNING)
-  from ftgen.parallel import distributed  # pylint: disable=g-import-not-at-top
   distributed.maybe_initialize(_MULTIHOST.value)
+  # Imported only after jax.distributed.initialize(): the runner's imports
+  # may touch the jax backend, which must not start before it.
   from ftgen.experiments import runner  # pylint: disable=g-import-not-at-top
   try:
-    runner.run_experiment(_CONFIG.value, _WORKDIR.value)
+    runner.run_experiment(config, workdir)
   except runner.ExperimentConfigError as e:
-    sys.exit(f"error: {e}")
+    raise _common.Error(str(e)) from e
   except KeyboardInterrupt as e:
     # Ctrl-C or a preemption (SIGTERM): finished stages and the latest
     # fine-tuning checkpoint are kept, so the same command resumes. Further
@@ -48,7 +46,7 @@ def main(argv):
     # traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     print(f"\ninterrupted: {e or 'stopped'}\nrerun the same command to resume"
-          f" from {_WORKDIR.value}", file=sys.stderr)
+          f" from {workdir}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     # A Ctrl-C that lands inside one of jax's C++ callbacks can leave XLA's
@@ -59,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _common.run(main, ())

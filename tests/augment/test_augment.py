@@ -1,12 +1,12 @@
 """Local and global augmentation: items, context, prompts, checkers, runs."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
+from ftgen import configs
 from ftgen.data import records
 from ftgen.data import registry as data_registry
 from ftgen.augment import run as augment
@@ -15,44 +15,36 @@ from ftgen.augment import prompts
 from ftgen.checkpoints import tiny_tokenizer as tiny_tokenizer
 
 
-def _config(repo_root, arg, **overrides):
-  spec = importlib.util.spec_from_file_location(
-      "aug_cfg", repo_root / "configs" / "augment.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg)
+def _config(arg, **overrides):
+  config = configs.load(f"augment:{arg}")
   with config.unlocked():
     config.update(overrides)
   return config
 
 
-def _data_config(repo_root, name):
-  spec = importlib.util.spec_from_file_location(
-      "data_cfg", repo_root / "configs" / "data.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(f"{name},tiny")
+def _data_config(name):
+  return configs.load(f"data:{name},tiny")
 
 
-def _dataset(repo_root, name):
-  cfg = _data_config(repo_root, name)
+def _dataset(name):
+  cfg = _data_config(name)
   return data_registry.generate(name, cfg.generator, cfg.seed)
 
 
 @pytest.mark.parametrize("dataset", ["reversals", "syllogisms", "semantic",
                                      "celebrities", "process", "user"])
 @pytest.mark.parametrize("strategy", ["local", "global"])
-def test_every_augment_config_is_valid(repo_root, dataset, strategy):
-  config = _config(repo_root, f"{dataset},{strategy}")
+def test_every_augment_config_is_valid(dataset, strategy):
+  config = _config(f"{dataset},{strategy}")
   augment.check_config(config)
   with pytest.raises(AttributeError):
     config.no_such_field = 1  # Locked.
 
 
-def test_process_prompts_restate_whole_calculations(repo_root):
-  config = _config(repo_root, "process,local")
+def test_process_prompts_restate_whole_calculations():
+  config = _config("process,local")
   assert config.unit == "document" and "Calculation:" in config.stop_strings
-  data = _dataset(repo_root, "process")
+  data = _dataset("process")
   calc = next(d for d in data.train if d.meta.get("kind") == "worked")
   (_, item), = augment.local_items([calc], config.unit)
   prompt = prompts.local_prompt(config.template, item)
@@ -63,7 +55,7 @@ def test_process_prompts_restate_whole_calculations(repo_root):
   names = [q.meta["operator"], *q.meta["functions"]]
   assert len(names) == 4 and all(len(w) >= 4 for w in names)
   assert not [w for w in names if w in config.template]
-  assert _config(repo_root, "reversals,local").unit == "sentence"
+  assert _config("reversals,local").unit == "sentence"
 
 
 def test_local_items_split_sentences_and_dedup():
@@ -90,9 +82,9 @@ def test_select_context_fits_subsamples_and_fails():
 
 
 @pytest.mark.parametrize("chat", [False, True])
-def test_prompt_parts_rebuild_the_full_prompt(repo_root, chat):
+def test_prompt_parts_rebuild_the_full_prompt(chat):
   tok = tiny_tokenizer.tiny_tokenizer()
-  config = _config(repo_root, "reversals,global,tiny")
+  config = _config("reversals,global,tiny")
   docs = ["Glon are big.", "Femp are small."]
   slot = augment._SLOT  # pylint: disable=protected-access
   parts = augment.prompt_parts(
@@ -167,36 +159,36 @@ def test_bad_input_errors(repo_root):
   from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
   loaded = registry.load_model("tiny")
-  config = _config(repo_root, "reversals,local,tiny")
+  config = _config("reversals,local,tiny")
   with pytest.raises(ValueError, match="empty document set"):
     augment.augment(config, [], [], loaded, log=lambda _: None)
-  bad = _config(repo_root, "reversals,local,tiny",
+  bad = _config("reversals,local,tiny",
                 template="Rewrite: {sentence}")
   with pytest.raises(prompts.TemplateError,
                      match=r"missing field\(s\) \['statement'\]"):
     augment.augment(bad, [records.Document("a", "Glon are big.")], [], loaded)
-  tight = _config(repo_root, "reversals,global,tiny", max_context_tokens=3)
+  tight = _config("reversals,global,tiny", max_context_tokens=3)
   with pytest.raises(ValueError, match="cannot fit even one training document"):
     augment.augment(tight,
                     [records.Document("a", "Glon are bigger than femp.")],
                     [], loaded)
   with pytest.raises(ValueError, match="config.unit"):
-    augment.check_config(_config(repo_root, "reversals,local,tiny",
+    augment.check_config(_config("reversals,local,tiny",
                                  unit="word"))
 
 
-def test_local_run_in_process(repo_root, tmp_path, monkeypatch):
+def test_local_run_in_process(tmp_path, monkeypatch):
   """Tiny model: every prompt passes the guard; the report is complete."""
   from ftgen.data import io  # pylint: disable=g-import-not-at-top
   from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
-  data = _dataset(repo_root, "reversals")
+  data = _dataset("reversals")
   io.write_dataset(data, tmp_path / "data", seed=0)
   calls = []
   guard = prompts.assert_only_training_text
   monkeypatch.setattr(prompts, "assert_only_training_text",
                       lambda *a: calls.append(a[0]) or guard(*a))
-  config = _config(repo_root, "reversals,local,tiny", max_items=3,
+  config = _config("reversals,local,tiny", max_items=3,
                    num_samples=2, max_new_tokens=8, batch_size=4)
   report = augment.run(config, tmp_path / "data", tmp_path / "out",
                        loaded=registry.load_model("tiny"), log=lambda _: None)

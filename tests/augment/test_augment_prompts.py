@@ -1,33 +1,28 @@
 """Augmentation templates: validation and the leakage guard."""
 
-import importlib.util
-
 import pytest
 
+from ftgen import configs
 from ftgen.data import records
 from ftgen.augment import prompts
 
 
-def _augment_config(repo_root, arg):
-  spec = importlib.util.spec_from_file_location(
-      "aug_cfg", repo_root / "configs" / "augment.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+def _augment_config(arg):
+  return configs.load(f"augment:{arg}")
 
 
 @pytest.mark.parametrize(
     "arg", ["reversals,local", "syllogisms,global,tiny", "user,local"])
-def test_default_templates_are_valid(repo_root, arg):
-  config = _augment_config(repo_root, arg)
+def test_default_templates_are_valid(arg):
+  config = _augment_config(arg)
   prompts.validate_template(config.template, config.strategy, "config.template")
 
 
 @pytest.mark.parametrize(
     "arg", ["reversals", "nope,local", "reversals,local,huge"])
-def test_bad_config_arg(repo_root, arg):
+def test_bad_config_arg(arg):
   with pytest.raises(ValueError, match="DATASET,STRATEGY|allowed"):
-    _augment_config(repo_root, arg)
+    _augment_config(arg)
 
 
 @pytest.mark.parametrize("template,strategy,message", [

@@ -1,11 +1,11 @@
 """run_evaluation end to end on a tiny model, outputs, and bad input."""
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
+from ftgen import configs
 from ftgen.checkpoints import finetuned as ckpt_lib
 from ftgen.eval import evaluate
 from ftgen.eval import prompts
@@ -13,12 +13,8 @@ from ftgen.eval import prompts
 from tests.eval import conftest
 
 
-def _eval_config(repo_root, mode, **overrides):
-  spec = importlib.util.spec_from_file_location(
-      "configs_evaluate", repo_root / "configs" / "evaluate.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(f"{mode},tiny")
+def _eval_config(mode, **overrides):
+  config = configs.load(f"evaluate:{mode},tiny")
   config.progress = False
   for k, v in overrides.items():
     config[k] = v
@@ -70,9 +66,9 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.mark.slow  # ~20 s on a loaded 2-core CPU (four compiles).
-def test_icl_outputs_and_prefix_equals_brute_force(repo_root, patched,
-                                                   data_dir, tmp_path):
-  cfg = _eval_config(repo_root, "icl", data=str(data_dir),
+def test_icl_outputs_and_prefix_equals_brute_force(patched, data_dir,
+                                                   tmp_path):
+  cfg = _eval_config("icl", data=str(data_dir),
                      prefix_min_tokens=8, buckets=(32, 128))
   summary = evaluate.run_evaluation(cfg, tmp_path / "cached")
   assert summary["prefix_tokens_cached"] > 20
@@ -107,10 +103,10 @@ def test_icl_outputs_and_prefix_equals_brute_force(repo_root, patched,
 
 @pytest.mark.slow  # Compiles a prefill and a scorer per context bucket.
 def test_retrieval_caches_each_context_and_equals_brute_force(
-    repo_root, patched, data_dir, tmp_path):
+    patched, data_dir, tmp_path):
   # No instruction: the toy documents are so short that a shared instruction
   # would make one cached prefix for all questions the cheaper mode.
-  cfg = _eval_config(repo_root, "retrieval", data=str(data_dir),
+  cfg = _eval_config("retrieval", data=str(data_dir),
                      retrieval_k=2, calibration=False, prefix_min_tokens=4,
                      buckets=(16, 32, 64), instruction="")
   summary = evaluate.run_evaluation(cfg, tmp_path / "cached")
@@ -130,13 +126,12 @@ def test_retrieval_caches_each_context_and_equals_brute_force(
   assert [r["pred"] for r in rows] == [r["pred"] for r in brute]
 
 
-def test_retrieval_and_pretrained_contexts(repo_root, patched, data_dir,
-                                           tmp_path):
-  cfg = _eval_config(repo_root, "retrieval", data=str(data_dir),
+def test_retrieval_and_pretrained_contexts(patched, data_dir, tmp_path):
+  cfg = _eval_config("retrieval", data=str(data_dir),
                      retrieval_k=1, calibration=False, dry_run=True)
   report = evaluate.run_evaluation(cfg, tmp_path / "r")
   assert report["num_heads"] == 6 and report["num_context_documents"] == 1
-  cfg = _eval_config(repo_root, "pretrained", data=str(data_dir),
+  cfg = _eval_config("pretrained", data=str(data_dir),
                      splits="rephrase", dry_run=True)
   report = evaluate.run_evaluation(cfg, tmp_path / "p")
   assert report["num_questions"] == 6 and report["num_heads"] == 1
@@ -144,8 +139,8 @@ def test_retrieval_and_pretrained_contexts(repo_root, patched, data_dir,
   assert (tmp_path / "p" / "context.json").is_file()
 
 
-def test_context_too_long_is_an_error(repo_root, patched, data_dir, tmp_path):
-  cfg = _eval_config(repo_root, "icl", data=str(data_dir))
+def test_context_too_long_is_an_error(patched, data_dir, tmp_path):
+  cfg = _eval_config("icl", data=str(data_dir))
   small = patched.config.replace(max_seq_len=40)
   object.__setattr__(patched, "config", small)
   try:
@@ -156,15 +151,15 @@ def test_context_too_long_is_an_error(repo_root, patched, data_dir, tmp_path):
     object.__setattr__(patched, "config", small.replace(max_seq_len=2048))
 
 
-def test_bad_inputs(repo_root, patched, data_dir, tmp_path):
-  cfg = _eval_config(repo_root, "pretrained", data=str(data_dir))
+def test_bad_inputs(patched, data_dir, tmp_path):
+  cfg = _eval_config("pretrained", data=str(data_dir))
   cfg.condition = "nope"
   with pytest.raises(ValueError, match="condition='nope'; allowed"):
     evaluate.run_evaluation(cfg, tmp_path)
   empty = tmp_path / "empty"
   empty.mkdir()
   (empty / "test.jsonl").write_text("")
-  cfg = _eval_config(repo_root, "pretrained", data=str(empty))
+  cfg = _eval_config("pretrained", data=str(empty))
   with pytest.raises(ValueError, match="no questions"):
     evaluate.run_evaluation(cfg, tmp_path)
   (empty / "test.jsonl").write_text(json.dumps(
@@ -172,7 +167,7 @@ def test_bad_inputs(repo_root, patched, data_dir, tmp_path):
        "answer": 0}) + "\n")
   with pytest.raises(ValueError, match="at least 2"):
     evaluate.run_evaluation(cfg, tmp_path)
-  cfg = _eval_config(repo_root, "finetuned", data=str(data_dir))
+  cfg = _eval_config("finetuned", data=str(data_dir))
   with pytest.raises(ValueError, match="needs --config.checkpoint"):
     evaluate.run_evaluation(cfg, tmp_path)
 
@@ -192,21 +187,21 @@ def test_checkpoint_of_another_model_is_rejected(tmp_path, fast_tiny):
     ckpt_lib.load_finetuned("tiny", str(tmp_path / "missing"))
 
 
-def test_finetuned_export_is_scored(repo_root, data_dir, tmp_path, fast_tiny):
+def test_finetuned_export_is_scored(data_dir, tmp_path, fast_tiny):
   from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
   hf.save_hf(tmp_path / "run" / "export", fast_tiny.config, fast_tiny.params)
-  cfg = _eval_config(repo_root, "finetuned", data=str(data_dir),
+  cfg = _eval_config("finetuned", data=str(data_dir),
                      checkpoint=str(tmp_path / "run"), calibration=False)
   summary = evaluate.run_evaluation(cfg, tmp_path / "out")
   assert summary["splits"]["all"]["n"] == 12
 
 
 def test_fit_icl_subsample_is_the_smallest_factor_that_fits(
-    repo_root, fast_tiny, data_dir):
+    fast_tiny, data_dir):
   from ftgen.data import io  # pylint: disable=g-import-not-at-top
   docs = io.read_documents(data_dir / "train.jsonl")
   questions = io.read_questions(data_dir / "test.jsonl")
-  cfg = _eval_config(repo_root, "icl", data=str(data_dir), icl_subsample=1)
+  cfg = _eval_config("icl", data=str(data_dir), icl_subsample=1)
   tok = fast_tiny.tokenizer
 
   def needed(k):

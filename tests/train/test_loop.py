@@ -1,33 +1,23 @@
 """The fine-tuning loop in-process: smoke runs, sharding, accumulation, errors.
 """
 
-import importlib.util
 import json
-import pathlib
 
 import jax
 import pytest
 
+from ftgen import configs
+from ftgen.checkpoints import registry
+from ftgen.models import flops
 from ftgen.train import checkpoint as ckpt_lib
 from ftgen.train import loop
 from ftgen.train import metrics
 
-_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _configs():
-  spec = importlib.util.spec_from_file_location(
-      "configs_finetune", _ROOT / "configs" / "finetune.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def _tiny(name="reversals", **overrides):
-  config = _configs().get_config(f"{name},tiny")
+  config = configs.load(f"finetune:{name},tiny")
   config.progress = False
   config.export_hf = False
-  config.eval_every = -1
+  config.eval.every = -1
   config.num_devices = 1
   for key, value in overrides.items():
     node = config
@@ -39,25 +29,25 @@ def _tiny(name="reversals", **overrides):
 
 
 def _datasets():
-  return _configs()._datasets()  # pylint: disable=protected-access
+  return configs.module("data").DATASETS
 
 
 @pytest.mark.parametrize("name", _datasets())
 def test_configs_load_locked_with_tiny_defaults(name):
-  tiny = _configs().get_config(f"{name},tiny")
+  tiny = configs.load(f"finetune:{name},tiny")
   assert tiny.model == "tiny" and tiny.steps >= 50
   assert tiny.checkpoint_every == 10
   assert tiny.data.source.name == name
   with pytest.raises(AttributeError):
     tiny.no_such_key = 1
-  full = _configs().get_config(name)
+  full = configs.load(f"finetune:{name}")
   assert full.model == "smollm2-135m" and full.lora.rank > 0
 
 
 @pytest.mark.parametrize("arg", ["", "nope", "reversals,huge"])
 def test_bad_config_names_allowed_values(arg):
   with pytest.raises(ValueError, match="allowed|needs a dataset name"):
-    _configs().get_config(arg)
+    configs.load(f"finetune:{arg}")
 
 
 def _user_docs(tmp_path):
@@ -72,7 +62,8 @@ def _user_docs(tmp_path):
     n if n == "reversals" else pytest.param(n, marks=pytest.mark.slow)
     for n in _datasets()])
 def test_two_step_smoke_run_of_every_tiny_config(name, tmp_path):
-  config = _tiny(name, steps=2, eval_every=0, eval_max_questions=2,
+  config = _tiny(name, steps=2, eval__every=0,
+                 eval__max_questions_per_split=2,
                  export_hf=True)
   if name == "user":
     config.data.source.generator.documents = _user_docs(tmp_path)

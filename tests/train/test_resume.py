@@ -21,10 +21,11 @@ pytestmark = pytest.mark.slow
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 _STEPS = 50
-# Slow the steps a little so that a signal lands mid-run.
+# launch/finetune.py with slowed steps, so that a signal lands mid-run.
+_LAUNCHER = pathlib.Path(__file__).with_name("slow_finetune.py")
 _COMMON = ["--config.num_devices=1", "--config.progress=False",
-           "--config.eval_every=-1", "--config.export_hf=False",
-           f"--config.steps={_STEPS}", "--config.throttle_s=0.05"]
+           "--config.eval.every=-1", "--config.export_hf=False",
+           f"--config.steps={_STEPS}"]
 
 
 def _env(cache_dir):
@@ -39,7 +40,7 @@ def _env(cache_dir):
 
 
 def _command(workdir, *extra):
-  return [sys.executable, str(_ROOT / "launch" / "finetune.py"),
+  return [sys.executable, str(_LAUNCHER),
           "--config=" + str(_ROOT / "configs" / "finetune.py") +
           ":reversals,tiny", f"--workdir={workdir}", *_COMMON, *extra]
 

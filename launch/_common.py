@@ -1,0 +1,114 @@
+"""What every launch script shares: its flags, config loading and errors.
+
+Each launcher is `--config=configs/NAME.py:ARG [--config.KEY=VALUE ...]
+--workdir=DIR`; it calls `main(config, workdir)` (exactly one library call),
+and a bad setting ends the run with one line, `error: ...` (exit code 1).
+`--traceback` shows the whole traceback instead.
+
+Configs load with `ftgen.configs.load`, so `--config=NAME:ARG` (a name in
+the checkout's configs/) works as well as a path.
+"""
+
+import re
+import sys
+import traceback
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from ftgen import configs
+
+_TRACEBACK = flags.DEFINE_bool(
+    "traceback", False, "On an error, show the traceback, not one line.")
+
+
+class Error(Exception):
+  """A bad setting or input that a launcher reports in one line."""
+
+
+class _ConfigParser(flags.ArgumentParser):
+  """`--config=SPEC` through ftgen.configs.load (locked)."""
+
+  def parse(self, argument: str) -> Any:
+    config = configs.load(argument)
+    config.lock()
+    return config
+
+  def flag_type(self) -> str:
+    return "config object"
+
+
+def define_flags(config_help: str, workdir_help: str
+                 ) -> tuple[flags.FlagHolder, flags.FlagHolder]:
+  """Defines the required --config and --workdir flags."""
+  config = config_flags.DEFINE_config_file("config", None, config_help)
+  # config_flags keeps its own `--config.KEY=VALUE` overrides; only the file
+  # loading is replaced, so every launcher shares ftgen's one loader.
+  flags.FLAGS["config"].parser = _ConfigParser()
+  workdir = flags.DEFINE_string("workdir", None, workdir_help)
+  flags.mark_flags_as_required(["config", "workdir"])
+  return config, workdir
+
+
+def _first_line(e: BaseException) -> str:
+  # A KeyError's str() is the repr of its key; show the message itself.
+  text = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip()
+  return text.splitlines()[0] if text else type(e).__name__
+
+
+def _override_error(argv: list[str]) -> str | None:
+  """The message for the first `--config.KEY` the config lacks, if any."""
+  spec = next((a.split("=", 1)[1] for a in argv
+               if a.startswith("--config=")), None)
+  if spec is None:
+    return None
+  try:
+    config = configs.load(spec)
+  except ValueError as e:
+    return _first_line(e)
+  for arg in argv:
+    m = re.match(r"^--?(?:no)?config\.([^=]+)", arg)
+    if m:
+      message = configs.unknown_key(config, m.group(1))
+      if message:
+        return message
+  return None
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with one-line errors (no traceback)."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    if "--traceback" in argv:
+      raise
+    # An unknown --config.KEY surfaces as ml_collections' multi-line
+    # AttributeError; name the key (and its new name if it was renamed).
+    message = None
+    if isinstance(e, (AttributeError, KeyError)):
+      message = _override_error(argv)
+    sys.exit(f"error: {message or _first_line(e)}")
+
+
+def run(main: Callable[[Any, str], Any],
+        errors: tuple[type[BaseException], ...]) -> None:
+  """Parses flags and calls `main(config, workdir)`.
+
+  Args:
+    main: the launcher's body; it calls one library function.
+    errors: exceptions that mean a bad setting or input: reported, like
+      `Error`, in one line (`error: ...`, exit code 1) unless --traceback is
+      given.
+  """
+  def _main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+      main(flags.FLAGS["config"].value, flags.FLAGS["workdir"].value)
+    except (Error, *errors) as e:
+      if _TRACEBACK.value:
+        traceback.print_exc()
+      sys.exit(f"error: {e}")
+  app.run(_main, flags_parser=_parse_flags)
