@@ -7,91 +7,12 @@ DATASET is a dataset name (its directory is `data_root/DATASET` unless
 
 import ml_collections
 
-DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process",
-            "user")
-STRATEGIES = ("local", "global")
+from ftgen.augment import prompts
+from ftgen.data import registry
+
+DATASETS = registry.DATASETS
+STRATEGIES = tuple(prompts.REQUIRED_FIELDS)
 VARIANTS = ("tiny",)
-
-LOCAL_TEMPLATE = """\
-Rewrite the statement in several different ways. Include its reversal (the \
-same fact stated from the other side) and paraphrases. Write one statement \
-per line and nothing else.
-
-Statement: Lions are heavier than foxes.
-Restatements:
-Foxes are lighter than lions.
-A lion weighs more than a fox.
-Foxes weigh less than lions.
-
-Statement: All violins are string instruments.
-Restatements:
-Every violin is a string instrument.
-Some string instruments are violins.
-Violins are a kind of string instrument.
-
-Statement: {statement}
-Restatements:
-"""
-
-GLOBAL_TEMPLATE = """\
-Here are some documents.
-
-{documents}
-
-Consider this document:
-{document}
-
-Write statements that follow from this document together with the other \
-documents: reversals of its facts, conclusions that combine facts from \
-several documents, and chained relations. Write one statement per line and \
-nothing else.
-Statements:
-"""
-
-# `process` documents are calculations, not statements of fact: restating
-# one line of a derivation means nothing, so local augmentation takes whole
-# calculations and the worked example uses the ordinary derivative (real
-# rules, so the prompt teaches none of the dataset's nonsense ones).
-PROCESS_LOCAL_TEMPLATE = """\
-Explain the calculation in other words: state its result, and which rule \
-each step uses. Write one statement per line and nothing else.
-
-Calculation:
-d(x * x)
-= d(x) * x + x * d(x)
-= 1 * x + x * 1
-= x + x
-d(x * x) => x + x
-Statements:
-The derivative of x * x is x + x.
-d of a product is d of the first factor times the second, plus the first \
-times d of the second.
-d(x) is 1, so d(x) * x + x * d(x) becomes 1 * x + x * 1.
-
-Calculation:
-{statement}
-Statements:
-"""
-
-PROCESS_GLOBAL_TEMPLATE = """\
-Here are the rules of some operations, and calculations that use them.
-
-{documents}
-
-Consider this calculation:
-{document}
-
-Apply the same rules to other expressions. For each, write one sentence \
-that names the expression and its result and ends with a period. Write one \
-sentence per line and nothing else.
-Sentences:
-"""
-
-# Templates by (dataset, strategy); others use LOCAL_ and GLOBAL_TEMPLATE.
-TEMPLATES = {
-    ("process", "local"): PROCESS_LOCAL_TEMPLATE,
-    ("process", "global"): PROCESS_GLOBAL_TEMPLATE,
-}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -108,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                        f" allowed: {', '.join(VARIANTS)}")
   dataset, strategy = parts[:2]
   tiny = "tiny" in parts[2:]
+  spec = registry.get(dataset)
 
   config = ml_collections.ConfigDict()
   config.dataset = dataset
@@ -121,10 +43,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.dtype = "float32"  # Params and compute: float32 or bfloat16.
   config.seed = 0
   # Local augmentation restates each sentence ("sentence") or document.
-  config.unit = "document" if dataset == "process" else "sentence"
-  config.template = TEMPLATES.get(
-      (dataset, strategy),
-      LOCAL_TEMPLATE if strategy == "local" else GLOBAL_TEMPLATE)
+  config.unit = spec.augment_unit
+  # The dataset's own prompt (ftgen.data.registry), else the generic one.
+  config.template = prompts.default_template(dataset, strategy)
   config.use_chat_template = True  # Applies to instruct models only.
   config.num_samples = 2 if tiny else 4  # Samples per item.
   config.max_items = 8 if tiny else 0  # 0: every item.
@@ -132,8 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.temperature = 0.7
   config.top_k = 0  # 0 disables.
   config.top_p = 0.95
-  config.stop_strings = ("\n\n", "Statement:") + (
-      ("Calculation:",) if dataset == "process" else ())
+  config.stop_strings = ("\n\n", "Statement:") + spec.augment_stop_strings
   config.batch_size = 8 if tiny else 32
   # Global: token budget of the in-context training set; documents are
   # subsampled (seeded) when the whole set does not fit.

@@ -6,8 +6,10 @@ Every default lives here; `tiny` shrinks sizes for fast tests.
 
 import ml_collections
 
-DATASETS = ("reversals", "syllogisms", "semantic", "celebrities", "process",
-            "user")
+from ftgen.data import registry
+
+# Dataset names: those of the dataset registry.
+DATASETS = registry.DATASETS
 VARIANTS = ("tiny",)
 
 

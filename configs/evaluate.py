@@ -12,7 +12,10 @@ still point at a dataset directory.
 
 import ml_collections
 
-CONDITIONS = ("pretrained", "icl", "retrieval", "finetuned")
+from ftgen.eval import prompts
+
+# The evaluation modes (how the training documents reach the prompt).
+CONDITIONS = prompts.CONDITIONS
 VARIANTS = ("tiny",)
 
 ICL_INSTRUCTION = (

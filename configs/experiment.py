@@ -100,14 +100,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # deterministic conditions (pretrained, retrieval) run once.
   c.seeds = (0,)
   # Your own documents have no rule-written (oracle) augmentation.
-  c.conditions = tuple(x for x in CONDITIONS if x != "finetune_aug_oracle"
-                       ) if name == "user" else CONDITIONS
+  spec = registry.get(name)
+  c.conditions = CONDITIONS if spec.synthetic else tuple(
+      x for x in CONDITIONS if x != conditions.ORACLE)
   # Dataset: generated from `data` into WORKDIR/data unless `data_dir` names
   # an existing dataset directory.
   c.data = configs.load(f"data:{name}{suffix}", _HERE)
   c.data_dir = ""
-  # Sentence splitting of training documents (and augmentations).
-  c.split_mode = PAPER_SPLIT_MODE[name]
+  # Sentence splitting of training documents (and augmentations): the
+  # dataset's default (ftgen.data.registry).
+  c.split_mode = spec.split_mode
   # Matched optimizer steps for every fine-tuning condition.
   c.steps = 12 if tiny else 500
   # Share of each batch drawn from the augmented data.

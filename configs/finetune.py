@@ -26,7 +26,7 @@ def _data_config(arg: str) -> ml_collections.ConfigDict:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the locked fine-tuning config for `NAME[,tiny]`."""
-  datasets = _datasets()
+  datasets = registry.DATASETS
   if not arg:
     raise ValueError(
         "configs/finetune.py needs a dataset name: configs/finetune.py:NAME"
@@ -60,8 +60,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.dir = ""
   c.data.source = _data_config(f"{name},tiny" if tiny else name)
-  # Sentence splitting (ftgen.data.splitting): none|independent|cumulative.
-  c.data.split_mode = "cumulative" if name == "semantic" else "none"
+  # Sentence splitting (ftgen.data.splitting): none|independent|cumulative;
+  # by default the dataset's own (ftgen.data.registry).
+  c.data.split_mode = registry.get(name).split_mode
   c.data.append_eos = True
   c.data.max_len = 512  # Longest input, in tokens.
   # Padded lengths; one compile per bucket (tiny: one, for fast tests).

@@ -33,19 +33,15 @@ def _data_config(dataset: str, variant: str):
 def _data_dir(config) -> pathlib.Path:
   if config.data:
     return pathlib.Path(config.data)
-  if config.dataset == "user":
-    raise ValueError("the user dataset needs --config.data=DIR (a directory"
-                     " holding train.jsonl of {\"id\", \"text\"} documents)")
+  if not registry.get(config.dataset).synthetic:
+    raise ValueError(f"the {config.dataset} dataset needs --config.data=DIR"
+                     " (a directory holding train.jsonl of {\"id\", \"text\"}"
+                     " documents)")
   root = pathlib.Path(config.data_root)
   if config.data_variant:
     root = root / config.data_variant
-  path = root / config.dataset
-  if not (path / "train.jsonl").is_file():
-    from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
-    print(f"dataset {path} absent: generating it")
-    path = pipeline.generate_to_dir(
-        _data_config(config.dataset, config.data_variant), root)
-  return path
+  return pipeline.ensure_dataset(
+      _data_config(config.dataset, config.data_variant), root)
 
 
 def main(config, workdir: str):

@@ -1,8 +1,10 @@
-"""Augmentation prompt templates: filling, validation, leakage guard.
+"""Augmentation prompt templates: defaults, filling, validation, leakage guard.
 
-Templates live in `configs/augment.py` so users can replace them. A local
-template needs `{statement}`; a global template needs `{documents}` (the
-training set in context) and `{document}` (the one to connect). Worked
+`default_template` gives a dataset's template: its own from the dataset
+registry (`ftgen.data.registry`), else the generic one here;
+`configs/augment.py` sets it as `config.template`, which users can replace.
+A local template needs `{statement}`; a global template needs `{documents}`
+(the training set in context) and `{document}` (the one to connect). Worked
 examples use real English about unrelated things, never dataset words.
 """
 
@@ -13,8 +15,47 @@ from typing import Iterable, Sequence
 
 from ftgen.data import checks
 from ftgen.data import records
+from ftgen.data import registry
 
 REQUIRED_FIELDS = {"local": ("statement",), "global": ("documents", "document")}
+
+LOCAL_TEMPLATE = """\
+Rewrite the statement in several different ways. Include its reversal (the \
+same fact stated from the other side) and paraphrases. Write one statement \
+per line and nothing else.
+
+Statement: Lions are heavier than foxes.
+Restatements:
+Foxes are lighter than lions.
+A lion weighs more than a fox.
+Foxes weigh less than lions.
+
+Statement: All violins are string instruments.
+Restatements:
+Every violin is a string instrument.
+Some string instruments are violins.
+Violins are a kind of string instrument.
+
+Statement: {statement}
+Restatements:
+"""
+
+GLOBAL_TEMPLATE = """\
+Here are some documents.
+
+{documents}
+
+Consider this document:
+{document}
+
+Write statements that follow from this document together with the other \
+documents: reversals of its facts, conclusions that combine facts from \
+several documents, and chained relations. Write one statement per line and \
+nothing else.
+Statements:
+"""
+
+GENERIC_TEMPLATES = {"local": LOCAL_TEMPLATE, "global": GLOBAL_TEMPLATE}
 
 
 class TemplateError(ValueError):
@@ -46,6 +87,16 @@ def validate_template(template: str, strategy: str, key: str) -> None:
     raise TemplateError(
         f"{key}: template has unknown field(s) {sorted(unknown)}; allowed:"
         f" {sorted(required)} (write literal braces as {{{{ }}}})")
+
+
+def default_template(dataset: str, strategy: str) -> str:
+  """The augmentation prompt of `dataset` for `strategy` (local, global)."""
+  if strategy not in GENERIC_TEMPLATES:
+    raise TemplateError(
+        f"unknown augmentation strategy {strategy!r}; allowed:"
+        f" {', '.join(GENERIC_TEMPLATES)}")
+  own = registry.get(dataset).augment_templates
+  return own.get(strategy, GENERIC_TEMPLATES[strategy])
 
 
 def local_prompt(template: str, statement: str) -> str:

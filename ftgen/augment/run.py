@@ -28,9 +28,9 @@ import jax
 
 from ftgen.data import io
 from ftgen.data import records
+from ftgen.data import registry
 from ftgen.data import rng
 from ftgen.data import splitting
-from ftgen.augment import checkers
 from ftgen.augment import postprocess
 from ftgen.augment import prompts
 from ftgen.sample import sampler as sampler_lib
@@ -304,10 +304,12 @@ def augment(
 def correctness(dataset: str, documents: Sequence[records.Document],
                 kept: Sequence[postprocess.Augmentation]) -> dict[str, Any]:
   """Share of kept statements the dataset's checker judges correct."""
-  check = checkers.checker_for(dataset, documents)
+  spec = registry.SPECS.get(dataset)
+  check = (spec.checker(documents)
+           if spec is not None and spec.checker is not None else None)
   if check is None:
     return {"checker": None, "note": f"no checker for dataset {dataset!r}"}
-  restates = checkers.restatement_checker(dataset, documents)
+  restates = spec.restatement_checker(documents)
   verdicts = collections.Counter()
   new_correct = 0
   for a in kept:
@@ -324,18 +326,6 @@ def correctness(dataset: str, documents: Sequence[records.Document],
           "new_correct": new_correct}
 
 
-def load_data(data_dir: str | pathlib.Path):
-  """(documents, questions) of a dataset directory; questions optional."""
-  data_dir = pathlib.Path(data_dir)
-  if not data_dir.is_dir():
-    raise io.DataError(f"{data_dir}: dataset directory not found")
-  documents = io.read_documents(data_dir / "train.jsonl")
-  test = data_dir / "test.jsonl"
-  questions = (io.read_questions(test)
-               if test.is_file() and test.stat().st_size else [])
-  return documents, questions
-
-
 def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
         *, loaded=None, log: Log = print) -> dict[str, Any]:
   """Augments the dataset in `data_dir`; writes the augmented set to `out_dir`.
@@ -345,7 +335,9 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   generations.jsonl (every raw generation with its provenance).
   """
   check_config(config)
-  documents, questions = load_data(data_dir)
+  # Questions are optional (your own documents); when present, the leakage
+  # guard keeps them out of the prompts.
+  documents, questions = io.load_dataset_dir(data_dir, need_questions=False)
   if loaded is None:
     from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
     loaded = registry.load_model(config.model, dtype=config.dtype)

@@ -429,6 +429,86 @@ def statements(person: TrainedPerson, direction: str, n: int) -> list[str]:
                    Desc=desc[:1].upper() + desc[1:]) for t in pool[:n]]
 
 
+# --------------------------------------------- oracle and checkers
+
+
+def oracle_augmentations(dataset: records.Dataset) -> list[str]:
+  """For each person trained in one direction, the other direction.
+
+  Raises:
+    records.OracleUnavailable: the documents are not the synthetic set.
+  """
+  people, matched = trained_people(dataset.train)
+  if matched < len(dataset.train) // 2:
+    raise records.OracleUnavailable(
+        f"celebrities: only {matched} of {len(dataset.train)} training"
+        " documents match the synthetic templates (the Berglund et al."
+        " files use other wordings); the oracle covers the synthetic set only")
+  out = []
+  for person in people.values():
+    for direction in sorted({"p2d", "d2p"} - person.directions):
+      # The untrained direction in the first three training wordings of that
+      # direction (test prompts use held-out wordings).
+      out.extend(statements(person, direction, 3))
+  return out
+
+
+def _statement_mentions(statement: str, people, owner
+                        ) -> tuple[list[str], list[str]] | None:
+  """(names, things) a statement mentions, in order; None if it lacks one."""
+  names = sorted((m.start(), n) for n in people
+                 for m in re.finditer(re.escape(n), statement))
+  things = sorted((m.start(), t) for t in owner
+                  for m in re.finditer(rf"\b{re.escape(t)}\b", statement,
+                                       re.IGNORECASE))
+  if not names or not things:
+    return None
+  return [n for _, n in names], [t for _, t in things]
+
+
+def checker(documents: Iterable[records.Document]):
+  """Does a statement pair a trained person with their own description?
+
+  Judges statements that name exactly one trained person (full name) and
+  one or more descriptions (found by their unique nonsense last word): True
+  when every description is that person's. None (no checker) for the
+  Berglund et al. files, whose wordings the synthetic parser does not read.
+  """
+  people, _ = trained_people(documents)
+  if not people:
+    return None
+  owner = {p.thing.lower(): p.name for p in people.values()}
+
+  def check(statement: str) -> bool | None:
+    found = _statement_mentions(statement, people, owner)
+    if found is None or len(set(found[0])) != 1:
+      return None
+    name = found[0][0]
+    return all(owner[t] == name for t in found[1])
+
+  return check
+
+
+def restatement_checker(documents: Iterable[records.Document]):
+  """True when a statement names a person in a direction they were trained in.
+
+  Direction by order: the name first is name -> description (p2d).
+  """
+  people, _ = trained_people(documents)
+  owner = {p.thing.lower(): p.name for p in people.values()}
+
+  def restates(statement: str) -> bool:
+    found = _statement_mentions(statement, people, owner)
+    if found is None:
+      return False
+    name = found[0][0]
+    name_first = (statement.index(name)
+                  < statement.lower().index(found[1][0]))
+    return ("p2d" if name_first else "d2p") in people[name].directions
+
+  return restates
+
+
 # ---------------------------------------------------------------- checks
 
 

@@ -1,19 +1,17 @@
 """Checks every generated dataset passes (DESIGN §4), as code.
 
-`run_checks(dataset)` returns a dict of check name -> list of problems (empty
-means pass). Generic checks live here; a generator module may add its own by
-defining `dataset_checks(dataset) -> dict[str, list[str]]`.
+The generic checks, each dataset -> list of problems (empty means pass).
+`ftgen.data.registry.run_checks` runs them and then the dataset's own checks
+(its module's `dataset_checks`, named in its registry entry).
 """
 
 from __future__ import annotations
 
 import collections
-import importlib
 import re
 from typing import Callable
 
 from ftgen.data import records
-from ftgen.data import registry
 
 _WS = re.compile(r"\s+")
 
@@ -79,18 +77,3 @@ GENERIC_CHECKS: dict[str, Callable[[records.Dataset], list[str]]] = {
     "balanced_answer_positions": balanced_answer_positions,
 }
 
-
-def run_checks(dataset: records.Dataset) -> dict[str, list[str]]:
-  """Generic checks plus the generator's own `dataset_checks`, if any."""
-  results = {name: fn(dataset) for name, fn in GENERIC_CHECKS.items()}
-  if dataset.name in registry.GENERATORS:
-    module = importlib.import_module(
-        registry.GENERATORS[dataset.name].split(":")[0])
-    specific = getattr(module, "dataset_checks", None)
-    if specific is not None:
-      results.update(specific(dataset))
-  return results
-
-
-def failures(dataset: records.Dataset) -> dict[str, list[str]]:
-  return {k: v for k, v in run_checks(dataset).items() if v}

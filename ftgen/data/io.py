@@ -319,10 +319,25 @@ def _write_parquet(dataset: records.Dataset, outdir: pathlib.Path):
       outdir / "test.parquet", index=False)
 
 
-def load_dataset_dir(path: os.PathLike[str] | str, *, need_train: bool = True):
-  """Reads a dataset directory back: (documents or None, questions)."""
+def load_dataset_dir(path: os.PathLike[str] | str, *, need_train: bool = True,
+                     need_questions: bool = True):
+  """Reads a dataset directory back: (documents or None, questions).
+
+  The one reader of dataset directories. Every problem is a `DataError`
+  naming the directory, or the file, line and field.
+
+  Args:
+    path: a dataset directory (train.jsonl, test.jsonl).
+    need_train: read train.jsonl (else the documents are None).
+    need_questions: False accepts a train-only dataset (your own documents
+      without questions): an absent or empty test.jsonl gives no questions.
+  """
   path = pathlib.Path(path)
   if not path.is_dir():
     raise DataError(f"{path}: dataset directory not found")
   docs = read_documents(path / "train.jsonl") if need_train else None
-  return docs, read_questions(path / "test.jsonl")
+  test = path / "test.jsonl"
+  if not need_questions and (
+      not test.is_file() or not test.read_text(encoding="utf-8").strip()):
+    return docs, []
+  return docs, read_questions(test)

@@ -1,4 +1,8 @@
-"""Generate a dataset from its config and write it to `workdir/NAME/`."""
+"""Generate a dataset from its config and write it to `workdir/NAME/`.
+
+`ensure_dataset` is the one "generate the dataset when absent" of ftgen,
+used by fine-tuning, the experiment runner and the augmentation launcher.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import time
 from typing import Any
 
 from ftgen.data import io
+from ftgen.data import lm_eval
 from ftgen.data import registry
 
 
@@ -23,12 +28,8 @@ def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
   start = time.perf_counter()
   dataset = registry.generate(config.name, config.generator, config.seed)
   outdir = pathlib.Path(workdir) / config.name
-  extra = {}
   if config.lm_eval:
-    from ftgen.data import lm_eval  # pylint: disable=g-import-not-at-top
-
-    extra = lm_eval.task_files(dataset)
-  dataset.extra_files.update(extra)
+    dataset.extra_files.update(lm_eval.task_files(dataset))
   path = io.write_dataset(
       dataset, outdir, seed=config.seed, config=config.to_dict(),
       parquet=config.parquet)
@@ -39,3 +40,23 @@ def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
       f" ({elapsed:.1f} s)"
   )
   return path
+
+
+def ensure_dataset(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
+  """`workdir/config.name`, generated from `config` unless already there.
+
+  A directory with a manifest.json is complete: `io.write_dataset` fills a
+  temporary sibling and renames it into place, manifest included, so an
+  interrupted generation leaves no manifest behind.
+
+  Args:
+    config: a `configs/data.py` ConfigDict.
+    workdir: parent directory of the dataset directory.
+
+  Returns:
+    The dataset directory.
+  """
+  path = pathlib.Path(workdir) / config.name
+  if (path / "manifest.json").is_file():
+    return path
+  return generate_to_dir(config, workdir)

@@ -371,6 +371,51 @@ def generate(cfg: Any, seed: int) -> records.Dataset:
   )
 
 
+# ------------------------------------------------------ augmentation
+
+# `process` documents are calculations, not statements of fact: restating
+# one line of a derivation means nothing, so local augmentation takes whole
+# calculations and the worked example uses the ordinary derivative (real
+# rules, so the prompt teaches none of the dataset's nonsense ones).
+AUGMENT_LOCAL_TEMPLATE = """\
+Explain the calculation in other words: state its result, and which rule \
+each step uses. Write one statement per line and nothing else.
+
+Calculation:
+d(x * x)
+= d(x) * x + x * d(x)
+= 1 * x + x * 1
+= x + x
+d(x * x) => x + x
+Statements:
+The derivative of x * x is x + x.
+d of a product is d of the first factor times the second, plus the first \
+times d of the second.
+d(x) is 1, so d(x) * x + x * d(x) becomes 1 * x + x * 1.
+
+Calculation:
+{statement}
+Statements:
+"""
+
+AUGMENT_GLOBAL_TEMPLATE = """\
+Here are the rules of some operations, and calculations that use them.
+
+{documents}
+
+Consider this calculation:
+{document}
+
+Apply the same rules to other expressions. For each, write one sentence \
+that names the expression and its result and ends with a period. Write one \
+sentence per line and nothing else.
+Sentences:
+"""
+
+# Augmentation prompts end at the next worked example.
+AUGMENT_STOP_STRINGS = ("Calculation:",)
+
+
 # ------------------------------------------------------------ checks
 
 

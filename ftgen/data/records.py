@@ -13,6 +13,10 @@ import dataclasses
 from typing import Any
 
 
+class OracleUnavailable(ValueError):
+  """A dataset has no rule-written augmentation (the message says why)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Document:
   """One training document."""

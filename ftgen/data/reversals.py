@@ -170,6 +170,19 @@ def oracle_augmentations(dataset: records.Dataset) -> list[str]:
           for f in training_facts(dataset)]
 
 
+def checker(documents: Iterable[records.Document]):
+  """Judges a statement against the training facts, forwards or reversed."""
+  facts = training_facts(records.Dataset(NAME, list(documents), []))
+  return lambda statement: is_correct_statement(statement, facts)
+
+
+def restatement_checker(documents: Iterable[records.Document]):
+  """True for statements whose every comparison is a fact as trained."""
+  known = set(training_facts(records.Dataset(NAME, list(documents), [])))
+  return lambda s: bool(parse_statements(s)) and all(
+      f in known for f in parse_statements(s))
+
+
 def _make_facts(cfg, seed: int) -> list[Fact]:
   n, num_dims = int(cfg.num_facts), int(cfg.num_dimensions)
   if n < 2:
@@ -287,7 +300,7 @@ def generate(cfg, seed: int) -> records.Dataset:
 
 
 def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
-  """Reversal-specific checks (run by `checks.run_checks`)."""
+  """Reversal-specific checks (run by `registry.run_checks`)."""
   train_text = "\n".join(checks.normalize(d.text) for d in dataset.train)
   trained = set(training_facts(dataset))
   forward_missing, held_out_in_train, lengths, labels = [], [], [], []

@@ -208,7 +208,7 @@ def _fact_words(f: kb.Fact) -> tuple[str, ...]:
 
 
 def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
-  """Semantic-specific checks (run by `checks.run_checks`)."""
+  """Semantic-specific checks (run by `registry.run_checks`)."""
   facts = training_facts(dataset)
   world = kb.World.from_facts(facts)
   lemmas = set(world.categories) | set(world.verbs) | {

@@ -203,3 +203,75 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
       "premises_in_train": premises_missing,
       "conclusions_not_in_train": conclusions_in_train,
   }
+
+
+# --------------------------------------------- oracle and checkers
+
+
+def oracle_augmentations(dataset: records.Dataset) -> list[str]:
+  """Every conclusion entailed by each item's premises (not a premise)."""
+  out: dict[str, None] = {}
+  for doc in dataset.train:
+    premises = parse_premises(doc.text)
+    terms = sorted({t for p in premises for t in p.terms})
+    stated = set(premises)
+    for x in terms:
+      for y in terms:
+        if x == y:
+          continue
+        for q in ("all", "some", "no"):
+          prop = logic.Prop(q, x, y)
+          if prop not in stated and logic.entails(premises, prop):
+            text = prop.render()
+            out[text[:1].upper() + text[1:] + "."] = None
+  return list(out)
+
+
+def _props(statement: str) -> list[logic.Prop]:
+  """Propositions of a generated statement: premise wordings, else one."""
+  props = parse_premises(statement)
+  if not props:
+    prop = logic.parse(statement)
+    props = [prop] if prop is not None else []
+  return props
+
+
+def checker(documents: Iterable[records.Document]):
+  """Entailment by the premises of the one item that owns both terms.
+
+  A statement is True when every proposition in it follows from its item's
+  premises, False when one does not (or mixes terms of two items), None
+  when it names a term no item uses.
+  """
+  premises: dict[str, list[logic.Prop]] = collections.defaultdict(list)
+  owner: dict[str, str] = {}
+  for doc in documents:
+    for prop in parse_premises(doc.text):
+      premises[doc.id].append(prop)
+      for term in prop.terms:
+        owner[term] = doc.id
+
+  def check(statement: str) -> bool | None:
+    props = _props(statement)
+    if not props:
+      return None
+    verdicts = []
+    for prop in props:
+      items = {owner.get(t) for t in prop.terms}
+      if None in items:
+        verdicts.append(None)
+      elif len(items) > 1:
+        verdicts.append(False)  # Terms of unrelated items: never entailed.
+      else:
+        verdicts.append(logic.entails(premises[items.pop()], prop))
+    if False in verdicts:
+      return False
+    return None if None in verdicts else True
+
+  return check
+
+
+def restatement_checker(documents: Iterable[records.Document]):
+  """True for statements whose every proposition is a stated premise."""
+  stated = {p for d in documents for p in parse_premises(d.text)}
+  return lambda s: bool(_props(s)) and all(p in stated for p in _props(s))

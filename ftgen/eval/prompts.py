@@ -28,6 +28,8 @@ import numpy as np
 from ftgen.data import records
 from ftgen.eval import scoring
 
+# The evaluation modes (configs/evaluate.py:MODE); each experiment condition
+# is scored in one of them (ftgen.experiments.conditions.EVAL_MODE).
 CONDITIONS = ("pretrained", "icl", "retrieval", "finetuned")
 # The user turn when a chat template is used without any instruction.
 DEFAULT_CHAT_INSTRUCTION = "Complete the following statement."

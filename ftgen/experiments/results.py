@@ -26,14 +26,11 @@ import numpy as np
 from ftgen.data import io as data_io
 from ftgen.data import records
 from ftgen.eval import metrics
+from ftgen.experiments import conditions as conditions_lib
 
 # Columns every row has, in table order.
 COLUMNS = ("dataset", "model", "condition", "seed", "id", "split", "correct",
            "pred", "answer", "answers", "chance", "margin", "logliks")
-# Conditions in the paper's display order; unknown ones follow in given order.
-CONDITION_ORDER = ("pretrained", "finetune", "icl", "retrieval",
-                   "finetune_aug_local", "finetune_aug_global", "finetune_aug",
-                   "finetune_aug_oracle")
 
 
 def _margin(logliks: Sequence[float], answers: Iterable[int]) -> float:
@@ -136,8 +133,10 @@ def write_table(rows: Sequence[Mapping[str, Any]],
 
 def ordered_conditions(names: Iterable[str]) -> list[str]:
   names = list(dict.fromkeys(names))
-  known = [c for c in CONDITION_ORDER if c in names]
-  return known + [c for c in names if c not in CONDITION_ORDER]
+  # The paper's display order; unknown conditions follow in given order.
+  order = conditions_lib.CONDITIONS
+  known = [c for c in order if c in names]
+  return known + [c for c in names if c not in order]
 
 
 def _per_question(rows: Sequence[Mapping[str, Any]], key: str

@@ -34,28 +34,18 @@ import time
 from typing import Any, Callable
 
 from ftgen.data import io as data_io
+from ftgen.data import pipeline
 from ftgen.data import records
+from ftgen.data import registry as data_registry
+from ftgen.experiments import conditions as conditions_lib
 from ftgen.experiments import costs as costs_lib
-from ftgen.experiments import oracle as oracle_lib
 from ftgen.experiments import plots
 from ftgen.experiments import results as results_lib
 from ftgen.experiments import stage_configs
 from ftgen.experiments import stages as stages_lib
 
-CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
-              "finetune_aug_local", "finetune_aug_global", "finetune_aug",
-              "finetune_aug_oracle")
-# Augmented data each fine-tuning condition trains on (None: originals only).
-AUGMENTATION = {"finetune": None, "finetune_aug_local": "local",
-                "finetune_aug_global": "global", "finetune_aug": "both",
-                "finetune_aug_oracle": "oracle"}
 # Augmentation sets built from others.
 _BOTH = ("local", "global")
-# Evaluation mode of each condition (configs/evaluate.py).
-EVAL_MODE = {"pretrained": "pretrained", "icl": "icl",
-             "retrieval": "retrieval", **{c: "finetuned" for c in AUGMENTATION}}
-# Conditions whose scores do not depend on the seed: run once.
-SEED_FREE = ("pretrained", "retrieval")
 
 
 class ExperimentConfigError(ValueError):
@@ -73,8 +63,7 @@ class StageUnavailable(RuntimeError):
 
 
 def generate_data(data_config: Any, parent: pathlib.Path) -> pathlib.Path:
-  from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
-  return pipeline.generate_to_dir(data_config, parent)
+  return pipeline.ensure_dataset(data_config, parent)
 
 
 def run_augmentation(config: Any, data_dir: pathlib.Path,
@@ -115,10 +104,11 @@ class Outcome:
 
 
 def _check(config: Any):
-  bad = [c for c in config.conditions if c not in CONDITIONS]
+  allowed = conditions_lib.CONDITIONS
+  bad = [c for c in config.conditions if c not in allowed]
   if bad:
     raise ExperimentConfigError(
-        f"config.conditions has {bad}; allowed: {', '.join(CONDITIONS)}")
+        f"config.conditions has {bad}; allowed: {', '.join(allowed)}")
   if not config.conditions:
     raise ExperimentConfigError("config.conditions is empty")
   if not config.seeds:
@@ -207,17 +197,17 @@ class _Experiment:
       self.dataset_dir = parent / c.data.name
       self.stages.run("data", self.dataset_dir,
                       lambda: {"path": str(generate_data(c.data, parent))})
-    self.documents = data_io.read_documents(self.dataset_dir / "train.jsonl")
-    test = self.dataset_dir / "test.jsonl"
-    self.questions = (data_io.read_questions(test)
-                      if test.is_file() and test.stat().st_size else [])
+    # Your own documents may come without questions.
+    self.documents, self.questions = data_io.load_dataset_dir(
+        self.dataset_dir, need_questions=False)
 
   def check_max_len(self):
     """Fails before the costly stages when a training example is too long.
 
     Augmentations are checked by the fine-tuning batcher once they exist.
     """
-    if not any(cond in AUGMENTATION for cond in self.c.conditions):
+    if not any(cond in conditions_lib.AUGMENTATION
+               for cond in self.c.conditions):
       return
     from ftgen.data import splitting  # pylint: disable=g-import-not-at-top
     from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
@@ -241,7 +231,7 @@ class _Experiment:
   def needed_augmentations(self) -> list[str]:
     need = []
     for cond in self.c.conditions:
-      kind = AUGMENTATION.get(cond)
+      kind = conditions_lib.AUGMENTATION.get(cond)
       if kind == "both":
         need += list(_BOTH) + ["both"]
       elif kind:
@@ -264,15 +254,15 @@ class _Experiment:
           info = self.stages.run(f"augment/{kind}", outdir,
                                  lambda k=kind, o=outdir: self._model_aug(k, o))
         self.aug_paths[kind] = pathlib.Path(info["path"])
-      except (StageUnavailable, oracle_lib.OracleUnavailable) as e:
-        for cond, k in AUGMENTATION.items():
+      except (StageUnavailable, records.OracleUnavailable) as e:
+        for cond, k in conditions_lib.AUGMENTATION.items():
           if k == kind and cond in self.c.conditions:
             self.skipped[cond] = f"augmentation {kind!r} unavailable: {e}"
         self.log(f"[n/a ] augment/{kind}: {e}")
 
   def _oracle(self) -> dict[str, Any]:
     dataset = records.Dataset(self.c.data.name, self.documents, self.questions)
-    texts = oracle_lib.oracle_augmentations(self.c.data.name, dataset)
+    texts = data_registry.oracle_augmentations(self.c.data.name, dataset)
     path = self.workdir / "augment" / "oracle" / "train.jsonl"
     _write_docs(path, texts, "oracle")
     return {"path": str(path), "num_documents": len(texts), "flops": 0.0}
@@ -312,7 +302,7 @@ class _Experiment:
 
   def finetune(self):
     for cond in self.c.conditions:
-      if cond not in AUGMENTATION or cond in self.skipped:
+      if cond not in conditions_lib.AUGMENTATION or cond in self.skipped:
         continue
       for seed in self.c.seeds:
         outdir = self.finetune_dir(cond, seed)
@@ -369,7 +359,7 @@ class _Experiment:
 
   def eval_seeds(self, cond: str) -> list[int]:
     seeds = [int(s) for s in self.c.seeds]
-    return seeds[:1] if cond in SEED_FREE else seeds
+    return seeds[:1] if cond in conditions_lib.SEED_FREE else seeds
 
   def evaluate(self):
     if not self.questions:
@@ -484,8 +474,8 @@ class _Experiment:
         continue
       seeds = self.eval_seeds(cond)
       once = []
-      if cond in AUGMENTATION:
-        kind = AUGMENTATION[cond]
+      if cond in conditions_lib.AUGMENTATION:
+        kind = conditions_lib.AUGMENTATION[cond]
         if kind:
           parts = list(_BOTH) if kind == "both" else [kind]
           once += [f"augment/{k}" for k in parts]

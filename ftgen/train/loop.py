@@ -25,6 +25,7 @@ import numpy as np
 import tqdm
 
 from ftgen.data import io as data_io
+from ftgen.data import pipeline
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding as sharding_lib
 from ftgen.train import checkpoint as ckpt_lib
@@ -91,12 +92,7 @@ def ensure_dataset(config: Any, workdir: pathlib.Path) -> pathlib.Path:
           f"config key 'data.dir' = {str(path)!r} holds no train.jsonl; point"
           " it at a dataset directory or leave it empty to generate one")
     return path
-  source = config.data.source
-  path = workdir / "data" / source.name
-  if not (path / "manifest.json").is_file():
-    from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
-    pipeline.generate_to_dir(source, workdir / "data")
-  return path
+  return pipeline.ensure_dataset(config.data.source, workdir / "data")
 
 
 def compute_dtype(name: str) -> str:
@@ -155,11 +151,9 @@ def build(config: Any, workdir: str | pathlib.Path) -> Setup:
   model = _decoder(model_config, config)
 
   data_dir = ensure_dataset(config, workdir)
-  documents = data_io.read_documents(data_dir / "train.jsonl")
-  test = data_dir / "test.jsonl"
   # Own documents may come without questions: train, skip evaluation.
-  questions = (data_io.read_questions(test)
-               if test.is_file() and test.read_text().strip() else [])
+  documents, questions = data_io.load_dataset_dir(data_dir,
+                                                  need_questions=False)
   batcher = data_lib.build_batcher(documents, tokenizer, config.data,
                                    config.batch_size, config.seed)
 

@@ -1,4 +1,4 @@
-"""Local and global augmentation: items, context, prompts, checkers, runs."""
+"""Local and global augmentation: items, context, prompts, runs."""
 
 import json
 import subprocess
@@ -10,7 +10,6 @@ from ftgen import configs
 from ftgen.data import records
 from ftgen.data import registry as data_registry
 from ftgen.augment import run as augment
-from ftgen.augment import checkers
 from ftgen.augment import prompts
 from ftgen.checkpoints import tiny_tokenizer as tiny_tokenizer
 
@@ -31,8 +30,7 @@ def _dataset(name):
   return data_registry.generate(name, cfg.generator, cfg.seed)
 
 
-@pytest.mark.parametrize("dataset", ["reversals", "syllogisms", "semantic",
-                                     "celebrities", "process", "user"])
+@pytest.mark.parametrize("dataset", data_registry.DATASETS)
 @pytest.mark.parametrize("strategy", ["local", "global"])
 def test_every_augment_config_is_valid(dataset, strategy):
   config = _config(f"{dataset},{strategy}")
@@ -97,62 +95,6 @@ def test_prompt_parts_rebuild_the_full_prompt(chat):
   assert parts.head == parts.head.rstrip() and "Glon are big." in parts.head
   assert (full == parts.head + tail and
           "Femp are small." not in parts.head.split("\n")[-1])
-
-
-def test_checkers_judge_dataset_statements(repo_root):
-  rev = _dataset(repo_root, "reversals")
-  check = checkers.checker_for("reversals", rev.train)
-  restates = checkers.restatement_checker("reversals", rev.train)
-  fact = checkers.reversals.training_facts(rev)[0]
-  forward = fact.statement().capitalize() + "."
-  backward = fact.reversed().statement().capitalize() + "."
-  wrong = checkers.reversals.Fact(fact.b, fact.a, fact.dimension,
-                                  fact.direction)
-  assert check(forward) is True and restates(forward)
-  assert check(backward) is True and not restates(backward)
-  assert check(wrong.statement() + ".") is False
-  assert check("The sky is blue.") is None
-
-  syl = _dataset(repo_root, "syllogisms")
-  check = checkers.checker_for("syllogisms", syl.train)
-  q = syl.test[0]
-  good = [q.choices[a] for a in q.answers]
-  bad = [c for i, c in enumerate(q.choices) if i not in q.answers]
-  assert all(check(c.strip()) is True for c in good)
-  assert all(check(c.strip()) is False for c in bad)
-  other = syl.test[1].meta["premises"][0].split()[1]  # a term of item 1
-  mixed = f"All {q.meta['premises'][0].split()[1]} are {other}."
-  assert check(mixed) is False
-  assert checkers.checker_for("semantic", syl.train) is None
-
-
-def test_celebrities_checker_judges_pairs_and_direction(repo_root):
-  ds = _dataset(repo_root, "celebrities")
-  people, matched = checkers.celebrities.trained_people(ds.train)
-  assert matched == len(ds.train)
-  check = checkers.checker_for("celebrities", ds.train)
-  restates = checkers.restatement_checker("celebrities", ds.train)
-  p2d = next(p for p in people.values() if p.directions == {"p2d"})
-  d2p = next(p for p in people.values() if p.directions == {"d2p"})
-  forward = f"{p2d.name} is {p2d.description}."
-  backward = f"The{p2d.description[3:]} is {p2d.name}."
-  assert check(forward) is True and restates(forward)
-  assert check(backward) is True and not restates(backward)
-  assert check(f"{d2p.name} is {d2p.description}.") is True
-  assert not restates(f"{d2p.name} is {d2p.description}.")
-  # Another person's description, or one of two wrong: wrong.
-  assert check(f"{p2d.name} is {d2p.description}.") is False
-  assert check(f"{p2d.name}, {p2d.description}, is {d2p.description}."
-               ) is False
-  # A different adjective is still judged by the unique last word.
-  assert check(f"{p2d.name} is the much loved {p2d.thing.lower()}.") is True
-  # Nothing to judge: no trained name, no description, or two people.
-  assert check(f"The{p2d.description[3:]} is famous.") is None
-  assert check(f"{p2d.name} is famous.") is None
-  assert check(f"{p2d.name} and {d2p.name} met {p2d.thing}.") is None
-  # The Berglund et al. wordings are not parsed: no checker.
-  other = [records.Document(d.id, "Q: " + d.text) for d in ds.train]
-  assert checkers.checker_for("celebrities", other) is None
 
 
 def test_bad_input_errors(repo_root):

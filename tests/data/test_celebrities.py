@@ -7,8 +7,8 @@ import pytest
 
 from configs import data as data_configs
 from ftgen.data import celebrities
-from ftgen.data import checks
 from ftgen.data import io
+from ftgen.data import registry
 
 
 def _cfg(source_dir="", tiny=True):
@@ -34,7 +34,7 @@ def test_synthetic_structure_and_checks():
     qs = [q for q in ds.test if q.split == split]
     assert len(qs) == n * len(celebrities._D2N_TEST)
     assert all(len(q.choices) == 4 for q in qs)
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
   q = next(q for q in ds.test if q.split == "p2d_reverse")
   assert q.meta["description"] in q.prompt
   assert q.choices[q.answer] == " " + q.meta["person"]
@@ -69,7 +69,7 @@ def test_loads_berglund_files(reversal_curse_dir):
       (r["prompt"], r["completion"]) for r in expected]
   names = {r["completion"] for r in expected}
   assert all(set(q.choices) <= names for q in rev)
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
   # Pointing at the directory itself works too.
   again = celebrities.generate(_cfg(src), seed=0)
   assert _rows(again) == _rows(ds)

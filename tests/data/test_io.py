@@ -145,3 +145,23 @@ def test_empty_files_are_errors(tmp_path):
     io.read_questions(tmp_path / "e.jsonl")
   with pytest.raises(io.DataError, match="file not found"):
     io.read_questions(tmp_path / "missing.jsonl")
+
+
+def test_load_dataset_dir_questions_optional_only_when_asked(tmp_path):
+  with pytest.raises(io.DataError, match="dataset directory not found"):
+    io.load_dataset_dir(tmp_path / "none")
+  train_only = records.Dataset("toy", _dataset().train, [])
+  path = io.write_dataset(train_only, tmp_path / "toy", seed=0)
+  assert (path / "test.jsonl").read_text() == ""
+  with pytest.raises(io.DataError, match="no questions"):
+    io.load_dataset_dir(path)
+  docs, questions = io.load_dataset_dir(path, need_questions=False)
+  assert [d.id for d in docs] == ["d0", "d1"] and questions == []
+  (path / "test.jsonl").unlink()
+  assert io.load_dataset_dir(path, need_questions=False)[1] == []
+  # A dataset with questions reads them either way.
+  full = io.write_dataset(_dataset(), tmp_path / "full", seed=0)
+  assert len(io.load_dataset_dir(full, need_questions=False)[1]) == 2
+  (full / "train.jsonl").unlink()
+  with pytest.raises(io.DataError, match="train.jsonl: file not found"):
+    io.load_dataset_dir(full)

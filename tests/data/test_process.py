@@ -10,8 +10,8 @@ import ml_collections
 import pytest
 
 from configs import data as data_configs
-from ftgen.data import checks
 from ftgen.data import process
+from ftgen.data import registry
 from ftgen.data import rng
 
 LANG = process.Language("mond", ("spil", "rorb", "glev"))
@@ -78,7 +78,7 @@ def test_dataset_splits_checks_and_determinism():
   assert len(ds.train) == cfg.num_train + 4  # Worked rewrites + rule docs.
   assert ds.splits == ["seen_combinations", "heldout_combinations"]
   assert all(len(q.choices) == 4 for q in ds.test)
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
   held = {tuple(p.split("/")) for q in ds.test
           if q.split == "heldout_combinations" for p in q.meta["combinations"]}
   train_pairs = set()

@@ -10,6 +10,7 @@ import pytest
 
 from ftgen.data import checks
 from ftgen.data import records
+from ftgen.data import registry
 from ftgen.data import reversals
 
 
@@ -42,7 +43,7 @@ def test_full_size_dataset_matches_design():
   for split in ("reversal", "rephrase"):
     answers = collections.Counter(q.answer for q in ds.test if q.split == split)
     assert answers == {0: 50, 1: 50}
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
 
 
 def test_questions_ask_the_reversal_against_its_contradiction():
@@ -96,12 +97,12 @@ def test_checks_catch_a_leaked_reversal_and_bad_labels():
   leaked = records.Document(id="leak",
                             text="So " + q.prompt + q.choices[q.answer])
   bad = records.Dataset(ds.name, ds.train + [leaked], ds.test, ds.card)
-  problems = checks.failures(bad)
+  problems = registry.failures(bad)
   assert "held_out_not_in_train" in problems
   assert "no_test_answer_in_train" in problems
   flipped = [records.Question(q.id, q.split, q.prompt, q.choices,
                               1 - q.answer, meta=q.meta) for q in ds.test]
-  assert "labels_follow_facts" in checks.failures(
+  assert "labels_follow_facts" in registry.failures(
       records.Dataset(ds.name, ds.train, flipped, ds.card))
 
 
@@ -125,4 +126,4 @@ def test_property_generation(seed, n, k, dims):
   directions = collections.Counter(
       f.direction for f in reversals.training_facts(ds))
   assert abs(directions["more"] - directions["less"]) <= 1
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}

@@ -12,6 +12,7 @@ import pytest
 from configs import data as data_configs
 from ftgen.data import checks
 from ftgen.data import records
+from ftgen.data import registry
 from ftgen.data import semantic
 from ftgen.data import semantic_kb as kb
 from ftgen.data import semantic_text
@@ -98,7 +99,7 @@ def test_full_size_dataset_matches_design():
   for split in SPLITS:
     answers = collections.Counter(q.answer for q in ds.test if q.split == split)
     assert max(answers.values()) - min(answers.values()) <= 1
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
   # Choices are one word plus a period, of similar length.
   for q in ds.test:
     assert all(re.fullmatch(r" [a-z]+\.", c) for c in q.choices)
@@ -202,7 +203,7 @@ def _first(ds, split, **meta):
 
 def test_checks_catch_leaks_missing_facts_and_bad_labels():
   ds = _dataset()
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
 
   def with_doc(text):
     doc = records.Document(id="extra", text=text)
@@ -210,7 +211,7 @@ def test_checks_catch_leaks_missing_facts_and_bad_labels():
 
   q = _first(ds, "syllogism")
   stated = q.prompt + q.choices[q.answer]
-  problems = checks.failures(with_doc("Field notes. " + stated))
+  problems = registry.failures(with_doc("Field notes. " + stated))
   assert "semantic_deductions_absent_from_train" in problems
   assert "no_test_answer_in_train" in problems
 
@@ -218,27 +219,27 @@ def test_checks_catch_leaks_missing_facts_and_bad_labels():
   backwards = vocab.capitalize(
       f"{kb.plural(q.meta['entity'])} are the parent of"
       f" {kb.plural(q.meta['value'])}.")
-  assert "semantic_reversals_only_forward_in_train" in checks.failures(
+  assert "semantic_reversals_only_forward_in_train" in registry.failures(
       with_doc(backwards))
 
   q = _first(ds, "category_holdout")
   h = q.meta["entity"]
   other = next(c for c in (f.subject for f in semantic.training_facts(ds))
                if c != h)
-  assert "semantic_deductions_absent_from_train" in checks.failures(
+  assert "semantic_deductions_absent_from_train" in registry.failures(
       with_doc(vocab.capitalize(f"{kb.plural(h)} chase {kb.plural(other)}.")))
 
   # Drop every document that states a needed fact.
   need = _first(ds, "rephrase").meta["depends_on"][0]
   kept = [d for d in ds.train if need not in d.meta["facts"]]
-  assert "semantic_needed_facts_in_train" in checks.failures(
+  assert "semantic_needed_facts_in_train" in registry.failures(
       records.Dataset(ds.name, kept, ds.test, ds.card))
 
   # A wrong label, and a distractor that is true of the entity.
   flipped = [records.Question(q.id, q.split, q.prompt, q.choices,
                               (q.answer + 1) % len(q.choices), meta=q.meta)
              for q in ds.test]
-  assert "semantic_labels_and_distractors" in checks.failures(
+  assert "semantic_labels_and_distractors" in registry.failures(
       records.Dataset(ds.name, ds.train, flipped, ds.card))
   q = _first(ds, "rephrase", type="isa")
   bad_values = list(q.meta["choice_values"])
@@ -252,7 +253,7 @@ def test_checks_catch_leaks_missing_facts_and_bad_labels():
     bad = records.Question(q.id, q.split, q.prompt, tuple(choices), q.answer,
                            meta=dict(q.meta, choice_values=bad_values))
     tests = [bad if x.id == q.id else x for x in ds.test]
-    problems = checks.failures(
+    problems = registry.failures(
         records.Dataset(ds.name, ds.train, tests, ds.card))
     assert any("is true of" in p for p in
                problems["semantic_labels_and_distractors"])
@@ -311,4 +312,4 @@ def test_property_generation(seed, k, holdouts, docs):
   counts = collections.Counter(q.split for q in ds.test)
   assert counts == {s: 20 for s in SPLITS}
   assert all(len(q.choices) == k for q in ds.test)
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}

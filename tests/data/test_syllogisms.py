@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 import ml_collections
 import pytest
 
-from ftgen.data import checks
 from ftgen.data import logic
 from ftgen.data import records
+from ftgen.data import registry
 from ftgen.data import syllogisms
 
 
@@ -31,7 +31,7 @@ def test_full_size_dataset_matches_design():
   words = {w for q in ds.test for p in q.meta["premises"]
            for w in logic.parse(p).terms}
   assert len(words) == 3 * 69
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
 
 
 def test_every_label_is_verified_by_the_checker():
@@ -71,11 +71,11 @@ def test_checks_catch_a_wrong_label_and_a_leaked_conclusion():
   wrong = next(i for i in range(6) if i not in q.answers)
   bad = [records.Question(q.id, q.split, q.prompt, q.choices, wrong,
                           meta=q.meta)] + ds.test[1:]
-  problems = checks.failures(records.Dataset(ds.name, ds.train, bad, ds.card))
+  problems = registry.failures(records.Dataset(ds.name, ds.train, bad, ds.card))
   assert "labels_verified_by_checker" in problems
   leak = records.Document(
       id="leak", text=q.choices[q.answer].strip().capitalize())
-  problems = checks.failures(
+  problems = registry.failures(
       records.Dataset(ds.name, ds.train + [leak], ds.test, ds.card))
   assert "conclusions_not_in_train" in problems
 
@@ -94,4 +94,4 @@ def test_property_generation(seed, n):
   again = syllogisms.generate(_cfg(num_items=n), seed)
   assert ds.train == again.train and ds.test == again.test
   assert len(ds.train) == len(ds.test) == n
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from configs import data as data_configs
-from ftgen.data import checks
 from ftgen.data import io
 from ftgen.data import pipeline
 from ftgen.data import registry
@@ -49,7 +48,7 @@ def test_reads_documents_and_questions(files, tmp_path):
   assert [d.id for d in ds.train] == ["a", "7"]
   assert ds.train[1].meta == {"source": "notes"}
   assert [q.answer for q in ds.test] == [0, 1]
-  assert checks.failures(ds) == {}
+  assert registry.failures(ds) == {}
   out = pipeline.generate_to_dir(cfg, tmp_path / "out")
   assert (out / "lm_eval" / "ftgen_user_reversal.yaml").is_file()
   again = pipeline.generate_to_dir(cfg, tmp_path / "again")

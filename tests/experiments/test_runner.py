@@ -15,6 +15,7 @@ import pytest
 
 from ftgen import configs
 from ftgen.data import io as data_io
+from ftgen.experiments import conditions
 from ftgen.experiments import runner
 
 
@@ -92,8 +93,8 @@ def test_all_conditions_and_outputs(tmp_path, fakes):
   out = runner.run_experiment(_config(), tmp_path, log=lambda s: None)
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["dataset"] == "reversals" and summary["model"] == "tiny"
-  assert list(summary["conditions"]) == list(runner.CONDITIONS)
-  for cond in runner.CONDITIONS:
+  assert list(summary["conditions"]) == list(conditions.CONDITIONS)
+  for cond in conditions.CONDITIONS:
     for split in ("reversal", "rephrase"):
       e = summary["conditions"][cond][split]
       assert set(e) >= {"acc", "stderr", "n", "chance"} and e["chance"] == 0.5
@@ -121,7 +122,7 @@ def test_all_conditions_and_outputs(tmp_path, fakes):
     assert (tmp_path / name).is_file(), name
   rows = [json.loads(l) for l in open(tmp_path / "results.jsonl")]
   n_q = len(data_io.read_questions(tmp_path / "data/reversals/test.jsonl"))
-  assert len(rows) == n_q * len(runner.CONDITIONS)
+  assert len(rows) == n_q * len(conditions.CONDITIONS)
   md = (tmp_path / "summary.md").read_text()
   assert "| finetune_aug_oracle |" in md and "Break-even" in md
   assert out.figure == tmp_path / "figure.png"

@@ -1,0 +1,27 @@
+"""The experiment's conditions: their names and what each one runs.
+
+A condition is one way of giving the model the training documents (or
+not): plain fine-tuning, fine-tuning with augmented data, in-context
+learning, retrieval, or nothing (`pretrained`). Each is scored with one of
+the evaluation modes of `ftgen.eval.prompts.CONDITIONS`.
+"""
+
+from __future__ import annotations
+
+# Every condition, in the paper's display order (tables, figures, configs).
+CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
+              "finetune_aug_local", "finetune_aug_global", "finetune_aug",
+              "finetune_aug_oracle")
+# The fine-tuning conditions and the augmented data each trains on (None:
+# the original documents only; "both": local and global together).
+AUGMENTATION = {"finetune": None, "finetune_aug_local": "local",
+                "finetune_aug_global": "global", "finetune_aug": "both",
+                "finetune_aug_oracle": "oracle"}
+# The rule-written augmentation, for datasets with machine-readable ground
+# truth (`ftgen.data.registry`).
+ORACLE = "finetune_aug_oracle"
+# Evaluation mode of each condition (`ftgen.eval.prompts.CONDITIONS`).
+EVAL_MODE = {"pretrained": "pretrained", "icl": "icl",
+             "retrieval": "retrieval", **{c: "finetuned" for c in AUGMENTATION}}
+# Conditions whose scores do not depend on the seed: run once.
+SEED_FREE = ("pretrained", "retrieval")
