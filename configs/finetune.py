@@ -128,7 +128,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.progress = True  # tqdm progress bar with ETA.
   c.peak_flops = 989e12  # Per device, for MFU (H100/H200 bf16 dense).
   c.export_hf = True  # Write WORKDIR/export (HF config.json + safetensors).
-  # Sleep after every step (seconds): only for preemption tests.
-  c.throttle_s = 0.0
   c.lock()
   return c

@@ -303,8 +303,6 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
         tokens_since += b * t
         flops_since += b * t * flops_lib.train_flops_per_token(
             setup.model_config, t)
-        if config.throttle_s:
-          time.sleep(config.throttle_s)
         if step % config.log_every == 0 or step == config.steps:
           m = {k: float(v) for k, v in jax.device_get(metrics).items()}
           now = time.perf_counter()
