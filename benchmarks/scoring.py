@@ -53,6 +53,7 @@ sys.path.insert(
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ftgen.eval import prefix as prefix_lib
 from ftgen.eval import scoring
+from ftgen.models import kv_cache
 from ftgen.models import presets
 from ftgen.models.config import ModelConfig
 from ftgen.models.decoder import Decoder
@@ -278,8 +279,8 @@ def main(argv=None) -> dict:
     return scores.logliks
 
   def prefill():
-    pc = prefix_lib.prefill_prefix(model, params, reqs[0].context[:p],
-                                   chunk=args.prefill_chunk)
+    pc = kv_cache.prefill_prefix(model, params, reqs[0].context[:p],
+                                 chunk=args.prefill_chunk)
     return jax.block_until_ready(pc.cache)
 
   t_naive, ll_naive = _median_time(naive, args.repeats)

@@ -10,26 +10,19 @@ causally to its own tokens, merged exactly in one softmax).
 In the retrieval condition each question has a context of its own (its k
 documents); `score_per_context` prefills each distinct context once and
 scores that question's choices against it.
+
+The prefill itself and the prefix-cache type are `ftgen.models.kv_cache`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Any, Sequence
 
-import jax
 import numpy as np
+import tqdm
 
 from ftgen.eval import scoring
-
-
-@dataclasses.dataclass
-class PrefixCache:
-  """A prefilled batch-1 KV cache and how many tokens it holds."""
-
-  cache: Any
-  length: int
+from ftgen.models import kv_cache
 
 
 def common_prefix_length(requests: Sequence[scoring.Request]) -> int:
@@ -95,45 +88,6 @@ def choose_mode(requests: Sequence[scoring.Request], min_prefix: int = 1,
   return batched
 
 
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=4)
-def _prefill_chunk(model, params, tokens, positions, cache, mask):
-  # Only the cache is returned: XLA drops the unused output projection, so a
-  # prefill pays for no [T, V] logits.
-  _, cache = model.apply({"params": params}, tokens, positions, mask,
-                         cache=cache)
-  return cache
-
-
-def prefill_prefix(model: Any, params: Any, tokens: Sequence[int], *,
-                   chunk: int = 512,
-                   buckets: Sequence[int] | None = None) -> PrefixCache:
-  """Prefills `tokens` into a fresh batch-1 cache, `chunk` tokens at a time.
-
-  The last chunk is padded (padding slots are never attended), so a prefill
-  of any length compiles once per chunk size. A prefix shorter than `chunk`
-  is one chunk of its own length, or, with `buckets`, of its bucket length
-  (many prefixes of varied lengths then share a few compiled shapes).
-  """
-  from ftgen.models import kv_cache  # pylint: disable=g-import-not-at-top
-
-  n = len(tokens)
-  if not n:
-    raise ValueError("empty prefix")
-  short = scoring.bucket_length(n, buckets) if buckets else n
-  chunk = min(chunk, short)
-  slots = -(-n // chunk) * chunk
-  cache = kv_cache.init_cache(model.config, 1, slots)
-  ids = np.zeros((1, slots), np.int32)
-  ids[0, :n] = tokens
-  valid = np.arange(slots)[None, :] < n
-  positions = np.arange(slots, dtype=np.int32)[None, :]
-  for lo in range(0, slots, chunk):
-    sl = slice(lo, lo + chunk)
-    cache = _prefill_chunk(model, params, ids[:, sl], positions[:, sl], cache,
-                           valid[:, sl])
-  return PrefixCache(cache, n)
-
-
 def score_with_prefix(model: Any, params: Any,
                       requests: Sequence[scoring.Request], *,
                       chunk: int = 512, min_prefix: int = 1,
@@ -154,7 +108,8 @@ def score_with_prefix(model: Any, params: Any,
   p = common_prefix_length(requests)
   if p < max(min_prefix, 1):
     return scoring.score_requests(model, params, requests, **kwargs), 0
-  pc = prefill_prefix(model, params, requests[0].context[:p], chunk=chunk)
+  pc = kv_cache.prefill_prefix(model, params, requests[0].context[:p],
+                               chunk=chunk)
   scores = scoring.score_requests(model, params, requests, prefix=pc.cache,
                                   prefix_len=p, **kwargs)
   return scores, p
@@ -189,8 +144,6 @@ def score_per_context(model: Any, params: Any,
   Returns:
     (scores in request order, prefix tokens cached summed over contexts).
   """
-  import tqdm  # pylint: disable=g-import-not-at-top
-
   groups: dict[tuple[int, ...], list[int]] = {}
   for i, r in enumerate(requests):
     groups.setdefault(r.context, []).append(i)
@@ -204,8 +157,8 @@ def score_per_context(model: Any, params: Any,
       plain.extend(idx)
       continue
     rows = min(batch_size, 1 << (len(idx) - 1).bit_length())
-    pc = prefill_prefix(model, params, context[:p], chunk=chunk,
-                        buckets=buckets)
+    pc = kv_cache.prefill_prefix(model, params, context[:p], chunk=chunk,
+                                 buckets=buckets)
     out = scoring.score_requests(
         model, params, [requests[i] for i in idx], prefix=pc.cache,
         prefix_len=p, batch_size=rows, buckets=buckets, **kwargs)

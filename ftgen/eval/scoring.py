@@ -29,6 +29,7 @@ import numpy as np
 import tqdm
 
 from ftgen.models import head
+from ftgen.models import kv_cache
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -104,16 +105,6 @@ def encode_pair(
   return Request(tuple(full_context), tuple(continuation_ids))
 
 
-def bucket_length(n: int, buckets: Sequence[int]) -> int:
-  """The smallest bucket >= n; past the largest, a multiple of it."""
-  buckets = sorted(buckets)
-  for b in buckets:
-    if n <= b:
-      return b
-  top = buckets[-1]
-  return -(-n // top) * top
-
-
 @dataclasses.dataclass(frozen=True)
 class Batch:
   """Padded rows of one batch and which requests they belong to."""
@@ -142,7 +133,8 @@ def make_batches(
     offset: tokens already in a prefix cache; a row holds tokens
       [offset, len - 1) as inputs at positions offset + t.
     batch_size: rows per batch (B).
-    buckets: row lengths (T) to pad to.
+    buckets: row lengths (T) to pad to (`kv_cache.bucket_length`: past the
+      largest, a multiple of it).
     max_batch_tokens: if > 0, B is reduced (to a power of two) for long
       buckets so that B * T stays within it; B then depends on T only.
     pad_id: filler token.
@@ -162,7 +154,7 @@ def make_batches(
   batches, start = [], 0
   while start < len(order):
     longest = len(requests[order[start]]) - offset - 1
-    t = bucket_length(longest, buckets)
+    t = kv_cache.bucket_length(longest, buckets)
     rows = batch_size
     if max_batch_tokens > 0:
       while rows > 1 and rows * t > max_batch_tokens:

@@ -42,8 +42,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from ftgen.models import kv_cache
 from ftgen.models.attention import Attention, write_rows
 from ftgen.models.config import ModelConfig
 from ftgen.models.layers import MLP, Embedder, RMSNorm, _Dense, constrain
@@ -97,20 +97,15 @@ class Decoder(nn.Module):
             else jnp.asarray(attention_mask, bool))
 
     ctx: dict[str, Any] = {}
-    base = jnp.zeros((b,), jnp.int32)
     if prefix is not None:
       _check_prefix(prefix)
-      plen = prefix["pos"].shape[1]
-      ppos = prefix["pos"][0]
-      ctx["prefix_pos"] = ppos
-      ctx["prefix_valid"] = (ppos >= 0) & (jnp.arange(plen) < prefix["end"][0])
-      base = jnp.maximum(
-          base, jnp.max(jnp.where(ctx["prefix_valid"], ppos, -1)) + 1)
+      ctx["prefix_pos"] = prefix["pos"][0]
+      ctx["prefix_valid"] = kv_cache.prefix_valid(prefix)
     if cache is not None:
-      _check_room(cache, t)
-      base = jnp.maximum(base, jnp.max(cache["pos"], axis=1) + 1)
+      kv_cache.check_room(cache, t)
     if positions is None:
-      positions = base[:, None] + jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
+      positions = kv_cache.token_positions(
+          mask, kv_cache.next_positions(b, cache, prefix))
     positions = jnp.asarray(positions, jnp.int32)
     ctx["q_pos"] = positions
 
@@ -178,19 +173,6 @@ class Decoder(nn.Module):
 def _new_cache(cache, new_kv, ctx, t):
   return {"k": new_kv["k"], "v": new_kv["v"], "pos": ctx["k_pos"],
           "end": cache["end"] + t}
-
-
-def _check_room(cache: dict[str, Array], t: int) -> None:
-  """Context overflow is an error, never a silent clamp (when checkable)."""
-  end = cache["end"]
-  if isinstance(end, jax.core.Tracer):
-    return
-  s = cache["k"].shape[2]
-  worst = int(np.max(np.asarray(end))) + t
-  if worst > s:
-    raise ValueError(
-        f"KV cache overflow: writing {t} tokens after {worst - t} would need "
-        f"{worst} slots; the cache holds {s}. Allocate a longer cache.")
 
 
 def _check_prefix(prefix: dict[str, Array]) -> None:

@@ -14,14 +14,21 @@ False) occupy slots but get pos -1, so left- and right-padded rows both work
 and rows may hold different numbers of valid tokens. When a call gives no
 positions, each row continues from its largest cached position + 1.
 
-A *prefix cache* is a cache with B = 1 holding a shared context (e.g. an ICL
-prompt): pass it as `prefix=` and every row of a batch attends to all of it
-(respecting sliding windows) and causally to its own tokens.
+A *prefix cache* is a cache with B = 1 holding a shared context (an ICL
+prompt, an augmentation prompt): `prefill_prefix` fills one in chunks and
+returns a `Prefix`; pass its `cache` as `prefix=` and every row of a batch
+attends to all of it (respecting sliding windows) and causally to its own
+tokens.
+
+Bucketing: callers pad lengths (and batch sizes) up to a few bucket sizes so
+that jitted programs compile once per bucket; `bucket_length` is the one
+rounding rule, each caller passes its own list of buckets.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +37,7 @@ import numpy as np
 from ftgen.models.config import ModelConfig
 from ftgen.models.layers import dtype_of
 
+Array = jax.Array
 Cache = dict
 
 
@@ -50,87 +58,161 @@ def init_cache(config: ModelConfig, batch: int, max_len: int,
   }
 
 
-def cache_length(cache: Cache) -> int:
-  """S: slots per row."""
-  return int(cache["k"].shape[2])
+def reset(cache: Cache) -> Cache:
+  """The cache emptied for reuse: stale K/V stay, but pos -1 hides them."""
+  return dict(cache, pos=jnp.full_like(cache["pos"], -1),
+              end=jnp.zeros_like(cache["end"]))
 
 
-def cache_end(cache: Cache) -> np.ndarray:
-  """[B] slots written per row."""
-  return np.asarray(cache["end"])
+def check_room(cache: Cache, t: int) -> None:
+  """Context overflow is an error, never a silent clamp (when checkable).
 
-
-def next_positions(cache: Cache) -> jax.Array:
-  """[B] the position the next valid token of each row gets by default."""
-  return jnp.max(cache["pos"], axis=1) + 1
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _apply_cached(model, params, tokens, positions, mask, cache, prefix):
-  return model.apply({"params": params}, tokens, positions, mask,
-                     cache=cache, prefix=prefix)
-
-
-def apply_with_cache(model, params, tokens, cache, positions=None,
-                     attention_mask=None, prefix=None):
-  """`model.apply(..., cache=cache)` under jit -> (logits, new_cache)."""
-  return prefill(model, params, tokens, cache, None, attention_mask,
-                 positions, prefix)
-
-
-def prefill(model, params, tokens, cache: Cache, chunk: int | None = None,
-            attention_mask=None, positions=None, prefix=None):
-  """Writes `tokens` [B,T] into the cache in chunks of `chunk` tokens.
-
-  Returns (logits [B,T,V] float32, new cache). Chunked and one-shot prefill
-  give the same logits and cache; chunks bound the [T,S] score memory. The
-  last chunk may be shorter (one extra compile).
+  Under jit the written count is a tracer and cannot be read; callers that
+  jit size their caches on the host.
   """
-  tokens = jnp.asarray(tokens, jnp.int32)
-  b, t = tokens.shape
-  _check_room(cache, t)
-  if attention_mask is None:
-    attention_mask = jnp.ones((b, t), bool)
-  attention_mask = jnp.asarray(attention_mask, bool)
-  if positions is None:
-    base = next_positions(cache)
-    if prefix is not None:
-      ppos = jnp.where(jnp.arange(prefix["pos"].shape[1]) < prefix["end"][0],
-                       prefix["pos"][0], -1)
-      base = jnp.maximum(base, jnp.max(ppos) + 1)
-    positions = base[:, None] + jnp.maximum(
-        jnp.cumsum(attention_mask, axis=1) - 1, 0)
-  positions = jnp.asarray(positions, jnp.int32)
-  chunk = chunk or t
-  outs = []
-  for lo in range(0, t, chunk):
-    hi = min(lo + chunk, t)
-    logits, cache = _apply_cached(model, params, tokens[:, lo:hi],
-                                  positions[:, lo:hi], attention_mask[:, lo:hi],
-                                  cache, prefix)
-    outs.append(logits)
-  return jnp.concatenate(outs, axis=1), cache
-
-
-def make_prefix(model, params, tokens, max_len: int | None = None,
-                chunk: int | None = None, dtype=None):
-  """Prefills a batch-1 prefix cache from tokens [P] or [1,P].
-
-  Returns (logits [1,P,V], prefix cache with end=[P]).
-  """
-  tokens = jnp.asarray(tokens, jnp.int32)
-  if tokens.ndim == 1:
-    tokens = tokens[None]
-  if tokens.shape[0] != 1:
-    raise ValueError(f"a prefix has batch 1; got tokens shape {tokens.shape}")
-  cache = init_cache(model.config, 1, max_len or tokens.shape[1], dtype)
-  return prefill(model, params, tokens, cache, chunk)
-
-
-def _check_room(cache: Cache, t: int) -> None:
-  s = cache_length(cache)
-  worst = int(np.max(cache_end(cache))) + t
+  end = cache["end"]
+  if isinstance(end, jax.core.Tracer):
+    return
+  s = cache["k"].shape[2]
+  worst = int(np.max(np.asarray(end))) + t
   if worst > s:
     raise ValueError(
-        f"KV cache overflow: {t} new tokens after {worst - t} written need "
+        f"KV cache overflow: writing {t} tokens after {worst - t} would need "
         f"{worst} slots; the cache holds {s}. Allocate a longer cache.")
+
+
+# --- positions --------------------------------------------------------------
+
+
+def token_positions(mask, start=0):
+  """[B,T] int32: `start` [B] (or scalar) + valid tokens before each token.
+
+  A left-padded row gets the positions of the unpadded one; padding takes
+  the position of the valid token before it (it is never attended). Host
+  (numpy) masks give numpy positions, traced ones jax arrays.
+  """
+  xp = np if isinstance(mask, np.ndarray) else jnp
+  start = xp.asarray(start, xp.int32)
+  if start.ndim:
+    start = start[:, None]
+  steps = xp.maximum(xp.cumsum(mask, axis=1) - 1, 0)
+  return (start + steps).astype(xp.int32)
+
+
+def prefix_valid(prefix: Cache) -> Array:
+  """[P] bool: the slots of a prefix cache that hold context tokens."""
+  ppos = prefix["pos"][0]
+  return (ppos >= 0) & (jnp.arange(ppos.shape[0]) < prefix["end"][0])
+
+
+def next_positions(batch: int, cache: Cache | None = None,
+                   prefix: Cache | None = None) -> Array:
+  """[B] where each row's next valid token counts from by default.
+
+  After the shared prefix's tokens and after the row's own cached tokens.
+  """
+  start = jnp.zeros((batch,), jnp.int32)
+  if prefix is not None:
+    last = jnp.max(jnp.where(prefix_valid(prefix), prefix["pos"][0], -1))
+    start = jnp.maximum(start, last + 1)
+  if cache is not None:
+    start = jnp.maximum(start, jnp.max(cache["pos"], axis=1) + 1)
+  return start
+
+
+# --- prefill ----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Prefix:
+  """A prefilled batch-1 cache (pass as `prefix=`) and its valid tokens."""
+
+  cache: Cache
+  length: int
+
+
+def fill(model: Any, params: Any, cache: Cache, tokens, positions, mask,
+         prefix: Cache | None = None) -> Cache:
+  """Writes tokens [B,T] into the cache; traceable (call it under jit).
+
+  Only the cache is returned: XLA drops the unused vocabulary projection,
+  so a prefill pays for no [B,T,V] logits.
+  """
+  _, cache = model.apply({"params": params}, tokens, positions, mask,
+                         cache=cache, prefix=prefix)
+  return cache
+
+
+_fill_jit = jax.jit(fill, static_argnums=0, donate_argnums=2)
+
+
+def prefill_prefix(model: Any, params: Any, tokens: Sequence[int], *,
+                   chunk: int = 512, buckets: Sequence[int] | None = None,
+                   multiple: int | None = None, dtype=None,
+                   pad_id: int = 0) -> Prefix:
+  """Prefills `tokens` into a fresh batch-1 cache, `chunk` tokens at a time.
+
+  The last chunk is padded (padding slots are never attended), so a prefill
+  of any length compiles once per chunk size. A prefix shorter than `chunk`
+  is one chunk of its own length, or, with `buckets` (and `multiple`, see
+  `bucket_length`), of its bucket length, so that many prefixes of varied
+  lengths share a few compiled shapes.
+
+  Args:
+    model, params: the decoder and its params.
+    tokens: the context's token ids (at least one).
+    chunk: the longest chunk; it bounds the [chunk, slots] attention scores.
+    buckets, multiple: round a short prefix's length with `bucket_length`.
+    dtype: cache dtype (default: the model's compute dtype).
+    pad_id: the token fed into padding slots.
+
+  Returns:
+    The prefix cache (end = the padded length) and its valid length.
+  """
+  tokens = [int(t) for t in tokens]
+  n = len(tokens)
+  if not n:
+    raise ValueError("a prefix needs at least one token")
+  short = bucket_length(n, buckets, multiple) if buckets else n
+  chunk = max(1, min(chunk, short))
+  slots = -(-n // chunk) * chunk
+  ids = np.full((1, slots), pad_id, np.int32)
+  ids[0, :n] = tokens
+  valid = np.arange(slots)[None, :] < n
+  pos = token_positions(valid)
+  cache = init_cache(model.config, 1, slots, dtype)
+  for lo in range(0, slots, chunk):
+    sl = slice(lo, lo + chunk)
+    cache = _fill_jit(model, params, cache, ids[:, sl], pos[:, sl],
+                      valid[:, sl], None)
+  return Prefix(cache, n)
+
+
+# --- bucketing --------------------------------------------------------------
+
+
+def bucket_length(n: int, buckets: Sequence[int],
+                  multiple: int | None = None) -> int:
+  """The smallest bucket >= n; past the largest, a multiple of `multiple`.
+
+  `multiple` defaults to the largest bucket.
+  """
+  buckets = sorted(buckets)
+  for b in buckets:
+    if n <= b:
+      return b
+  step = multiple or buckets[-1]
+  return -(-n // step) * step
+
+
+def halving_buckets(longest: int, count: int, multiple: int = 16
+                    ) -> tuple[int, ...]:
+  """Up to `count` lengths, halving from the top, multiples of `multiple`.
+
+  The largest is `longest` rounded up to a multiple, so it holds every row.
+  """
+  top = -(-longest // multiple) * multiple
+  lengths = [top]
+  while len(lengths) < count and lengths[-1] // 2 >= multiple:
+    lengths.append(-(-(lengths[-1] // 2) // multiple) * multiple)
+  return tuple(sorted(set(lengths)))

@@ -22,6 +22,7 @@ import numpy as np
 from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import splitting
+from ftgen.models import kv_cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,16 +105,6 @@ def read_augmented(path: str | pathlib.Path) -> list[records.Document]:
   return io.read_documents(path)
 
 
-def bucket_lengths(max_len: int, num_buckets: int, multiple: int = 16
-                   ) -> tuple[int, ...]:
-  """Up to `num_buckets` input lengths, doubling, the largest >= max_len."""
-  top = -(-max_len // multiple) * multiple
-  lengths = [top]
-  while len(lengths) < num_buckets and lengths[-1] // 2 >= multiple:
-    lengths.append(-(-(lengths[-1] // 2) // multiple) * multiple)
-  return tuple(sorted(set(lengths)))
-
-
 class Batcher:
   """Batches that are a pure function of (seed, step).
 
@@ -150,7 +141,7 @@ class Batcher:
           f"an example has {longest} tokens, more than config key"
           f" 'data.max_len' = {max_len} allows (+1); raise data.max_len or"
           " use a sentence-splitting mode that makes shorter examples")
-    self.buckets = bucket_lengths(longest - 1, num_buckets)
+    self.buckets = kv_cache.halving_buckets(longest - 1, num_buckets)
 
   def _indices(self, pool_id: int, n: int, start: int, count: int
                ) -> np.ndarray:
@@ -179,7 +170,7 @@ class Batcher:
     """Batch `step` as numpy arrays."""
     rows = self.rows(step)
     need = max(len(t) for t, _ in rows) - 1
-    length = next(b for b in self.buckets if b >= need)
+    length = kv_cache.bucket_length(need, self.buckets)
     return pad_rows(rows, length, self.pad_id)
 
   def epoch_steps(self) -> float:

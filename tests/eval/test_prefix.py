@@ -1,6 +1,5 @@
 """Shared-prefix scoring equals brute-force full-context scoring."""
 
-import jax
 import numpy as np
 import pytest
 
@@ -125,13 +124,3 @@ def test_per_context_scores_equal_brute_force(family):
   np.testing.assert_array_equal(out.greedy, brute.greedy)
   # Cached groups score 3-4 choices in rows of 4, never the full context.
   assert (4, 16) in out.shapes and all(t <= 64 for _, t in out.shapes)
-
-
-def test_prefill_buckets_short_prefixes(tiny_model):
-  model, params = tiny_model
-  a = prefix.prefill_prefix(model, params, list(range(3, 23)), chunk=512,
-                            buckets=(16, 32, 64))
-  b = prefix.prefill_prefix(model, params, list(range(3, 30)), chunk=512,
-                            buckets=(16, 32, 64))
-  sizes = lambda pc: {x.shape for x in jax.tree.leaves(pc.cache)}
-  assert (a.length, b.length) == (20, 27) and sizes(a) == sizes(b)

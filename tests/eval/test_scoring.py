@@ -63,12 +63,6 @@ def test_empty_context_uses_prefix_token(toy_tokenizer):
     scoring.encode_pair(enc, "", " more")
 
 
-def test_bucket_length():
-  assert scoring.bucket_length(1, (16, 64)) == 16
-  assert scoring.bucket_length(17, (16, 64)) == 64
-  assert scoring.bucket_length(65, (16, 64)) == 128
-
-
 def test_batches_cover_every_request_once_with_right_weights():
   rng = np.random.default_rng(0)
   reqs = _random_requests(rng, 23)

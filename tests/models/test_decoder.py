@@ -38,6 +38,31 @@ def _ones(b, t):
   return np.ones((b, t), bool)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _apply_jit(model, params, tokens, mask, cache, prefix):
+  return model.apply({"params": params}, tokens, attention_mask=mask,
+                     cache=cache, prefix=prefix)
+
+
+def _apply_with_cache(model, params, tokens, cache, chunk=None,
+                      attention_mask=None, prefix=None):
+  """The decoder's cache path under jit, `chunk` tokens per call.
+
+  Returns (logits [B,T,V], cache). Positions are the decoder's defaults:
+  each chunk continues from what the cache (and the prefix) hold.
+  """
+  tokens = np.asarray(tokens, np.int32)
+  b, t = tokens.shape
+  mask = _ones(b, t) if attention_mask is None else attention_mask
+  chunk = chunk or t
+  outs = []
+  for lo in range(0, t, chunk):
+    logits, cache = _apply_jit(model, params, tokens[:, lo:lo + chunk],
+                               mask[:, lo:lo + chunk], cache, prefix)
+    outs.append(logits)
+  return np.concatenate(outs, axis=1), cache
+
+
 # Shapes are shared between tests (full forward [2,12], cache chunks of 4
 # and 1 over 16 slots) so that each family compiles only a few programs.
 
@@ -49,16 +74,17 @@ def test_decode_and_chunked_prefill_match_full_forward(family):
   assert np.abs(ref).max() > 0.5  # Logits that can differ.
 
   cache = kv_cache.init_cache(cfg, 2, 16)
-  logits, cache = kv_cache.prefill(model, params, toks[:, :4], cache)
+  logits, cache = _apply_with_cache(model, params, toks[:, :4], cache)
   outs = [logits]
   for i in range(4, 12):
-    logits, cache = kv_cache.prefill(model, params, toks[:, i:i + 1], cache)
+    logits, cache = _apply_with_cache(model, params, toks[:, i:i + 1],
+                                      cache)
     outs.append(logits)
   np.testing.assert_allclose(np.concatenate(outs, 1), ref, atol=TOL)
   np.testing.assert_array_equal(cache["end"], [12, 12])
 
-  chunked, cache2 = kv_cache.prefill(model, params, toks, kv_cache.init_cache(
-      cfg, 2, 16), chunk=4)
+  chunked, cache2 = _apply_with_cache(
+      model, params, toks, kv_cache.init_cache(cfg, 2, 16), chunk=4)
   np.testing.assert_allclose(chunked, ref, atol=TOL)
   np.testing.assert_allclose(cache2["k"], cache["k"], atol=TOL)
   np.testing.assert_array_equal(cache2["pos"], cache["pos"])
@@ -71,10 +97,10 @@ def test_rows_of_different_lengths_in_one_cache(family):
   mask = _ones(2, 8)
   mask[1, 6:] = False  # Row 1 has 6 real tokens, then 2 pads.
   cache = kv_cache.init_cache(cfg, 2, 16)
-  _, cache = kv_cache.prefill(model, params, toks, cache, chunk=4,
-                              attention_mask=mask)
+  _, cache = _apply_with_cache(model, params, toks, cache, chunk=4,
+                               attention_mask=mask)
   step = _tokens(2, 1, seed=2)
-  logits, _ = kv_cache.prefill(model, params, step, cache)
+  logits, _ = _apply_with_cache(model, params, step, cache)
   # Reference: both rows unpadded, left-padded into one [2,12] batch.
   rows = [np.concatenate([toks[0], step[0]]),
           np.concatenate([toks[1, :6], step[1]])]
@@ -102,7 +128,8 @@ def test_shared_prefix_matches_full_forward(name):
   suffix = _tokens(2, 4, seed=5)
   smask = _ones(2, 4)
   smask[1, 3:] = False  # A right-padded suffix.
-  _, prefix = kv_cache.make_prefix(model, params, prefix_toks, chunk=4)
+  prefix = kv_cache.prefill_prefix(model, params, prefix_toks[0],
+                                   chunk=4).cache
   np.testing.assert_array_equal(prefix["end"], [8])
   got = np.asarray(model.apply({"params": params}, suffix,
                                attention_mask=smask, prefix=prefix))
@@ -114,8 +141,8 @@ def test_shared_prefix_matches_full_forward(name):
 
   # Decoding against the shared prefix: own tokens in a per-row cache.
   cache = kv_cache.init_cache(cfg, 2, 16)
-  logits, cache = kv_cache.prefill(model, params, suffix, cache, chunk=1,
-                                   prefix=prefix)
+  logits, cache = _apply_with_cache(model, params, suffix, cache, chunk=1,
+                                    prefix=prefix)
   np.testing.assert_allclose(logits, ref, atol=TOL)
   np.testing.assert_array_equal(cache["pos"][:, :4], [[8, 9, 10, 11]] * 2)
 
@@ -124,7 +151,10 @@ def test_overflow_is_an_error():
   cfg, model, params, _ = _setup("llama")
   cache = kv_cache.init_cache(cfg, 1, 4)
   with pytest.raises(ValueError, match="overflow"):
-    kv_cache.prefill(model, params, _tokens(1, 5), cache)
+    model.apply({"params": params}, _tokens(1, 5), cache=cache)
+  _, cache = model.apply({"params": params}, _tokens(1, 3), cache=cache)
+  with pytest.raises(ValueError, match="would need 5 slots; the cache holds 4"):
+    model.apply({"params": params}, _tokens(1, 2), cache=cache)
 
 
 def test_params_carry_logical_axes():

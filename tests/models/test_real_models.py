@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from ftgen.checkpoints import registry
+from ftgen.models.decoder import Decoder
+from ftgen.sample import sampler as sampler_lib
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
@@ -44,7 +46,6 @@ def gemma3():
 
 def _mean_logprob(model, text: str) -> float:
   import jax  # pylint: disable=g-import-not-at-top
-  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
   ids = np.array([model.tokenizer.encode(text)])
   logits = Decoder(model.config).apply({"params": model.params}, ids)
   logp = jax.nn.log_softmax(np.asarray(logits[0, :-1], np.float32), axis=-1)
@@ -68,15 +69,14 @@ def test_natural_sentence_beats_its_shuffle(fixture, request):
 
 
 def test_smollm2_knows_the_capital_of_france(smollm2):
-  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
-  from ftgen.models.generate import greedy_generate  # pylint: disable=g-import-not-at-top
   tok = smollm2.tokenizer
   ids = tok.encode_chat([{"role": "user",
                           "content": "What is the capital of France?"}])
-  out = greedy_generate(Decoder(smollm2.config), smollm2.params,
-                        np.array([ids]), max_new_tokens=12,
-                        eos_ids=tok.eos_ids, pad_id=tok.pad_id)
-  answer = tok.decode(out[0])
+  smp = sampler_lib.Sampler(Decoder(smollm2.config), smollm2.params,
+                            eos_ids=tok.eos_ids, tokenizer=tok,
+                            pad_id=tok.pad_id)
+  greedy = sampler_lib.SamplingParams(max_new_tokens=12, temperature=0.0)
+  answer = smp.generate([ids], greedy)[0].text
   print(f"smollm2-135m answer: {answer!r}")
   assert "Paris" in answer
 
