@@ -2,9 +2,10 @@
 
 Both run in one process on the same model, batch and prompts: `fused` is
 `ftgen.sample.sampler.Sampler.generate` (prefill + the whole decode loop in
-one jit, donated cache); `naive` is the same prefill followed by a Python
-loop around one jitted decode step (one dispatch and host sync per token).
-Rows never stop early (no EOS), so both produce batch * new_tokens tokens.
+one jit, donated cache); `naive` is `NaiveSampler` below, the same prefill
+followed by a Python loop around one jitted decode step (one dispatch and
+host sync per token), with the same tokens, keys and stopping rules. Rows
+never stop early (no EOS), so both produce batch * new_tokens tokens.
 
 With no arguments: the SmolLM2-135M shape with random float32 weights,
 batch 8, 64-token prompts, 32 new tokens (CPU-sized).
@@ -25,6 +26,7 @@ printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -40,6 +42,7 @@ sys.path.insert(
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import flax.linen as nn
+from ftgen.models import kv_cache
 from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
@@ -48,6 +51,63 @@ from ftgen.models import tiny
 
 # Peak memory bandwidth (GB/s) by device kind, for the roofline.
 BANDWIDTH_GBPS = {"H100": 3350.0, "H200": 4800.0, "A100": 2039.0}
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=2)
+def _prefill(model, params, cache, tokens, mask, positions, prefix):
+  return kv_cache.fill(model, params, kv_cache.reset(cache), tokens,
+                       positions, mask, prefix)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=3)
+def _step(model, mode, params, cache, last, pos, keys, temperature, top_p,
+          prefix):
+  logits, cache = model.apply({"params": params}, last[:, None], pos[:, None],
+                              cache=cache, prefix=prefix)
+  return sampler_lib.choose_tokens(logits[:, 0], keys, mode, temperature,
+                                   top_p), cache
+
+
+class NaiveSampler(sampler_lib.Sampler):
+  """The baseline: the fused sampler's results, one dispatch per token."""
+
+  def _decode(self, static, cache, ids, mask, positions, limit, temperature,
+              top_p, seed, row_ids, done0, prefix):
+    cache = _prefill(self.model, self.params, cache, ids[:, :-1],
+                     mask[:, :-1], positions[:, :-1], prefix)
+    row_keys = sampler_lib.row_keys(jnp.uint32(seed), jnp.asarray(row_ids))
+    b = ids.shape[0]
+    last, pos = ids[:, -1], positions[:, -1]
+    done = np.asarray(done0).copy()
+    out = np.full((b, static.max_new), -1, np.int32)
+    lengths = np.zeros((b,), np.int32)
+    finish = np.zeros((b,), np.int32)
+    eos = set(self.eos_ids)
+    stop_mask = np.asarray(self._stop_mask)
+    seqs = [tuple(int(x) for x in row if x != -2)
+            for row in np.asarray(self._stop_seqs)]
+    gen: list[list[int]] = [[] for _ in range(b)]
+    step = 0
+    while step < limit and not done.all():
+      keys = sampler_lib.step_keys(row_keys, jnp.int32(step))
+      tok, cache = _step(self.model, static.mode, self.params, cache, last,
+                         pos, keys, temperature, top_p, prefix)
+      tok_np = np.asarray(tok)
+      for i in range(b):
+        if done[i]:
+          continue
+        t = int(tok_np[i])
+        if t in eos:
+          finish[i], done[i] = 1, True
+          continue
+        out[i, step] = t
+        lengths[i] += 1
+        gen[i].append(t)
+        if stop_mask[t] or any(tuple(gen[i][-len(s):]) == s for s in seqs):
+          finish[i], done[i] = 2, True
+      last, pos = tok, pos + 1
+      step += 1
+    return out, lengths, finish, step, cache
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -104,7 +164,7 @@ def roofline_tokens_per_s(config, args, bandwidth_gbps: float) -> float:
   itemsize = jnp.dtype(args.dtype).itemsize
   param_bytes = config.num_params() * itemsize
   slots = (sampler_lib.bucket(args.prompt_len) +
-           sampler_lib.bucket(args.new_tokens, 8))
+           sampler_lib.bucket(args.new_tokens, sampler_lib.OUTPUT_BUCKETS))
   kv_per_token = (2 * config.num_layers * config.num_kv_heads *
                   config.head_dim * itemsize)
   step_bytes = (param_bytes + args.batch * slots * kv_per_token
@@ -118,6 +178,7 @@ def main(argv=None) -> dict:
   model = Decoder(config)
   params = random_params(model, args.seed)
   smp = sampler_lib.Sampler(model, params, eos_ids=())
+  naive_smp = NaiveSampler(model, params, eos_ids=())
   rng = np.random.default_rng(args.seed)
   high = min(config.vocab_size, 32_000)
   prompts = [list(rng.integers(3, high, size=args.prompt_len))
@@ -130,15 +191,16 @@ def main(argv=None) -> dict:
                                   top_p=args.top_p)
   tokens = args.batch * args.new_tokens
 
-  def run(naive):
+  def run(sampler):
     def go():
-      out = smp.generate(prompts, sp, seed=args.seed, prefix=prefix,
-                         batch_size=args.batch, naive=naive)
+      out = sampler.generate(prompts, sp, seed=args.seed, prefix=prefix,
+                             batch_size=args.batch)
       assert sum(len(c.tokens) for c in out) == tokens
     return go
 
-  fused_s = _median_time(run(False), args.repeats)
-  naive_s = None if args.skip_naive else _median_time(run(True), args.repeats)
+  fused_s = _median_time(run(smp), args.repeats)
+  naive_s = (None if args.skip_naive
+             else _median_time(run(naive_smp), args.repeats))
   device = jax.devices()[0]
   kind = getattr(device, "device_kind", device.platform)
   bandwidth = args.bandwidth_gbps or next(

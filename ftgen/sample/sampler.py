@@ -1,15 +1,20 @@
 """Batched sampling with a KV cache: the whole decode loop in one jit.
 
+This is ftgen's one decode loop. (Reference loops live beside their users:
+the no-cache recomputation in tests/sample/test_sampler.py, the naive
+one-dispatch-per-token baseline in benchmarks/sample.py.)
+
 A batch of prompts of different lengths is left-padded to a bucketed length
 T (padding gets cache position -1, so it is never attended), prefilled in one
 call, then decoded by a `lax.while_loop` that feeds one token per row per
 step. The KV cache is donated and returned, and the `Sampler` reuses it for
 the next batch of the same shape (no reallocation, no copy).
 
-Shared-prefix mode: one long context (batch 1, prefilled once in chunks) is
-passed as `prefix=`; every row attends to it through the decoder's prefix
-path, which reads the prefix K/V once per step for the whole batch, and
-each row's own cache holds only its suffix and generated tokens.
+Shared-prefix mode: one long context (batch 1, prefilled once in chunks by
+`ftgen.models.kv_cache.prefill_prefix`) is passed as `prefix=`; every row
+attends to it through the decoder's prefix path, which reads the prefix K/V
+once per step for the whole batch, and each row's own cache holds only its
+suffix and generated tokens.
 
 Sampling: greedy (temperature 0), temperature, top-k, top-p. Every row has
 its own key, `fold_in(fold_in(seed, row_id), step)`, so a row's sample does
@@ -90,20 +95,18 @@ class Completion:
   finish: str  # "eos", "stop" or "length"
 
 
-@dataclasses.dataclass
-class Prefix:
-  """A batch-1 cache holding a shared context of `length` valid tokens."""
+# Prompt lengths, output lengths and batch sizes round up to a power of two
+# (prompts at least 16 tokens, outputs 8), past 1024 to a multiple of 256,
+# so a run of varied batches compiles a few programs.
+PROMPT_BUCKETS = tuple(1 << i for i in range(4, 11))
+OUTPUT_BUCKETS = tuple(1 << i for i in range(3, 11))
+BATCH_BUCKETS = tuple(1 << i for i in range(11))
+_PAST_BUCKETS = 256
 
-  cache: dict[str, Array]
-  length: int
 
-
-def bucket(n: int, minimum: int = 16) -> int:
-  """Rounds a length up to limit recompiles: powers of two, then 256s."""
-  n = max(int(n), minimum)
-  if n <= 1024:
-    return 1 << (n - 1).bit_length()
-  return -(-n // 256) * 256
+def bucket(n: int, buckets: Sequence[int] = PROMPT_BUCKETS) -> int:
+  """The sampler's padded size for n (prompt tokens by default)."""
+  return kv_cache.bucket_length(n, buckets, _PAST_BUCKETS)
 
 
 # --- token choice -----------------------------------------------------------
@@ -176,13 +179,15 @@ def choose_tokens(logits: Array, keys: Array, mode: _Mode,
   return jax.vmap(jax.random.categorical)(keys, logits).astype(jnp.int32)
 
 
-def _row_keys(seed: Array, row_ids: Array) -> Array:
+def row_keys(seed: Array, row_ids: Array) -> Array:
+  """[B] keys fold_in(seed, row_id): a row's samples ignore its batch."""
   base = jax.random.PRNGKey(seed)
   return jax.vmap(lambda r: jax.random.fold_in(base, r))(row_ids)
 
 
-def _step_keys(row_keys: Array, step: Array) -> Array:
-  return jax.vmap(lambda k: jax.random.fold_in(k, step))(row_keys)
+def step_keys(keys: Array, step: Array) -> Array:
+  """[B] the keys of decode step `step`: fold_in(row key, step)."""
+  return jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
 
 
 # --- the jitted loop --------------------------------------------------------
@@ -204,12 +209,6 @@ def _stop_check(tail: Array, stop_seqs: Array) -> Array:
   return jnp.any(jnp.all(eq, axis=-1), axis=-1)
 
 
-def _reset(cache):
-  """An emptied cache: stale K/V stay but pos -1 hides them."""
-  return dict(cache, pos=jnp.full_like(cache["pos"], -1),
-              end=jnp.zeros_like(cache["end"]))
-
-
 def _generate(model, static: _Static, params, cache, tokens, mask, positions,
               limit, temperature, top_p, seed, row_ids, done0, eos_ids,
               stop_mask, stop_seqs, prefix):
@@ -220,13 +219,11 @@ def _generate(model, static: _Static, params, cache, tokens, mask, positions,
   """
   b = tokens.shape[0]
   m = static.max_new
-  cache = _reset(cache)
+  cache = kv_cache.reset(cache)
   if tokens.shape[1] > 1:
-    # The prefill's logits are unused, so XLA drops the vocab projection.
-    _, cache = model.apply({"params": params}, tokens[:, :-1],
-                           positions[:, :-1], mask[:, :-1], cache=cache,
-                           prefix=prefix)
-  row_keys = _row_keys(seed, row_ids)
+    cache = kv_cache.fill(model, params, cache, tokens[:, :-1],
+                          positions[:, :-1], mask[:, :-1], prefix)
+  keys = row_keys(seed, row_ids)
   w = max(int(stop_seqs.shape[1]), 1)
 
   def cond(state):
@@ -237,7 +234,7 @@ def _generate(model, static: _Static, params, cache, tokens, mask, positions,
     step, cache, last, pos, done, out, lengths, finish, tail = state
     logits, cache = model.apply({"params": params}, last[:, None],
                                 pos[:, None], cache=cache, prefix=prefix)
-    tok = choose_tokens(logits[:, 0], _step_keys(row_keys, step), static.mode,
+    tok = choose_tokens(logits[:, 0], step_keys(keys, step), static.mode,
                         temperature, top_p)
     is_eos = jnp.any(tok[:, None] == eos_ids[None, :], axis=-1)
     tail = jnp.concatenate([tail[:, 1:], tok[:, None]], axis=1)
@@ -261,32 +258,6 @@ def _generate(model, static: _Static, params, cache, tokens, mask, positions,
 @functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3,))
 def _generate_jit(model, static, params, cache, *args):
   return _generate(model, static, params, cache, *args)
-
-
-# The naive baseline for benchmarks: one jitted step, a Python loop around it.
-@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3,))
-def _prefill_jit(model, static, params, cache, tokens, mask, positions, prefix):
-  del static
-  cache = _reset(cache)
-  _, cache = model.apply({"params": params}, tokens, positions, mask,
-                         cache=cache, prefix=prefix)
-  return cache
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3,))
-def _step_jit(model, static, params, cache, last, pos, keys, temperature,
-              top_p, prefix):
-  logits, cache = model.apply({"params": params}, last[:, None], pos[:, None],
-                              cache=cache, prefix=prefix)
-  return choose_tokens(logits[:, 0], keys, static.mode, temperature,
-                       top_p), cache
-
-
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=(2,))
-def _prefix_chunk_jit(model, params, cache, tokens, mask, positions):
-  _, cache = model.apply({"params": params}, tokens, positions, mask,
-                         cache=cache)
-  return cache
 
 
 # --- the host-side driver ---------------------------------------------------
@@ -358,32 +329,19 @@ class Sampler:
 
   # -- prefix ---------------------------------------------------------------
 
-  def make_prefix(self, tokens: Sequence[int], chunk: int = 512) -> Prefix:
+  def make_prefix(self, tokens: Sequence[int],
+                  chunk: int = 512) -> kv_cache.Prefix:
     """Prefills a shared context once, in chunks of `chunk` tokens.
 
-    The length is padded to a multiple of `chunk` with invalid slots
-    (position -1), so every chunk has the same shape (one compile).
+    The length is padded to a multiple of the chunk with invalid slots
+    (position -1), so every chunk has the same shape (one compile); a short
+    context is one chunk of its bucketed length.
     """
-    tokens = [int(t) for t in tokens]
-    if not tokens:
-      raise ValueError("a prefix needs at least one token")
-    p = len(tokens)
-    chunk = max(1, min(chunk, bucket(p)))
-    padded = -(-p // chunk) * chunk
-    ids = np.full((1, padded), self.pad_id, np.int32)
-    ids[0, :p] = tokens
-    mask = np.zeros((1, padded), bool)
-    mask[0, :p] = True
-    positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0).astype(np.int32)
-    cache = kv_cache.init_cache(self.config, 1, padded, self.cache_dtype)
-    for lo in range(0, padded, chunk):
-      sl = slice(lo, lo + chunk)
-      cache = _prefix_chunk_jit(self.model, self.params, cache,
-                                jnp.asarray(ids[:, sl]),
-                                jnp.asarray(mask[:, sl]),
-                                jnp.asarray(positions[:, sl]))
-    jax.block_until_ready(cache)  # Callers time the prefill.
-    return Prefix(cache=cache, length=p)
+    prefix = kv_cache.prefill_prefix(
+        self.model, self.params, tokens, chunk=chunk, buckets=PROMPT_BUCKETS,
+        multiple=_PAST_BUCKETS, dtype=self.cache_dtype, pad_id=self.pad_id)
+    jax.block_until_ready(prefix.cache)  # Callers time the prefill.
+    return prefix
 
   # -- generation -----------------------------------------------------------
 
@@ -396,7 +354,7 @@ class Sampler:
       raise ValueError(f"prompt {lens.index(min(lens))} is empty; every prompt"
                        " needs at least one token (e.g. BOS)")
     t = bucket(max(lens))
-    b = batch_size or bucket(n, minimum=1)
+    b = batch_size or bucket(n, BATCH_BUCKETS)
     if n > b:
       raise ValueError(f"{n} prompts exceed batch_size {b}")
     ids = np.full((b, t), self.pad_id, np.int32)
@@ -406,12 +364,12 @@ class Sampler:
       mask[i, t - len(p):] = True
     ids[n:, -1] = self.pad_id  # filler rows: one token, finished at once
     mask[n:, -1] = True
-    positions = prefix_len + np.maximum(np.cumsum(mask, axis=1) - 1, 0)
+    positions = kv_cache.token_positions(mask, prefix_len)
     rid = np.zeros((b,), np.uint32)
     rid[:n] = np.asarray(row_ids if row_ids is not None else range(n),
                          np.uint32)
     done0 = np.arange(b) >= n
-    return ids, mask, positions.astype(np.int32), rid, done0, t, b
+    return ids, mask, positions, rid, done0, t, b
 
   def _get_cache(self, b: int, s: int):
     c = self._cache
@@ -422,8 +380,8 @@ class Sampler:
 
   def generate(self, prompts: Sequence[Sequence[int]], sp: SamplingParams,
                *, seed: int = 0, row_ids: Sequence[int] | None = None,
-               prefix: Prefix | None = None, batch_size: int | None = None,
-               naive: bool = False) -> list[Completion]:
+               prefix: kv_cache.Prefix | None = None,
+               batch_size: int | None = None) -> list[Completion]:
     """Samples one continuation per prompt (all prompts in one batch).
 
     Args:
@@ -434,7 +392,6 @@ class Sampler:
         same tokens whatever batch it lands in.
       prefix: a shared context from `make_prefix`, read by every row.
       batch_size: pad the batch to this many rows (default: a power of two).
-      naive: decode with a Python loop around a jitted step (benchmarks).
 
     Returns:
       One Completion per prompt, in order.
@@ -443,7 +400,7 @@ class Sampler:
     plen = 0 if prefix is None else prefix.length
     ids, mask, positions, rid, done0, t, b = self._batch(
         prompts, row_ids, batch_size, plen)
-    m = bucket(sp.max_new_tokens, minimum=8)
+    m = bucket(sp.max_new_tokens, OUTPUT_BUCKETS)
     limit = min(sp.max_new_tokens, m)
     max_pos = plen + t + m
     if max_pos > self.config.max_seq_len:
@@ -457,16 +414,9 @@ class Sampler:
     cache = self._get_cache(b, t + m)
     pcache = None if prefix is None else prefix.cache
     args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(positions))
-    if naive:
-      out, lengths, finish, steps, cache = self._naive(
-          static, cache, *args, limit, temperature, top_p, seed, rid, done0,
-          pcache)
-    else:
-      out, lengths, finish, steps, cache = _generate_jit(
-          self.model, static, self.params, cache, *args, jnp.int32(limit),
-          temperature, top_p, jnp.uint32(seed), jnp.asarray(rid),
-          jnp.asarray(done0), self._eos, self._stop_mask, self._stop_seqs,
-          pcache)
+    out, lengths, finish, steps, cache = self._decode(
+        static, cache, *args, limit, temperature, top_p, seed, rid, done0,
+        pcache)
     out, lengths, finish = jax.device_get((out, lengths, finish))
     self._cache = cache
     n = len(prompts)
@@ -479,44 +429,18 @@ class Sampler:
     self.stats.seconds += time.perf_counter() - start
     return completions
 
-  def _naive(self, static, cache, ids, mask, positions, limit, temperature,
-             top_p, seed, rid, done0, prefix):
-    """Same results as the fused loop; one dispatch per token (baseline)."""
-    cache = _prefill_jit(self.model, static, self.params, cache, ids[:, :-1],
-                         mask[:, :-1], positions[:, :-1], prefix)
-    row_keys = _row_keys(jnp.uint32(seed), jnp.asarray(rid))
-    b = ids.shape[0]
-    last, pos = ids[:, -1], positions[:, -1]
-    done = np.asarray(done0).copy()
-    out = np.full((b, static.max_new), -1, np.int32)
-    lengths = np.zeros((b,), np.int32)
-    finish = np.zeros((b,), np.int32)
-    eos = set(self.eos_ids)
-    stop_mask = np.asarray(self._stop_mask)
-    seqs = [tuple(int(x) for x in row if x != -2)
-            for row in np.asarray(self._stop_seqs)]
-    gen: list[list[int]] = [[] for _ in range(b)]
-    step = 0
-    while step < limit and not done.all():
-      keys = _step_keys(row_keys, jnp.int32(step))
-      tok, cache = _step_jit(self.model, static, self.params, cache, last, pos,
-                             keys, temperature, top_p, prefix)
-      tok_np = np.asarray(tok)
-      for i in range(b):
-        if done[i]:
-          continue
-        t = int(tok_np[i])
-        if t in eos:
-          finish[i], done[i] = 1, True
-          continue
-        out[i, step] = t
-        lengths[i] += 1
-        gen[i].append(t)
-        if stop_mask[t] or any(tuple(gen[i][-len(s):]) == s for s in seqs):
-          finish[i], done[i] = 2, True
-      last, pos = tok, pos + 1
-      step += 1
-    return out, lengths, finish, step, cache
+  def _decode(self, static, cache, ids, mask, positions, limit, temperature,
+              top_p, seed, row_ids, done0, prefix):
+    """Prefill, then the decode loop; all in one jitted call.
+
+    Returns (out [B,M], lengths [B], finish [B] (0 length, 1 eos, 2 stop),
+    steps, cache). benchmarks/sample.py overrides this with its naive loop.
+    """
+    return _generate_jit(
+        self.model, static, self.params, cache, ids, mask, positions,
+        jnp.int32(limit), temperature, top_p, jnp.uint32(seed),
+        jnp.asarray(row_ids), jnp.asarray(done0), self._eos, self._stop_mask,
+        self._stop_seqs, prefix)
 
   def _completion(self, ids: np.ndarray, finish: int) -> Completion:
     tokens = [int(t) for t in ids]
