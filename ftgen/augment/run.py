@@ -33,6 +33,8 @@ from ftgen.data import rng
 from ftgen.data import splitting
 from ftgen.augment import postprocess
 from ftgen.augment import prompts
+from ftgen.checkpoints import registry as model_registry
+from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
 
 UNITS = ("sentence", "document")
@@ -196,8 +198,6 @@ def augment(
     loaded: a `ftgen.checkpoints.registry.LoadedModel`.
     log: progress lines.
   """
-  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
-
   start = time.perf_counter()
   check_config(config)
   documents = list(documents)
@@ -339,8 +339,7 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   # guard keeps them out of the prompts.
   documents, questions = io.load_dataset_dir(data_dir, need_questions=False)
   if loaded is None:
-    from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-    loaded = registry.load_model(config.model, dtype=config.dtype)
+    loaded = model_registry.load_model(config.model, dtype=config.dtype)
   kept, report, raw = augment(config, documents, questions, loaded, log)
   report["data_dir"] = str(data_dir)
   docs = [a.to_document(i) for i, a in enumerate(kept)]

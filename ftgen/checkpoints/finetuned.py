@@ -11,6 +11,9 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+from ftgen.checkpoints import hf
+from ftgen.checkpoints import registry
+
 # Fields of ModelConfig that define the architecture (a mismatch is an error).
 ARCH_FIELDS = ("family", "vocab_size", "embed_dim", "num_layers", "num_heads",
                "num_kv_heads", "head_dim", "mlp_dim", "tie_embeddings",
@@ -23,15 +26,7 @@ class CheckpointMismatchError(ValueError):
 
 def base_config(model_name: str):
   """The ModelConfig of a registry name, without loading its params."""
-  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-
-  if model_name == "tiny" or model_name.startswith("tiny:"):
-    from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
-    family = model_name.split(":", 1)[1] if ":" in model_name else "llama"
-    tok = registry.load_tokenizer(model_name)
-    return tiny.tiny_config(family, vocab_size=tok.vocab_size)
-  return hf.load_hf_config(registry.model_directory(model_name))
+  return registry.model_config(model_name)
 
 
 def check_matches(model_name: str, base: Any, found: Any, where: str):
@@ -52,9 +47,6 @@ def load_finetuned(model_name: str, checkpoint: str, *,
     A `ftgen.checkpoints.registry.LoadedModel`. Its tokenizer comes from the
     export when it has one, else from the base model.
   """
-  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-
   path = pathlib.Path(checkpoint).expanduser()
   if not path.is_dir():
     raise CheckpointMismatchError(f"checkpoint {path}: directory not found")

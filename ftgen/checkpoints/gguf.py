@@ -29,6 +29,7 @@ import re
 import struct
 from typing import Any, Iterator
 
+import gguf
 import numpy as np
 
 from ftgen.checkpoints import tokenizer as tokenizer_lib
@@ -133,8 +134,6 @@ class _Cursor:
 
 def read_gguf(path: os.PathLike[str] | str) -> GGUFFile:
   """Parses and validates a GGUF file's header without reading tensor data."""
-  import gguf  # pylint: disable=g-import-not-at-top
-
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"GGUF file not found: {path}")
@@ -207,8 +206,6 @@ def read_gguf(path: os.PathLike[str] | str) -> GGUFFile:
 
 def dequantized(gf: GGUFFile) -> Iterator[tuple[str, np.ndarray]]:
   """Yields (GGUF name, float32 array in numpy/HF layout) for every tensor."""
-  import gguf  # pylint: disable=g-import-not-at-top
-
   buf = np.memmap(gf.path, mode="r", dtype=np.uint8)
   for t in gf.tensors:
     qtype = gguf.GGMLQuantizationType(t.ggml_type)

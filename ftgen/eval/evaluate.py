@@ -22,8 +22,11 @@ import pathlib
 import time
 from typing import Any, Sequence
 
+import jax
 import numpy as np
 
+from ftgen.checkpoints import finetuned as ckpt_lib
+from ftgen.checkpoints import registry
 from ftgen.data import io as data_io
 from ftgen.data import lm_eval
 from ftgen.data import records
@@ -31,6 +34,7 @@ from ftgen.eval import metrics
 from ftgen.eval import prefix as prefix_lib
 from ftgen.eval import prompts as prompts_lib
 from ftgen.eval import scoring
+from ftgen.models import decoder
 
 _log = logging.getLogger(__name__)
 
@@ -106,8 +110,6 @@ def load_model(config: Any):
 
 def _config_and_tokenizer(config: Any):
   """(ModelConfig, tokenizer) without loading params (for dry runs)."""
-  from ftgen.checkpoints import finetuned as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   if config.condition == "finetuned":
     loaded = load_model(config)
     return loaded.config, loaded.tokenizer
@@ -120,8 +122,6 @@ def _config_and_tokenizer(config: Any):
 
 def _model_parts(loaded):
   """(Decoder, params on device once, tokenizer)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from ftgen.models import decoder  # pylint: disable=g-import-not-at-top
   # Host numpy params would be copied to the device on every jitted call.
   params = jax.device_put(loaded.params)
   return decoder.Decoder(loaded.config), params, loaded.tokenizer

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ftgen.data import records
+from ftgen.eval import retrieval
 from ftgen.eval import scoring
 
 # The evaluation modes (configs/evaluate.py:MODE); each experiment condition
@@ -118,7 +119,6 @@ def build_prompts(condition: str, questions: Sequence[records.Question],
                      chat=chat)
     ids = tuple(d.id for d in docs)
     return [QuestionPrompt(q, head, ids) for q in questions]
-  from ftgen.eval import retrieval  # pylint: disable=g-import-not-at-top
   pool = select_documents(documents, subsample=1, shuffle=False, dedup=dedup)
   retriever = retrieval.Retriever(pool)
   out = []

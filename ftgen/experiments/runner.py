@@ -33,16 +33,24 @@ import pathlib
 import time
 from typing import Any, Callable
 
+import jax
+
+from ftgen.augment import run as augment
+from ftgen.checkpoints import registry
 from ftgen.data import io as data_io
 from ftgen.data import pipeline
 from ftgen.data import records
 from ftgen.data import registry as data_registry
+from ftgen.data import splitting
+from ftgen.eval import evaluate as eval_lib
 from ftgen.experiments import conditions as conditions_lib
 from ftgen.experiments import costs as costs_lib
 from ftgen.experiments import plots
 from ftgen.experiments import results as results_lib
 from ftgen.experiments import stage_configs
 from ftgen.experiments import stages as stages_lib
+from ftgen.train import data as train_data
+from ftgen.train import loop
 
 # Augmentation sets built from others.
 _BOTH = ("local", "global")
@@ -58,8 +66,8 @@ class StageUnavailable(RuntimeError):
 
 
 # ------------------------------------------------------------ stage calls
-# Thin wrappers around the other libraries, looked up at call time (tests
-# replace them; the libraries may be absent in a partial install).
+# Thin wrappers around the other libraries, looked up at call time so that
+# tests can replace them.
 
 
 def generate_data(data_config: Any, parent: pathlib.Path) -> pathlib.Path:
@@ -69,22 +77,15 @@ def generate_data(data_config: Any, parent: pathlib.Path) -> pathlib.Path:
 def run_augmentation(config: Any, data_dir: pathlib.Path,
                      workdir: pathlib.Path) -> dict[str, Any]:
   """Runs the model-written augmentation library; returns its report."""
-  try:
-    from ftgen.augment import run as augment  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise StageUnavailable(
-        f"model-written augmentation needs ftgen.augment.run ({e})") from e
   return augment.run(config, data_dir, workdir) or {}
 
 
 def run_finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
-  from ftgen.train import loop  # pylint: disable=g-import-not-at-top
   return loop.finetune(config, workdir)
 
 
 def run_evaluation(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
-  from ftgen.eval import evaluate  # pylint: disable=g-import-not-at-top
-  return evaluate.run_evaluation(config, workdir)
+  return eval_lib.run_evaluation(config, workdir)
 
 
 # ------------------------------------------------------------ the runner
@@ -181,7 +182,6 @@ class _Experiment:
   # -- model facts for the cost ledger
   def load_model_config(self):
     try:
-      from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
       self.model_config = registry.model_config(self.c.model)
     except Exception as e:  # pylint: disable=broad-except
       self.log(f"cost ledger: no model config for {self.c.model!r} ({e});"
@@ -209,9 +209,6 @@ class _Experiment:
     if not any(cond in conditions_lib.AUGMENTATION
                for cond in self.c.conditions):
       return
-    from ftgen.data import splitting  # pylint: disable=g-import-not-at-top
-    from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-    from ftgen.train import data as train_data  # pylint: disable=g-import-not-at-top
     data_cfg = self.c.finetune.data
     pool = train_data.tokenize_examples(
         splitting.make_examples(self.documents, self.c.split_mode),
@@ -382,9 +379,6 @@ class _Experiment:
     """The smallest icl_subsample >= cfg's whose ICL prompts fit the model
     (exact: the evaluation's own prompt builder and tokenizer); recorded in
     the eval stage marker and the summary."""
-    from ftgen.eval import evaluate as eval_lib  # pylint: disable=g-import-not-at-top
-    from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-
     max_len = self.model_config.max_seq_len
     k = eval_lib.fit_icl_subsample(cfg, registry.load_tokenizer(cfg.model),
                                    self.questions, self.documents, max_len)
@@ -504,7 +498,6 @@ class _Experiment:
 
 def _device() -> str:
   try:
-    import jax  # pylint: disable=g-import-not-at-top
     d = jax.devices()[0]
     return f"{jax.device_count()} x {d.device_kind} ({d.platform})"
   except Exception:  # pylint: disable=broad-except

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ftgen.models import decoder
 from ftgen.parallel import rules as rules_lib
 
 PartitionSpec = jax.sharding.PartitionSpec
@@ -243,8 +244,6 @@ def logical_to_sharding(
 def _as_module(model_or_config: Any) -> nn.Module:
   if isinstance(model_or_config, nn.Module):
     return model_or_config
-  from ftgen.models import decoder  # pylint: disable=g-import-not-at-top
-
   return decoder.Decoder(model_or_config)
 
 

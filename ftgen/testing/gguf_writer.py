@@ -12,16 +12,16 @@ import json
 import os
 from typing import Any
 
+import gguf
 import numpy as np
 
 from ftgen.checkpoints import gguf as gguf_lib
+from ftgen.checkpoints import tiny_tokenizer as tiny_tok
 
 TINY_DIMS = dict(hidden=64, heads=4, kv_heads=2, head_dim=16, ff=128, layers=2)
 
 
 def _tokenizer_metadata(writer, tok, chat_template: str | None) -> None:
-  import gguf  # pylint: disable=g-import-not-at-top
-
   model = json.loads(tok.hf.backend_tokenizer.to_str())["model"]
   by_id = sorted(model["vocab"].items(), key=lambda kv: kv[1])
   tokens = [t for t, _ in by_id]
@@ -51,8 +51,6 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
     {"tensors": {hf_name: float32 array the import must reproduce},
      "dims": the sizes used, "tokenizer": the tiny Tokenizer}.
   """
-  import gguf  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
 
   if arch not in ("llama", "gemma3"):
     raise ValueError(f"arch {arch!r}; allowed: 'llama', 'gemma3'")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import pathlib
 import signal
 import threading
@@ -24,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from ftgen.checkpoints import hf
+from ftgen.checkpoints import registry
 from ftgen.data import io as data_io
 from ftgen.data import pipeline
 from ftgen.parallel import mesh as mesh_lib
@@ -31,6 +32,7 @@ from ftgen.parallel import sharding as sharding_lib
 from ftgen.train import checkpoint as ckpt_lib
 from ftgen.train import data as data_lib
 from ftgen.train import evaluate as eval_lib
+from ftgen.models import decoder
 from ftgen.models import flops as flops_lib
 from ftgen.train import lora as lora_lib
 from ftgen.train import metrics as metrics_lib
@@ -38,7 +40,6 @@ from ftgen.train import optim
 from ftgen.train import state as state_lib
 from ftgen.train import step as step_lib
 
-_log = logging.getLogger(__name__)
 P = jax.sharding.PartitionSpec
 
 
@@ -108,7 +109,6 @@ def compute_dtype(name: str) -> str:
 
 def load_model(config: Any, mesh: jax.sharding.Mesh):
   """(model config, params on the mesh, tokenizer) of `config.model`."""
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
   loaded = registry.load_model(config.model, dtype=config.param_dtype,
                                compute_dtype=compute_dtype(config.dtype),
                                mesh=mesh, seed=config.model_seed)
@@ -189,7 +189,6 @@ def build(config: Any, workdir: str | pathlib.Path) -> Setup:
 
 
 def _decoder(model_config: Any, config: Any) -> nn.Module:
-  from ftgen.models import decoder  # pylint: disable=g-import-not-at-top
   return decoder.Decoder(model_config, remat=config.remat)
 
 
@@ -338,7 +337,8 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   }
   if preempted:
     summary["preempted"] = True
-    (workdir / "preempted.json").write_text(json.dumps({"step": step}) + "\n")
+    data_io.atomic_write_json(workdir / "preempted.json", {"step": step},
+                              indent=None)
     writer.close()
     print(f"preempted (SIGTERM): saved step {step}; rerun to resume")
     return summary
@@ -353,18 +353,12 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
     summary["eval"] = eval_result
   if config.export_hf:
     summary["export_dir"] = _export(setup, params, workdir)
-  (workdir / "train_summary.json").write_text(
-      json.dumps(summary, indent=1) + "\n")
+  data_io.atomic_write_json(workdir / "train_summary.json", summary, indent=1)
   return summary
 
 
 def _export(setup: Setup, params: Any, workdir: pathlib.Path) -> str:
-  """Writes the fine-tuned weights as an HF-style directory, if possible."""
-  try:
-    from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    _log.warning("HF export skipped: %s", e)
-    return ""
+  """Writes the fine-tuned weights as an HF-style directory."""
   out = workdir / "export"
   hf.save_hf(out, setup.model_config, jax.device_get(params))
   setup.tokenizer.save(out)
