@@ -26,14 +26,16 @@ from typing import Any, Callable, Sequence
 
 import jax
 
+from ftgen.augment import postprocess
+from ftgen.augment import prompts
+from ftgen.checkpoints import registry as model_registry
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import registry
 from ftgen.data import rng
 from ftgen.data import splitting
-from ftgen.augment import postprocess
-from ftgen.augment import prompts
-from ftgen.checkpoints import registry as model_registry
+from ftgen.models import flops as flops_lib
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
 
@@ -162,17 +164,6 @@ def prompt_parts(tokenizer, filled: str,
   return PromptParts(stripped, head[len(stripped):] + _SLOT + tail)
 
 
-def encode_head(tokenizer, head: str, chat: bool) -> list[int]:
-  """Head ids: BOS per the model; a chat template writes its own."""
-  if not chat:
-    return tokenizer.encode(head) if head else (
-        [tokenizer.bos_id] if tokenizer.add_bos else [])
-  ids = tokenizer.encode(head, add_bos=False)
-  if tokenizer.add_bos and (not ids or ids[0] != tokenizer.bos_id):
-    ids = [tokenizer.bos_id] + ids
-  return ids
-
-
 def _echo_text(template: str, strategy: str) -> str:
   """The template's own text (instructions, worked examples)."""
   return template.format(**{f: "" for f in prompts.REQUIRED_FIELDS[strategy]})
@@ -230,7 +221,9 @@ def augment(
                          "documents_total": len(documents),
                          "subsampled": len(context) < len(documents)}
   parts = prompt_parts(tok, filled, chat)
-  head_ids = encode_head(tok, parts.head, chat)
+  # The formatting rule of training and evaluation: start tokens per the
+  # tokenizer (a chat template that spells out BOS keeps just one).
+  head_ids = list(tokenizer_lib.encode_head(tok, parts.head))
   report["items"] = {"total": len(all_items), "used": len(items)}
   report["prefix_tokens"] = len(head_ids)
 
@@ -241,8 +234,6 @@ def augment(
     prompts.assert_only_training_text(prompt, config.template, documents,
                                       questions)
     tail_ids = tok.encode(tail, add_bos=False)
-    if not head_ids and tok.add_bos:
-      tail_ids = [tok.bos_id] + tail_ids
     for j in range(int(config.num_samples)):
       requests.append(Request(source_id, prompt, tail_ids, j,
                               i * int(config.num_samples) + j))
@@ -291,6 +282,13 @@ def augment(
   report["correctness"] = correctness(config.dataset, documents, kept)
   report["sampling"] = sampler_lib.describe(smp)
   report["tokens_per_s"] = report["sampling"]["tokens_per_s"]
+  # The run's cost, for the experiment's cost ledger.
+  report["tokens"] = {"prefix_tokens": len(head_ids),
+                      "prompts": len(requests),
+                      "prompt_tokens": smp.stats.prompt_tokens,
+                      "generated_tokens": smp.stats.generated_tokens}
+  report["flops"] = flops_lib.augmentation_flops(loaded.config,
+                                                 **report["tokens"])
   report["seconds"] = round(time.perf_counter() - start, 3)
   report["examples"] = [{"text": a.text, "source_id": a.source_id}
                         for a in kept[:10]]

@@ -111,6 +111,105 @@ class Tokenizer:
             f" pad_id={self.pad_id})")
 
 
+# The formatting rule. Training examples, in-training and final evaluation,
+# calibration and augmentation prompts all turn text into ids through the
+# three functions below, so a fine-tuned model is scored in the format it
+# was trained on, and an export scores the same in lm-evaluation-harness as
+# in ftgen. The rule is the tokenizer's own convention as transformers and
+# lm-evaluation-harness (`HFLM`) apply it:
+#
+# * a sequence starts with BOS iff the tokenizer adds one (`add_bos`); a head
+#   whose text already spells BOS out (Gemma's chat template) keeps just one;
+# * context and continuation are encoded the way lm-eval's `_encode_pair`
+#   does (context whitespace at the boundary moves to the continuation; the
+#   continuation is the tail of the joint encoding);
+# * when nothing precedes the continuation, lm-eval's prefix token (BOS
+#   when the tokenizer defines one, else EOS) is the context, so the first
+#   continuation token is scored (trained) too.
+#
+# Any object with `encode(text, add_bos=)`, `add_bos`, `bos_id` and
+# `eos_ids` works as `tokenizer`.
+
+
+def start_ids(tokenizer, add_bos: bool | None = None) -> tuple[int, ...]:
+  """The tokens every sequence starts with: (BOS,) or ().
+
+  Args:
+    tokenizer: the model's tokenizer.
+    add_bos: overrides the tokenizer's convention; None keeps it.
+  """
+  if tokenizer.add_bos if add_bos is None else add_bos:
+    if tokenizer.bos_id is None:
+      raise ValueError("add_bos=True but this tokenizer has no BOS token")
+    return (int(tokenizer.bos_id),)
+  return ()
+
+
+def prefix_id(tokenizer) -> int:
+  """lm-eval's `prefix_token_id`: the context of an empty context."""
+  if tokenizer.bos_id is not None:
+    return int(tokenizer.bos_id)
+  return int(tokenizer.eos_ids[0])
+
+
+def encode_head(tokenizer, text: str,
+                add_bos: bool | None = None) -> tuple[int, ...]:
+  """Start tokens + `text`: a prompt head encoded on its own.
+
+  A head is text that many sequences share (instructions, in-context
+  documents, a chat header); encoded on its own, it is a shared token prefix
+  whatever follows it.
+  """
+  ids = tuple(tokenizer.encode(text, add_bos=False)) if text else ()
+  start = start_ids(tokenizer, add_bos)
+  if start and ids[:len(start)] == start:
+    return ids  # The text (a chat template) spells out BOS itself.
+  return start + ids
+
+
+def encode_pair(tokenizer, context: str, continuation: str, *,
+                head: Sequence[int] | None = None,
+                add_bos: bool | None = None
+                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """(context ids, continuation ids) of one pair, as lm-eval encodes it.
+
+  Args:
+    tokenizer: the model's tokenizer.
+    context: the text the continuation follows (a question prompt, the
+      unscored start of a training document; may be empty).
+    continuation: the text scored (a choice, a training target).
+    head: tokens before the context, start tokens included (see
+      `encode_head`); they never merge with the context. Default: the start
+      tokens.
+    add_bos: overrides the start tokens' BOS when `head` is None.
+
+  Returns:
+    `head` + the context's ids (the prefix token when both are empty), and
+    the continuation's ids: the tail of encode(context + continuation)
+    beyond len(encode(context)).
+  """
+  if head is None:
+    head = start_ids(tokenizer, add_bos)
+  n_spaces = len(context) - len(context.rstrip())
+  if n_spaces:
+    continuation = context[-n_spaces:] + continuation
+    context = context[:-n_spaces]
+
+  def encode(text):
+    return tuple(tokenizer.encode(text, add_bos=False))
+
+  context_ids = encode(context) if context else ()
+  continuation_ids = encode(context + continuation)[len(context_ids):]
+  if not continuation_ids:
+    raise ValueError(
+        f"continuation {continuation!r} after context {context[-40:]!r}"
+        " encodes to no tokens")
+  full_context = tuple(int(i) for i in head) + context_ids
+  if not full_context:
+    full_context = (prefix_id(tokenizer),)
+  return full_context, continuation_ids
+
+
 def _post_processor_adds_bos(hf_tokenizer) -> bool:
   bos = hf_tokenizer.bos_token_id
   if bos is None:

@@ -16,6 +16,7 @@ share a long head), and writes to `workdir`:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import pathlib
@@ -27,6 +28,7 @@ import numpy as np
 
 from ftgen.checkpoints import finetuned as ckpt_lib
 from ftgen.checkpoints import registry
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.data import io as data_io
 from ftgen.data import lm_eval
 from ftgen.data import records
@@ -69,39 +71,55 @@ def _check_config(config: Any):
       raise EvalConfigError(f"config.{key}={config[key]} must be >= 1")
 
 
-def load_questions(config: Any) -> tuple[list[records.Document] | None,
-                                         list[records.Question]]:
-  """Dataset documents (in-context conditions only) and selected questions."""
-  need_train = config.condition in ("icl", "retrieval")
-  docs, questions = data_io.load_dataset_dir(config.data, need_train=need_train)
-  if config.splits:
-    wanted = [s.strip() for s in config.splits.split(",") if s.strip()]
+def select_questions(questions: Sequence[records.Question],
+                     splits: Sequence[str], max_per_split: int, seed: int,
+                     *, key: str = "config.splits"
+                     ) -> list[records.Question]:
+  """The questions scored: those of `splits` (all when empty) and, when
+  `max_per_split` > 0, a seeded random subset of that many per split.
+
+  Training's evaluation and this evaluator both select with it, so the same
+  settings score the same questions (in file order).
+
+  Raises:
+    EvalConfigError: naming `key` when a split is not in the test set.
+  """
+  if splits:
     present = sorted({q.split for q in questions})
-    unknown = [s for s in wanted if s not in present]
+    unknown = [s for s in splits if s not in present]
     if unknown:
       raise EvalConfigError(
-          f"config.splits names {unknown}; the dataset has {present}")
-    questions = [q for q in questions if q.split in wanted]
-  n = int(config.max_questions_per_split)
-  if n > 0:
-    rng = np.random.default_rng(config.seed)
+          f"{key} names {unknown}; the dataset has {present}")
+    questions = [q for q in questions if q.split in splits]
+  questions = list(questions)
+  if max_per_split > 0:
+    rng = np.random.default_rng(seed)
     by_split: dict[str, list[int]] = {}
     for i, q in enumerate(questions):
       by_split.setdefault(q.split, []).append(i)
     keep = set()
     for split in sorted(by_split):
       idx = by_split[split]
-      chosen = rng.choice(len(idx), size=min(n, len(idx)), replace=False)
+      chosen = rng.choice(len(idx), size=min(max_per_split, len(idx)),
+                          replace=False)
       keep.update(idx[j] for j in chosen)
     questions = [q for i, q in enumerate(questions) if i in keep]
-  return docs, questions
+  return questions
+
+
+def load_questions(config: Any) -> tuple[list[records.Document] | None,
+                                         list[records.Question]]:
+  """Dataset documents (in-context conditions only) and selected questions."""
+  need_train = config.condition in ("icl", "retrieval")
+  docs, questions = data_io.load_dataset_dir(config.data, need_train=need_train)
+  wanted = [s.strip() for s in config.splits.split(",") if s.strip()]
+  return docs, select_questions(questions, wanted,
+                                int(config.max_questions_per_split),
+                                config.seed)
 
 
 def load_model(config: Any):
   """The model to evaluate: `config.model`, or the fine-tuned checkpoint."""
-  from ftgen.checkpoints import finetuned as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-
   kwargs = {"dtype": config.dtype} if config.dtype else {}
   if config.condition != "finetuned":
     return registry.load_model(config.model, **kwargs)
@@ -136,15 +154,11 @@ def _chat_fn(tokenizer, use: bool):
   return chat
 
 
-def _encoder(tokenizer, add_bos: str):
-  """(encode without specials, BOS id to prepend or None, prefix token)."""
-  use_bos = tokenizer.add_bos if add_bos == "auto" else add_bos == "yes"
-  if use_bos and tokenizer.bos_id is None:
+def _add_bos(tokenizer, add_bos: str) -> bool | None:
+  """`config.add_bos` as an override of the tokenizer's convention."""
+  if add_bos == "yes" and tokenizer.bos_id is None:
     raise EvalConfigError("config.add_bos='yes' but the tokenizer has no BOS")
-  bos = tokenizer.bos_id if use_bos else None
-  prefix_token = tokenizer.bos_id if tokenizer.bos_id is not None else (
-      tokenizer.eos_ids[0])
-  return (lambda s: tokenizer.encode(s, add_bos=False)), bos, prefix_token
+  return {"auto": None, "yes": True, "no": False}[add_bos]
 
 
 def fit_icl_subsample(config: Any, tokenizer,
@@ -160,7 +174,7 @@ def fit_icl_subsample(config: Any, tokenizer,
   Raises:
     ValueError: if not even one training document fits.
   """
-  encode, bos, prefix_token = _encoder(tokenizer, config.add_bos)
+  add_bos = _add_bos(tokenizer, config.add_bos)
   chat = _chat_fn(tokenizer, config.use_chat_template)
   longest = sorted(questions, key=lambda q: -len(q.prompt) - max(
       len(c) for c in q.choices))[:8]
@@ -171,8 +185,7 @@ def fit_icl_subsample(config: Any, tokenizer,
         separator=config.doc_separator, chat=chat, icl_subsample=k,
         shuffle=config.shuffle, shuffle_seed=config.shuffle_seed,
         dedup=config.dedup)
-    enc = prompts_lib.encode_prompts(prompts, encode, bos_id=bos,
-                                     prefix_token=prefix_token)
+    enc = prompts_lib.encode_prompts(prompts, tokenizer, add_bos=add_bos)
     return prompts_lib.context_report(enc, max_len)["fits"]
 
   lo, hi = int(config.icl_subsample), max(len(documents), 1)
@@ -210,7 +223,7 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   else:
     model, params, tok = _model_parts(load_model(config))
     model_config = model.config
-  encode, bos, prefix_token = _encoder(tok, config.add_bos)
+  add_bos = _add_bos(tok, config.add_bos)
   prompts = prompts_lib.build_prompts(
       config.condition, questions, docs, instruction=config.instruction,
       separator=config.doc_separator,
@@ -218,8 +231,7 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
       icl_subsample=config.icl_subsample, shuffle=config.shuffle,
       shuffle_seed=config.shuffle_seed, dedup=config.dedup,
       retrieval_k=config.retrieval_k, retrieval_query=config.retrieval_query)
-  encoded = prompts_lib.encode_prompts(prompts, encode, bos_id=bos,
-                                       prefix_token=prefix_token)
+  encoded = prompts_lib.encode_prompts(prompts, tok, add_bos=add_bos)
   report = prompts_lib.context_report(encoded, model_config.max_seq_len)
   report.update(condition=config.condition, model=config.model,
                 num_questions=len(questions),
@@ -230,39 +242,20 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
     return report
   prompts_lib.check_fits(report, config.model)
 
-  kwargs = dict(batch_size=config.batch_size, buckets=tuple(config.buckets),
-                max_batch_tokens=config.max_batch_tokens, pad_id=tok.pad_id,
-                progress=config.progress)
   t_score = time.time()
-  # Which rows share what decides how to cache: one prefix of all questions
-  # (icl), each question's own context (retrieval), or nothing.
-  prefix_mode = (prefix_lib.choose_mode(encoded.requests,
-                                        config.prefix_min_tokens)
-                 if config.prefix_cache else "none")
-  cached, per_context_cached = 0, 0
-  if prefix_mode == "per_context":
-    scores, per_context_cached = prefix_lib.score_per_context(
-        model, params, encoded.requests, chunk=config.prefill_chunk,
-        min_prefix=config.prefix_min_tokens, desc=config.condition, **kwargs)
-  elif prefix_mode == "shared":
-    scores, cached = prefix_lib.score_with_prefix(
-        model, params, encoded.requests, chunk=config.prefill_chunk,
-        min_prefix=config.prefix_min_tokens, desc=config.condition, **kwargs)
-  else:
-    scores = scoring.score_requests(model, params, encoded.requests,
-                                    desc=config.condition, **kwargs)
-  neutral = None
-  if config.calibration:
-    neutral = _neutral_logliks(model, params, questions, encode, bos,
-                               prefix_token, config.calibration_prompt, kwargs)
+  scored = score_encoded(
+      model, params, tok, config.condition, questions, encoded,
+      add_bos=add_bos,
+      calibration_prompt=(config.calibration_prompt if config.calibration
+                          else None),
+      batch_size=config.batch_size, buckets=tuple(config.buckets),
+      max_batch_tokens=config.max_batch_tokens,
+      prefix_cache=config.prefix_cache,
+      prefix_min_tokens=config.prefix_min_tokens,
+      prefill_chunk=config.prefill_chunk, progress=config.progress)
   seconds_scoring = time.time() - t_score
-
-  rows = _rows(config.condition, questions, encoded, scores, neutral)
-  chance = {}
-  for q in questions:
-    chance.setdefault(q.split, []).append(q.chance)
-  chance = {s: float(np.mean(v)) for s, v in chance.items()}
-  per_split = metrics.summarize(rows, chance)
+  rows, scores = scored.rows, scored.scores
+  per_split = summarize(questions, rows)
   dataset_name = pathlib.Path(config.data).name
   summary = {
       "dataset": dataset_name,
@@ -270,11 +263,11 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
       "condition": config.condition,
       "splits": per_split,
       "context": report,
-      "prefix_tokens_cached": cached,
+      "prefix_tokens_cached": scored.prefix_tokens_cached,
       # "shared": one prefix of all questions was cached; "per_context":
       # each question's own context, `context_tokens_cached` in all.
-      "prefix_mode": prefix_mode,
-      "context_tokens_cached": per_context_cached,
+      "prefix_mode": scored.prefix_mode,
+      "context_tokens_cached": scored.context_tokens_cached,
       "num_batches": scores.num_batches,
       "batch_shapes": [list(s) for s in scores.shapes],
       "seconds_scoring": seconds_scoring,
@@ -283,26 +276,115 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   data_io.atomic_write_text(workdir / "results.jsonl",
                             "".join(json.dumps(row) + "\n" for row in rows))
   _write_json(workdir / "summary.json", summary)
-  tasks = {s: lm_eval.task_name(dataset_name, s) for s in chance}
+  tasks = {s: lm_eval.task_name(dataset_name, s)
+           for s in dict.fromkeys(q.split for q in questions)}
   _write_json(workdir / "lm_eval_results.json", metrics.lm_eval_results(
       per_split, tasks, {"model": config.model, "condition": config.condition,
                          "data": str(config.data)}))
   return summary
 
 
-def _neutral_logliks(model, params, questions, encode, bos, prefix_token,
-                     prompt: str, kwargs) -> list[list[float]]:
-  """Each choice's log-prob after the neutral prompt (deduplicated choices)."""
-  head = (bos,) if bos is not None else ()
+@dataclasses.dataclass
+class Scored:
+  """Per-question result rows and how the requests were scored."""
+
+  rows: list[dict[str, Any]]  # results.jsonl rows, question order.
+  scores: scoring.Scores
+  # "shared": one prefix of all questions was cached (`prefix_tokens_cached`
+  # tokens); "per_context": each question's own context
+  # (`context_tokens_cached` in all); "none".
+  prefix_mode: str
+  prefix_tokens_cached: int = 0
+  context_tokens_cached: int = 0
+
+
+def score_encoded(model: Any, params: Any, tokenizer: Any, condition: str,
+                  questions: Sequence[records.Question],
+                  encoded: prompts_lib.Encoded, *,
+                  add_bos: bool | None = None,
+                  calibration_prompt: str | None = "",
+                  batch_size: int = 16,
+                  buckets: Sequence[int] = scoring.DEFAULT_BUCKETS,
+                  max_batch_tokens: int = 0, prefix_cache: bool = True,
+                  prefix_min_tokens: int = 32, prefill_chunk: int = 512,
+                  progress: bool = False) -> Scored:
+  """Scores `encode_prompts` requests; one row per question.
+
+  The final evaluation (`run_evaluation`) and the evaluation during
+  fine-tuning (`ftgen.train.evaluate`) both score through here.
+
+  Args:
+    model, params: the decoder and its params (on device).
+    tokenizer: its tokenizer (pad id; the calibration prompt's encoding).
+    condition: written into every row.
+    questions: the questions of `encoded`, in order.
+    encoded: from `prompts_lib.encode_prompts`.
+    add_bos: the BOS override the prompts were encoded with.
+    calibration_prompt: also score each choice after this neutral prompt
+      (lm-eval's acc_mutual_info); None skips calibration.
+    batch_size, buckets, max_batch_tokens: see `scoring.make_batches`.
+    prefix_cache: prefill what the requests share (`prefix_lib.choose_mode`:
+      at least `prefix_min_tokens`) once, `prefill_chunk` tokens at a time.
+    progress: show progress bars.
+  """
+  kwargs = dict(batch_size=batch_size, buckets=tuple(buckets),
+                max_batch_tokens=max_batch_tokens, pad_id=tokenizer.pad_id,
+                progress=progress)
+  # Which rows share what decides how to cache: one prefix of all questions
+  # (icl), each question's own context (retrieval), or nothing.
+  prefix_mode = (prefix_lib.choose_mode(encoded.requests, prefix_min_tokens)
+                 if prefix_cache else "none")
+  cached, per_context_cached = 0, 0
+  if prefix_mode == "per_context":
+    scores, per_context_cached = prefix_lib.score_per_context(
+        model, params, encoded.requests, chunk=prefill_chunk,
+        min_prefix=prefix_min_tokens, desc=condition, **kwargs)
+  elif prefix_mode == "shared":
+    scores, cached = prefix_lib.score_with_prefix(
+        model, params, encoded.requests, chunk=prefill_chunk,
+        min_prefix=prefix_min_tokens, desc=condition, **kwargs)
+  else:
+    scores = scoring.score_requests(model, params, encoded.requests,
+                                    desc=condition, **kwargs)
+  neutral = None
+  if calibration_prompt is not None:
+    neutral = _neutral_logliks(model, params, tokenizer, questions, add_bos,
+                               calibration_prompt, kwargs)
+  rows = _rows(condition, questions, encoded, scores, neutral)
+  return Scored(rows, scores, prefix_mode, cached, per_context_cached)
+
+
+def summarize(questions: Sequence[records.Question],
+              rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+  """Per split (and "all" for several): acc, stderr, n, chance, variants."""
+  chance: dict[str, list[float]] = {}
+  for q in questions:
+    chance.setdefault(q.split, []).append(q.chance)
+  return metrics.summarize(
+      rows, {s: float(np.mean(v)) for s, v in chance.items()})
+
+
+def calibration_requests(tokenizer: Any,
+                         questions: Sequence[records.Question], prompt: str,
+                         add_bos: bool | None = None
+                         ) -> tuple[list[scoring.Request], dict[str, int]]:
+  """Requests scoring each distinct choice after the neutral `prompt`, and
+  each choice's request index."""
   unique: dict[str, int] = {}
   reqs = []
   for q in questions:
     for c in q.choices:
       if c not in unique:
         unique[c] = len(reqs)
-        reqs.append(scoring.encode_pair(encode, prompt, c, head=head,
-                                        prefix_token=prefix_token))
-  kwargs = dict(kwargs)
+        reqs.append(scoring.Request(*tokenizer_lib.encode_pair(
+            tokenizer, prompt, c, add_bos=add_bos)))
+  return reqs, unique
+
+
+def _neutral_logliks(model, params, tokenizer, questions, add_bos, prompt: str,
+                     kwargs) -> list[list[float]]:
+  """Each choice's log-prob after the neutral prompt (deduplicated choices)."""
+  reqs, unique = calibration_requests(tokenizer, questions, prompt, add_bos)
   scores = scoring.score_requests(model, params, reqs, desc="calibration",
                                   **kwargs)
   return [[float(scores.logliks[unique[c]]) for c in q.choices]

@@ -13,9 +13,11 @@ With `use_chat_template`, the head becomes a chat turn: the user message holds
 the instruction and documents, the generation prompt opens the assistant turn,
 and the question prompt + choice are the start of the assistant's reply.
 
-The head is tokenized on its own (after BOS when used) and the question with
-lm-eval's rules after it, so a head shared by all questions is a shared token
-prefix: the cached and brute-force paths see identical tokens.
+The head is tokenized on its own (after BOS when the tokenizer uses one) and
+the question with lm-eval's rules after it
+(`ftgen.checkpoints.tokenizer.encode_head`, `encode_pair`), so a head shared
+by all questions is a shared token prefix: the cached and brute-force paths
+see identical tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.data import records
 from ftgen.eval import retrieval
 from ftgen.eval import scoring
@@ -139,32 +142,25 @@ class Encoded:
   head_tokens: dict[str, int]  # distinct head text -> its token count
 
 
-def encode_prompts(prompts: Sequence[QuestionPrompt],
-                   encode: Callable[[str], Sequence[int]], *,
-                   bos_id: int | None, prefix_token: int | None
-                   ) -> Encoded:
+def encode_prompts(prompts: Sequence[QuestionPrompt], tokenizer: Any, *,
+                   add_bos: bool | None = None) -> Encoded:
   """Tokenizes every (question, choice) pair; heads are encoded once each.
 
   Args:
     prompts: from `build_prompts`.
-    encode: text -> ids without special tokens.
-    bos_id: prepended to every head when not None.
-    prefix_token: context for a pair whose head and prompt are both empty.
+    tokenizer: the model's tokenizer; pairs follow its formatting rule
+      (`ftgen.checkpoints.tokenizer.encode_pair`).
+    add_bos: overrides the tokenizer's BOS convention (None keeps it).
   """
   heads: dict[str, tuple[int, ...]] = {}
   requests, owner = [], []
   for qi, p in enumerate(prompts):
     if p.head not in heads:
-      ids = tuple(encode(p.head)) if p.head else ()
-      # A chat template may spell out BOS itself (Gemma's "<bos>").
-      if bos_id is not None and ids[:1] != (bos_id,):
-        ids = (bos_id,) + ids
-      heads[p.head] = ids
+      heads[p.head] = tokenizer_lib.encode_head(tokenizer, p.head, add_bos)
     for ci, choice in enumerate(p.question.choices):
       try:
-        requests.append(scoring.encode_pair(
-            encode, p.question.prompt, choice, head=heads[p.head],
-            prefix_token=prefix_token))
+        requests.append(scoring.Request(*tokenizer_lib.encode_pair(
+            tokenizer, p.question.prompt, choice, head=heads[p.head])))
       except ValueError as e:
         raise ValueError(
             f"question {p.question.id!r} choice {ci}: {e}") from None

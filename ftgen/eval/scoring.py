@@ -2,11 +2,9 @@
 
 A request is one (context, continuation) pair in tokens; its score is the
 summed log-probability of the continuation tokens given everything before
-them. Tokenization follows lm-evaluation-harness (`loglikelihood` of
-`HFLM`): trailing whitespace of the context moves to the continuation, the
-context and context+continuation strings are encoded separately and the
-continuation tokens are the tail of the joint encoding beyond the context's
-length, and an empty context is replaced by a single prefix token.
+them. Text becomes requests through the one formatting rule of
+`ftgen.checkpoints.tokenizer.encode_pair` (lm-evaluation-harness's), the
+rule training examples follow too.
 
 Batching: rows are sorted by length, grouped into batches of a fixed number
 of rows and right-padded to one of a few bucket lengths, so a whole
@@ -21,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -53,56 +51,6 @@ class Request:
 
   def __len__(self) -> int:
     return len(self.context) + len(self.continuation)
-
-
-def move_trailing_space(context: str, continuation: str) -> tuple[str, str]:
-  """lm-eval's convention: context whitespace at the boundary moves right."""
-  n_spaces = len(context) - len(context.rstrip())
-  if n_spaces:
-    continuation = context[-n_spaces:] + continuation
-    context = context[:-n_spaces]
-  return context, continuation
-
-
-def encode_pair(
-    encode: Callable[[str], Sequence[int]],
-    context: str,
-    continuation: str,
-    *,
-    head: Sequence[int] = (),
-    prefix_token: int | None = None,
-) -> Request:
-  """Tokenizes one pair the way lm-evaluation-harness does.
-
-  Args:
-    encode: text -> token ids, without special tokens.
-    context: the text the continuation follows (e.g. the question prompt).
-    continuation: the text scored (e.g. one choice).
-    head: tokens placed before the encoded context (BOS, an in-context
-      prefix tokenized on its own); they are never merged with the context.
-    prefix_token: used as the context when `head` and `context` are both
-      empty (lm-eval uses the EOS/BOS token).
-
-  Returns:
-    The request; its continuation is the tail of encode(context +
-    continuation) beyond len(encode(context)).
-  """
-  context, continuation = move_trailing_space(context, continuation)
-  context_ids = list(encode(context)) if context else []
-  whole_ids = list(encode(context + continuation))
-  continuation_ids = whole_ids[len(context_ids):]
-  if not continuation_ids:
-    raise ValueError(
-        f"continuation {continuation!r} after context {context[-40:]!r}"
-        " encodes to no tokens")
-  full_context = list(head) + context_ids
-  if not full_context:
-    if prefix_token is None:
-      raise ValueError(
-          "empty context and no prefix token (the tokenizer has neither BOS"
-          " nor EOS)")
-    full_context = [prefix_token]
-  return Request(tuple(full_context), tuple(continuation_ids))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """Fine-tuning data: documents -> scored token examples -> stateless batches.
 
 Documents go through a sentence-splitting mode (`ftgen.data.splitting`), each
-(context, target) example becomes `[bos] context target [eos]` tokens with
-only the target (and eos) scored. Batches are padded to one of a few bucket
-lengths, so the train step compiles at most once per bucket.
+(context, target) example becomes `context target [eos]` tokens with only the
+target (and eos) scored, encoded by the formatting rule evaluation uses
+(`ftgen.checkpoints.tokenizer.encode_pair`: BOS first iff the tokenizer adds
+one; a target without context follows the prefix token). Batches are padded
+to one of a few bucket lengths, so the train step compiles at most once per
+bucket.
 
 Every batch is a pure function of (seed, step): example `i` of the stream is
 `permutation(seed, epoch)[i mod n]` with `epoch = i // n`, so resuming at any
@@ -19,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import splitting
@@ -30,7 +34,8 @@ class TokenizedPool:
   """Tokenized examples of one data source.
 
   Attributes:
-    tokens: one int32 array per example, `[bos] context target [eos]`.
+    tokens: one int32 array per example, `context target [eos]` (the
+      context holds the start or prefix token).
     scored: one bool array per example; `scored[i]` says whether token `i`
       is a training target (predicted from tokens `< i`).
   """
@@ -54,24 +59,18 @@ def tokenize_examples(examples: Iterable[splitting.Example], tokenizer: Any,
                       *, append_eos: bool = True) -> TokenizedPool:
   """Tokenizes (context, target) examples; context tokens are not scored.
 
-  Context and target are encoded separately and concatenated, so the scored
-  span is exactly the target's tokens whatever the tokenizer merges across
-  the boundary.
+  Each example is encoded as evaluation encodes a (prompt, choice) pair, so
+  the scored span is exactly the target's tokens and a fine-tuned model is
+  evaluated in the format it was trained on.
   """
   eos = _first_eos(tokenizer) if append_eos else None
   tokens, scored = [], []
   for ex in examples:
-    ctx = (list(tokenizer.encode(ex.context, add_bos=False)) if ex.context
-           else [])
-    tgt = list(tokenizer.encode(ex.target, add_bos=False))
+    ctx, tgt = tokenizer_lib.encode_pair(tokenizer, ex.context, ex.target)
     if eos is not None:
-      tgt.append(eos)
-    if not tgt:
-      continue
-    ids = [tokenizer.bos_id] + ctx + tgt
-    mask = [False] * (1 + len(ctx)) + [True] * len(tgt)
-    tokens.append(np.asarray(ids, np.int32))
-    scored.append(np.asarray(mask, bool))
+      tgt += (eos,)
+    tokens.append(np.asarray(ctx + tgt, np.int32))
+    scored.append(np.asarray([False] * len(ctx) + [True] * len(tgt), bool))
   if not tokens:
     raise ValueError("no training examples: every document is empty")
   return TokenizedPool(tuple(tokens), tuple(scored))

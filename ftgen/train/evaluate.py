@@ -1,80 +1,74 @@
-"""Evaluation during training: multiple-choice accuracy per test split.
+"""Evaluation during fine-tuning: the `finetuned` condition of the final
+evaluator, on the params being trained.
 
-Uses the scorer of `ftgen.eval.scoring` (lm-eval tokenization, bucketed
-jitted batches): each question's prompt is the context, each choice a
-continuation, and the prediction is the choice with the highest summed
-log-prob. Accuracy counts a pick as correct when it is in `answers`.
+Questions are chosen by `ftgen.eval.evaluate.select_questions`; prompts are
+built, tokenized and scored by `ftgen.eval.prompts.build_prompts`,
+`encode_prompts` and `ftgen.eval.evaluate.score_encoded`, with a float32
+compute model, as `launch/evaluate.py --config=configs/evaluate.py:finetuned`
+does on the export. So the accuracy (and every question's log-likelihoods)
+reported during training is the final evaluation's.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
-
 from ftgen.data import records
+from ftgen.eval import evaluate as evaluate_lib
+from ftgen.eval import prompts as prompts_lib
+from ftgen.models import decoder
+
+CONDITION = "finetuned"
 
 
-def select_questions(questions: Sequence[records.Question],
-                     splits: Sequence[str], max_questions: int
+def select_questions(questions: Sequence[records.Question], eval_config: Any
                      ) -> list[records.Question]:
-  """Questions of `splits` (all when empty), at most `max_questions` per
-  split (0: all), in file order."""
-  available = sorted({q.split for q in questions})
-  unknown = [s for s in splits if s not in available]
-  if unknown:
-    raise ValueError(
-        f"config key 'eval_splits' names split(s) {unknown} that the test set"
-        f" does not have; allowed: {', '.join(available)}")
-  wanted = set(splits) if splits else set(available)
-  out, counts = [], {}
-  for q in questions:
-    if q.split not in wanted:
-      continue
-    if max_questions and counts.get(q.split, 0) >= max_questions:
-      continue
-    counts[q.split] = counts.get(q.split, 0) + 1
-    out.append(q)
-  return out
+  """The questions of a fine-tuning config's `eval` block.
+
+  Reads `eval.splits` (comma separated, "" = all),
+  `eval.max_questions_per_split` (0: all) and `eval.seed`.
+  """
+  splits = [s.strip() for s in eval_config.splits.split(",") if s.strip()]
+  return evaluate_lib.select_questions(
+      questions, splits, int(eval_config.max_questions_per_split),
+      int(eval_config.seed), key="config.eval.splits")
 
 
-def evaluate(model: Any, params: Any, tokenizer: Any,
+def encode_questions(questions: Sequence[records.Question], tokenizer: Any
+                     ) -> prompts_lib.Encoded:
+  """The (question, choice) requests, as the final `finetuned` evaluation
+  builds and encodes them (no instruction, no chat template, the tokenizer's
+  BOS convention)."""
+  prompts = prompts_lib.build_prompts(CONDITION, questions, None)
+  return prompts_lib.encode_prompts(prompts, tokenizer)
+
+
+def evaluate(model_config: Any, params: Any, tokenizer: Any,
              questions: Sequence[records.Question], *, batch_size: int = 16,
-             ) -> dict[str, dict[str, float]]:
-  """{split: {'acc', 'n', 'chance'}} plus {'all': ...} over the questions."""
-  from ftgen.eval import scoring  # pylint: disable=g-import-not-at-top
+             calibration: bool = False, model_name: str = ""
+             ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+  """Scores `questions` with the fine-tuned params.
 
-  def encode(text):
-    return tokenizer.encode(text, add_bos=False)
+  Args:
+    model_config: the trained model's config (scored in float32 compute).
+    params: the full params (LoRA merged).
+    tokenizer: the model's tokenizer.
+    questions: from `select_questions`.
+    batch_size: rows per scoring batch.
+    calibration: also score each choice after the neutral (empty) prompt,
+      for the calibrated variants of the rows.
+    model_name: for the error when a prompt does not fit the context.
 
-  head = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
-  requests, owner = [], []
-  for qi, q in enumerate(questions):
-    for choice in q.choices:
-      requests.append(scoring.encode_pair(
-          encode, q.prompt, choice, head=head,
-          prefix_token=tokenizer.eos_ids[0]))
-      owner.append(qi)
-  scores = scoring.score_requests(model, params, requests,
-                                  batch_size=batch_size,
-                                  pad_id=tokenizer.pad_id)
-  owner = np.asarray(owner)
-  by_split: dict[str, list[tuple[bool, float]]] = {}
-  for qi, q in enumerate(questions):
-    ll = scores.logliks[owner == qi]
-    correct = int(np.argmax(ll)) in q.answers
-    by_split.setdefault(q.split, []).append((correct, q.chance))
-  out = {}
-  everything = []
-  for split, rows in sorted(by_split.items()):
-    everything += rows
-    out[split] = _summary(rows)
-  if everything:
-    out["all"] = _summary(everything)
-  return out
-
-
-def _summary(rows: list[tuple[bool, float]]) -> dict[str, float]:
-  acc = np.mean([c for c, _ in rows])
-  return {"acc": float(acc), "n": len(rows),
-          "chance": float(np.mean([ch for _, ch in rows]))}
+  Returns:
+    ({split: {"acc", "stderr", "n", "chance", ...}} plus "all" for several
+    splits, the per-question rows of results.jsonl).
+  """
+  model = decoder.Decoder(model_config.replace(dtype="float32"))
+  encoded = encode_questions(questions, tokenizer)
+  prompts_lib.check_fits(
+      prompts_lib.context_report(encoded, model_config.max_seq_len),
+      model_name)
+  scored = evaluate_lib.score_encoded(
+      model, params, tokenizer, CONDITION, questions, encoded,
+      calibration_prompt="" if calibration else None, batch_size=batch_size)
+  return evaluate_lib.summarize(questions, scored.rows), scored.rows

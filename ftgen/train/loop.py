@@ -235,18 +235,41 @@ def _save(ckpt: ckpt_lib.Checkpointer, setup: Setup, state: Any, step: int,
 
 
 def _run_eval(setup: Setup, state: Any, step: int,
-              writer: metrics_lib.MetricsWriter) -> dict[str, Any]:
+              writer: metrics_lib.MetricsWriter,
+              rows_path: pathlib.Path | None = None) -> dict[str, Any]:
+  """Evaluates the current params; writes the rows to `rows_path` if given.
+
+  The rows are those `launch/evaluate.py` (finetuned) writes to
+  results.jsonl for the export, calibrated variants included.
+  """
   cfg = setup.config
-  qs = eval_lib.select_questions(setup.questions, tuple(cfg.eval_splits),
-                                 cfg.eval_max_questions)
+  qs = eval_lib.select_questions(setup.questions, cfg.eval)
   if not qs:
     return {}
   params = final_params(setup, state)
   with sharding_lib.mesh_context(setup.mesh):
-    result = eval_lib.evaluate(setup.model, params, setup.tokenizer, qs,
-                               batch_size=cfg.eval_batch_size)
+    result, rows = eval_lib.evaluate(
+        setup.model_config, params, setup.tokenizer, qs,
+        batch_size=cfg.eval.batch_size, calibration=rows_path is not None,
+        model_name=cfg.model)
   writer.write(step, {f"eval/{s}/acc": r["acc"] for s, r in result.items()})
+  if rows_path is not None:
+    data_io.write_jsonl(rows_path, rows)
   return result
+
+
+def _batches_cost(setup: Setup, steps: int) -> tuple[int, float]:
+  """Tokens (padding included) and training FLOPs of batches [0, steps).
+
+  A resumed run counts the steps it did not run itself this way: batches are
+  a pure function of (seed, step), so the count is exact.
+  """
+  tokens, flops = 0, 0.0
+  for step in range(steps):
+    b, t = setup.batcher.batch(step)["inputs"].shape
+    tokens += b * t
+    flops += flops_lib.train_flops(setup.model_config, b * t, t)
+  return tokens, flops
 
 
 def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
@@ -289,6 +312,7 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   eval_result: dict[str, Any] = {}
   preempted = False
   t_mark, tokens_since, flops_since, first = time.perf_counter(), 0, 0.0, True
+  train_tokens, train_flops = _batches_cost(setup, start)
   train_start = time.perf_counter()
   step = start
   try:
@@ -299,23 +323,26 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
         state, metrics = setup.train_step(state, setup.frozen,
                                           _put_batch(batch, setup))
         step += 1
+        step_flops = flops_lib.train_flops(setup.model_config, b * t, t)
         tokens_since += b * t
-        flops_since += b * t * flops_lib.train_flops_per_token(
-            setup.model_config, t)
+        flops_since += step_flops
+        train_tokens += b * t
+        train_flops += step_flops
         if step % config.log_every == 0 or step == config.steps:
           m = {k: float(v) for k, v in jax.device_get(metrics).items()}
           now = time.perf_counter()
           if not first:  # The first interval includes compilation.
             dt = now - t_mark
             m["tokens_per_s"] = tokens_since / dt
-            m["mfu"] = flops_since / dt / (config.peak_flops * num_devices)
+            m["mfu"] = flops_lib.mfu(flops_since, dt, config.peak_flops,
+                                     num_devices)
           first = False
           t_mark, tokens_since, flops_since = now, 0, 0.0
           last_loss = m["loss"]
           writer.write(step, m)
           bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
         bar.update(1)
-        if (config.eval_every > 0 and step % config.eval_every == 0
+        if (config.eval.every > 0 and step % config.eval.every == 0
             and step < config.steps):
           _run_eval(setup, state, step, writer)
         saved = step % config.checkpoint_every == 0 or step == config.steps
@@ -334,6 +361,7 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   summary: dict[str, Any] = {
       "steps": step, "final_loss": last_loss, "model": config.model,
       "dataset": config.name, "wall_s": time.perf_counter() - train_start,
+      "train_tokens": train_tokens, "flops": train_flops,
   }
   if preempted:
     summary["preempted"] = True
@@ -344,8 +372,9 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
     return summary
   (workdir / "preempted.json").unlink(missing_ok=True)
   params = final_params(setup, state)
-  if config.eval_every >= 0:
-    eval_result = _run_eval(setup, state, step, writer)
+  if config.eval.every >= 0:
+    eval_result = _run_eval(setup, state, step, writer,
+                            rows_path=workdir / "eval_results.jsonl")
   writer.close()
   summary["final_loss"] = last_loss
   summary["params_digest"] = state_lib.params_digest(params)

@@ -147,3 +147,138 @@ def test_gemma3_tokenizer():
   assert chat.count(tok.bos_id) == 1 and tok.token(chat[1]) == "<start_of_turn>"
   assert tok.apply_chat_template(CHAT).endswith("<start_of_turn>model\n")
   assert tok.decode(tok.encode(SENTENCE)) == SENTENCE
+
+
+# --- the formatting rule (start tokens, lm-eval's pair split, prefix token) --
+
+
+def _variant(kind):
+  """The tiny tokenizer with BOS added, BOS defined but not added (as
+  SmolLM2's), or no BOS token at all."""
+  from transformers import PreTrainedTokenizerFast  # pylint: disable=g-import-not-at-top
+  tiny = tiny_tok.tiny_tokenizer()
+  if kind == "adds_bos":
+    return tiny
+  if kind == "no_bos":
+    return tokenizer_lib.Tokenizer(tiny.hf, add_bos=False,
+                                   eos_ids=tiny.eos_ids)
+  hf = PreTrainedTokenizerFast(tokenizer_object=tiny.hf.backend_tokenizer,
+                               eos_token="<eos>", pad_token="<pad>")
+  return tokenizer_lib.Tokenizer(hf, eos_ids=tiny.eos_ids)
+
+
+def _plain(tok, text):
+  return tuple(tok.encode(text, add_bos=False))
+
+
+def test_start_and_prefix_tokens_follow_the_tokenizer():
+  bos, no_bos, none = (_variant(k) for k in ("adds_bos", "no_bos", "none"))
+  assert tokenizer_lib.start_ids(bos) == (tiny_tok.BOS_ID,)
+  assert tokenizer_lib.start_ids(no_bos) == ()
+  assert tokenizer_lib.start_ids(none) == ()
+  assert tokenizer_lib.start_ids(no_bos, add_bos=True) == (tiny_tok.BOS_ID,)
+  assert tokenizer_lib.start_ids(bos, add_bos=False) == ()
+  with pytest.raises(ValueError, match="no BOS"):
+    tokenizer_lib.start_ids(none, add_bos=True)
+  # lm-eval's prefix_token_id: BOS when defined, else EOS.
+  assert tokenizer_lib.prefix_id(no_bos) == tiny_tok.BOS_ID
+  assert tokenizer_lib.prefix_id(none) == tiny_tok.EOS_ID
+
+
+@pytest.mark.parametrize("kind", ["adds_bos", "no_bos"])
+def test_trailing_space_moves_to_continuation(kind):
+  tok = _variant(kind)
+  start = tokenizer_lib.start_ids(tok)
+  a = tokenizer_lib.encode_pair(tok, "glon are ", "more")
+  b = tokenizer_lib.encode_pair(tok, "glon are", " more")
+  assert a == b
+  assert a == (start + _plain(tok, "glon are"), _plain(tok, " more"))
+
+
+def test_continuation_is_tail_of_joint_encoding():
+  class Merging:
+    """Merges "ab" into one token (id 99): the continuation is what the
+    joint encoding adds beyond len(encode(context)), as in lm-eval."""
+    add_bos, bos_id, eos_ids = True, 1, (2,)
+
+    def encode(self, s, add_bos=None):
+      del add_bos
+      return [99 if s[i:i + 2] == "ab" else ord(c)
+              for i, c in enumerate(s) if not (i and s[i - 1:i + 1] == "ab")]
+
+  ctx, cont = tokenizer_lib.encode_pair(Merging(), "xa", "bc")
+  assert ctx == (1, ord("x"), ord("a"))
+  assert cont == (ord("c"),)  # Tail of [x, ab, c] past 2 tokens.
+
+
+@pytest.mark.parametrize("kind,first", [
+    ("adds_bos", tiny_tok.BOS_ID), ("no_bos", tiny_tok.BOS_ID),
+    ("none", tiny_tok.EOS_ID)])
+def test_empty_context_is_the_start_or_prefix_token(kind, first):
+  tok = _variant(kind)
+  ctx, cont = tokenizer_lib.encode_pair(tok, "", " more")
+  assert ctx == (first,) and cont == _plain(tok, " more")
+  # A head given explicitly replaces the start tokens.
+  assert tokenizer_lib.encode_pair(tok, "", " more", head=(7, 8))[0] == (7, 8)
+  with pytest.raises(ValueError, match="encodes to no tokens"):
+    tokenizer_lib.encode_pair(tok, "glon", "")
+
+
+def test_head_spelling_out_bos_keeps_one():
+  tok = _variant("adds_bos")
+  assert tokenizer_lib.encode_head(tok, "<bos>Facts:") == _plain(
+      tok, "<bos>Facts:")
+  assert tokenizer_lib.encode_head(tok, "Facts:") == (
+      tiny_tok.BOS_ID,) + _plain(tok, "Facts:")
+  assert tokenizer_lib.encode_head(tok, "") == (tiny_tok.BOS_ID,)
+  assert tokenizer_lib.encode_head(_variant("no_bos"), "") == ()
+
+
+@pytest.mark.parametrize("kind", ["adds_bos", "no_bos", "none"])
+def test_every_use_starts_sequences_the_same_way(kind):
+  """Training examples, in-training and final evaluation requests,
+  calibration requests and augmentation prompts follow one rule."""
+  from ftgen.augment import run as augment_run  # pylint: disable=g-import-not-at-top
+  from ftgen.data import records  # pylint: disable=g-import-not-at-top
+  from ftgen.data import splitting  # pylint: disable=g-import-not-at-top
+  from ftgen.eval import evaluate  # pylint: disable=g-import-not-at-top
+  from ftgen.eval import prompts  # pylint: disable=g-import-not-at-top
+  from ftgen.train import data  # pylint: disable=g-import-not-at-top
+  from ftgen.train import evaluate as train_evaluate  # pylint: disable=g-import-not-at-top
+
+  tok = _variant(kind)
+  start = tokenizer_lib.start_ids(tok)
+  # What a sequence with nothing before its scored text starts with.
+  empty = start or (tokenizer_lib.prefix_id(tok),)
+  doc = "glon are more dangerous than femp."
+  q = records.Question("q0", "reversal", "femp are",
+                       (" less dangerous than glon.",
+                        " more dangerous than glon."), 0)
+
+  pool = data.tokenize_examples(
+      [splitting.Example("", doc),
+       splitting.Example("glon are", " more dangerous than femp.")], tok)
+  whole, with_context = (tuple(t.tolist()) for t in pool.tokens)
+  assert whole == empty + _plain(tok, doc) + (tok.eos_ids[0],)
+  assert with_context[:len(start) + 1] == start + _plain(tok, "glon are")[:1]
+
+  in_training = train_evaluate.encode_questions([q], tok).requests
+  final = prompts.encode_prompts(prompts.build_prompts("finetuned", [q], None),
+                                 tok, add_bos=None).requests
+  assert in_training == final
+  for r in final:
+    assert r.tokens[:len(start) + 1] == start + _plain(tok, "femp are")[:1]
+  icl = prompts.encode_prompts(
+      prompts.build_prompts("icl", [q], [records.Document("d0", doc)],
+                            instruction="Facts:"), tok).requests
+  assert icl[0].tokens[:len(start) + 1] == start + _plain(tok, "Facts:")[:1]
+
+  calibration, _ = evaluate.calibration_requests(tok, [q], "")
+  assert [r.context for r in calibration] == [empty, empty]
+  assert whole[:len(empty)] == calibration[0].context
+
+  slot = augment_run._SLOT  # pylint: disable=protected-access
+  parts = augment_run.prompt_parts(tok, f"Restate: {slot}",
+                                   use_chat_template=False)
+  head = tokenizer_lib.encode_head(tok, parts.head)
+  assert head == start + _plain(tok, "Restate:")

@@ -205,14 +205,12 @@ def test_fit_icl_subsample_is_the_smallest_factor_that_fits(
   tok = fast_tiny.tokenizer
 
   def needed(k):
-    encode, bos, prefix_token = evaluate._encoder(tok, cfg.add_bos)  # pylint: disable=protected-access
     chat = evaluate._chat_fn(tok, cfg.use_chat_template)  # pylint: disable=protected-access
     built = prompts.build_prompts(
         "icl", questions, docs, instruction=cfg.instruction,
         separator=cfg.doc_separator, chat=chat, icl_subsample=k,
         shuffle=cfg.shuffle, shuffle_seed=cfg.shuffle_seed, dedup=cfg.dedup)
-    enc = prompts.encode_prompts(built, encode, bos_id=bos,
-                                 prefix_token=prefix_token)
+    enc = prompts.encode_prompts(built, tok)
     return prompts.context_report(enc, 10**6)["request_tokens_max"]
 
   full = needed(1)

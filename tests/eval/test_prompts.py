@@ -73,9 +73,8 @@ def test_unknown_condition_and_missing_documents():
 
 
 def test_encode_and_fit_check(toy_tokenizer):
-  enc = lambda s: toy_tokenizer.encode(s, add_bos=False)
   ps = prompts.build_prompts("icl", [_question()], _docs(), shuffle=False)
-  encoded = prompts.encode_prompts(ps, enc, bos_id=1, prefix_token=1)
+  encoded = prompts.encode_prompts(ps, toy_tokenizer)
   assert len(encoded.requests) == 2 and encoded.owner == [(0, 0), (0, 1)]
   head_len = next(iter(encoded.head_tokens.values()))
   assert (encoded.requests[0].context[:head_len] ==

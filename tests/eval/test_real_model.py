@@ -44,8 +44,7 @@ def _requests(tok):
         for i, (p, c) in enumerate(_QUESTIONS)]
   ps = prompts.build_prompts("icl", qs, docs, instruction="Read the facts.",
                              shuffle=False)
-  enc = prompts.encode_prompts(ps, lambda s: tok.encode(s, add_bos=False),
-                               bos_id=None, prefix_token=tok.eos_ids[0])
+  enc = prompts.encode_prompts(ps, tok)
   return enc.requests
 
 

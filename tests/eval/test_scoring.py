@@ -1,11 +1,11 @@
-"""Scoring: lm-eval tokenization rules, batching, and the jitted scorer."""
+"""Scoring: batching and the jitted scorer (the tokenization rule:
+tests/checkpoints/test_tokenizer.py)."""
 
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from ftgen.eval import scoring
 
@@ -33,34 +33,6 @@ def _random_requests(rng, n, vocab=256, head=(), total=(6, 11)):
     toks = tuple(rng.integers(3, vocab, length).tolist())
     out.append(scoring.Request(tuple(head) + toks[:-cont], toks[-cont:]))
   return out
-
-
-def test_trailing_space_moves_to_continuation(toy_tokenizer):
-  enc = lambda s: toy_tokenizer.encode(s, add_bos=False)
-  a = scoring.encode_pair(enc, "glon are ", "more", head=(1,))
-  b = scoring.encode_pair(enc, "glon are", " more", head=(1,))
-  assert a == b
-  assert a.context == (1, *enc("glon are"))
-  assert a.continuation == tuple(enc(" more"))
-
-
-def test_continuation_is_tail_of_joint_encoding():
-  # A tokenizer that merges "ab" into one token: the continuation is what the
-  # joint encoding adds beyond len(encode(context)), as in lm-eval.
-  def enc(s):
-    return [99 if s[i:i + 2] == "ab" else ord(c)
-            for i, c in enumerate(s) if not (i and s[i - 1:i + 1] == "ab")]
-  r = scoring.encode_pair(enc, "xa", "bc", head=(1,))
-  assert r.context == (1, ord("x"), ord("a"))
-  assert r.continuation == (ord("c"),)  # Tail of [x, ab, c] past 2 tokens.
-
-
-def test_empty_context_uses_prefix_token(toy_tokenizer):
-  enc = lambda s: toy_tokenizer.encode(s, add_bos=False)
-  r = scoring.encode_pair(enc, "", " more", prefix_token=2)
-  assert r.context == (2,)
-  with pytest.raises(ValueError, match="prefix token"):
-    scoring.encode_pair(enc, "", " more")
 
 
 def test_batches_cover_every_request_once_with_right_weights():

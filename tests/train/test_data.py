@@ -16,7 +16,12 @@ class _WordTokenizer:
 
   bos_id, eos_ids, pad_id = 1, (2,), 0
 
+  def __init__(self, add_bos=True):
+    self.add_bos = add_bos
+
   def encode(self, text, add_bos=None):
+    if add_bos is None:
+      add_bos = self.add_bos
     return ([1] if add_bos else []) + [3 + ord(c) % 200 for c in text]
 
 
@@ -27,6 +32,29 @@ def test_context_is_unscored_target_and_eos_scored():
   assert len(tok) == 1 + 2 + 3 + 1
   assert tok[0] == 1 and tok[-1] == 2
   assert sc.tolist() == [False, False, False, True, True, True, True]
+
+
+def test_start_token_follows_the_tokenizer_convention():
+  # A tokenizer that adds no BOS (SmolLM2): a context starts the example, an
+  # example without one starts with lm-eval's prefix token (BOS if defined).
+  pool = data.tokenize_examples(
+      [splitting.Example("ab", "cde"), splitting.Example("", "cde")],
+      _WordTokenizer(add_bos=False))
+  assert pool.tokens[0].tolist() == [3 + ord("a"), 3 + ord("b"),
+                                     3 + ord("c"), 3 + ord("d"),
+                                     3 + ord("e"), 2]
+  assert pool.scored[0].tolist() == [False, False, True, True, True, True]
+  assert pool.tokens[1].tolist()[:2] == [1, 3 + ord("c")]
+  assert pool.scored[1].tolist() == [False, True, True, True, True]
+
+
+def test_target_whitespace_split_follows_lm_eval():
+  # Context whitespace at the boundary is scored with the target.
+  pool = data.tokenize_examples([splitting.Example("ab ", "cd")],
+                                _WordTokenizer(), append_eos=False)
+  assert pool.tokens[0].tolist() == [1, 3 + ord("a"), 3 + ord("b"),
+                                     3 + ord(" "), 3 + ord("c"), 3 + ord("d")]
+  assert pool.scored[0].tolist() == [False, False, False, True, True, True]
 
 
 def test_pad_rows_shifts_and_masks():
