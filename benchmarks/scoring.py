@@ -60,7 +60,7 @@ from ftgen.models.decoder import Decoder
 from ftgen.models import flops as flops_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
-# Peak dense bf16 FLOP/s for MFU (DESIGN §6); None: not reported.
+# Peak dense bf16 FLOP/s for MFU (docs/design.md#performance); None: not reported.
 _PEAK = {"gpu": 989e12}
 
 CPU_DEFAULT = ModelConfig(

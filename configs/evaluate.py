@@ -1,7 +1,8 @@
 """Evaluation configs:
 `configs/evaluate.py:MODE` or `configs/evaluate.py:MODE,tiny`.
 
-MODE is the condition: pretrained, icl, retrieval or finetuned (DESIGN §3.3).
+MODE is the condition: pretrained, icl, retrieval or finetuned
+(docs/design.md#evaluation-outputs).
 
   python launch/evaluate.py --config=configs/evaluate.py:icl \
       --config.model=smollm2-135m --config.data=DIR/reversals --workdir=OUT
@@ -44,8 +45,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c = ml_collections.ConfigDict()
   c.condition = mode
-  # Model name (DESIGN §3.5): smollm2-135m, gemma3-270m, hf:DIR, gguf:FILE,
-  # tiny.
+  # Model name (docs/design.md#model-names): smollm2-135m, gemma3-270m,
+  # hf:DIR, gguf:FILE, tiny.
   c.model = "tiny" if tiny else "smollm2-135m"
   # Compute dtype override ("" keeps the model's; float32 for conformance).
   c.dtype = "float32"

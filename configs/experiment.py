@@ -1,6 +1,7 @@
 r"""Experiment configs: `configs/experiment.py:NAME` or `NAME,tiny`.
 
-One dataset, one model, every condition of the paper (DESIGN §1, §3.4):
+One dataset, one model, every condition of the paper
+(docs/design.md#purpose, #experiment-summary):
 
   python launch/run_experiment.py --config=configs/experiment.py:reversals \
       --workdir=runs/reversals

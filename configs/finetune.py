@@ -47,7 +47,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.name = name
   c.seed = 0  # Batches are a pure function of (seed, step).
 
-  # Model: a registry name (DESIGN §3.5). `model_seed` seeds random models.
+  # Model: a registry name (docs/design.md#model-names). `model_seed` seeds
+  # random models.
   c.model = "tiny" if tiny else "smollm2-135m"
   c.model_seed = 0
   # Compute dtype; the trained (master) weights stay in `param_dtype`.

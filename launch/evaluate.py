@@ -1,4 +1,6 @@
-r"""Evaluates a model on a dataset's multiple-choice questions (DESIGN §3.3).
+r"""Evaluates a model on a dataset's multiple-choice questions.
+
+The command and its outputs are a contract (docs/design.md#evaluation-outputs).
 
   python launch/evaluate.py --config=configs/evaluate.py:icl \
       --config.model=smollm2-135m --config.data=/tmp/ftgen_data/reversals \

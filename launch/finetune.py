@@ -1,4 +1,7 @@
-r"""Fine-tunes a model on a dataset, resuming from WORKDIR (DESIGN §3.6).
+r"""Fine-tunes a model on a dataset, resuming from WORKDIR.
+
+The command and its outputs are a contract
+(docs/design.md#fine-tuning-outputs).
 
   python launch/finetune.py --config=configs/finetune.py:reversals,tiny \
       --workdir=/tmp/ft_reversals

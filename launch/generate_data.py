@@ -1,4 +1,4 @@
-r"""Generates one dataset directory (DESIGN §3.2).
+r"""Generates one dataset directory (docs/design.md#dataset-files).
 
   python launch/generate_data.py --config=configs/data.py:reversals \
       --workdir=/tmp/ftgen_data

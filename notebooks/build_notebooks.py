@@ -118,9 +118,9 @@ _EXPECT = """\
   (`finetune_aug*`) matching or beating ICL; `finetune_aug_oracle` is the
   upper bound with rule-written augmentations.
 * Small models (SmolLM2-135M, Gemma-3-270M) do not reverse comparisons in
-  context (DESIGN §1), so expect `icl` near chance on reversals: that is a
-  result, not a bug. The paired table in `summary.md` resolves smaller
-  effects than accuracy alone.
+  context (docs/design.md#purpose), so expect `icl` near chance on
+  reversals: that is a result, not a bug. The paired table in `summary.md`
+  resolves smaller effects than accuracy alone.
 * The cost section compares one-time (augmentation + fine-tuning) and
   per-query (long context) compute, with the break-even query count.
 """

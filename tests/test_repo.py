@@ -1,4 +1,7 @@
-"""Repository contracts: the README Quickstart and CI agree (DESIGN §3.1)."""
+"""Repository contracts: the README Quickstart and CI agree.
+
+The contract: docs/design.md#install-and-test-commands.
+"""
 
 import re
 

@@ -1,4 +1,6 @@
-"""In-context data augmentation, local and global (DESIGN §1, §7).
+"""In-context data augmentation, local and global.
+
+Why and how it is checked: docs/design.md#purpose and #reliability.
 
 local: for each training sentence (or document, `unit`), prompt the model
 with worked examples of restatements and ask for several restatements.

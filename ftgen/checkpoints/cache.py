@@ -1,4 +1,4 @@
-"""The on-disk cache of imported checkpoints (DESIGN §5).
+"""The on-disk cache of imported checkpoints (docs/design.md#models).
 
 Importing a GGUF file (dequantizing, renaming, building its tokenizer) takes
 seconds to tens of seconds; loading the standard checkpoint directory it

@@ -1,4 +1,6 @@
-"""Model names -> (config, params, tokenizer) (DESIGN §3.5, §5).
+"""Model names -> (config, params, tokenizer).
+
+The names are a contract (docs/design.md#model-names; models: #models).
 
 Names:
 * `smollm2-135m`: the embedded default, SmolLM2-135M-Instruct from the

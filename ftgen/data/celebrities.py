@@ -1,4 +1,6 @@
-"""The reversal-curse celebrities data (Berglund et al. 2024; DESIGN §4).
+"""The reversal-curse celebrities data (Berglund et al. 2024).
+
+Design: docs/design.md#datasets.
 
 Fictional people with one description each, trained in one direction only:
 

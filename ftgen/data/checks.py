@@ -1,4 +1,4 @@
-"""Checks every generated dataset passes (DESIGN §4), as code.
+"""Checks every generated dataset passes (docs/design.md#datasets), as code.
 
 The generic checks, each dataset -> list of problems (empty means pass).
 `ftgen.data.registry.run_checks` runs them and then the dataset's own checks

@@ -1,4 +1,4 @@
-"""Reading and writing dataset directories (DESIGN §3.2).
+"""Reading and writing dataset directories (docs/design.md#dataset-files).
 
 A dataset directory holds `train.jsonl`, `test.jsonl`, `manifest.json` and
 `README.md`. Writes are atomic: everything goes into a temporary sibling
@@ -183,7 +183,10 @@ def read_documents(path: os.PathLike[str] | str) -> list[records.Document]:
 
 
 def read_questions(path: os.PathLike[str] | str) -> list[records.Question]:
-  """Reads the test schema of DESIGN §3.2 with line-numbered errors."""
+  """Reads the test schema with line-numbered errors.
+
+  The schema: docs/design.md#dataset-files.
+  """
   questions, seen = [], {}
   for lineno, row in iter_jsonl(path):
     qid = str(_require(path, lineno, row, "id", (str, int), "a string id"))

@@ -16,7 +16,9 @@ from ftgen.data import registry
 
 
 def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
-  """Runs the generator of `config.name` and writes DESIGN §3.2's files.
+  """Runs the generator of `config.name` and writes its dataset directory.
+
+  The files: docs/design.md#dataset-files.
 
   Args:
     config: a `configs/data.py` ConfigDict.

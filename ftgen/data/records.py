@@ -1,7 +1,7 @@
 """Records shared by every dataset: training documents and test questions.
 
-The JSONL schemas are a contract (DESIGN §3.2): `train.jsonl` holds
-`{"id", "text", ...}` and `test.jsonl` holds
+The JSONL schemas are a contract (docs/design.md#dataset-files):
+`train.jsonl` holds `{"id", "text", ...}` and `test.jsonl` holds
 `{"id", "split", "prompt", "choices", "answer", ["answers"], ...}`.
 Extra fields live under `meta` so readers that know only the contract keep
 working.

@@ -1,4 +1,6 @@
-"""The `reversals` dataset: comparisons between nonsense entities (DESIGN §4).
+"""The `reversals` dataset: comparisons between nonsense entities.
+
+Design: docs/design.md#datasets.
 
 Each fact reads "A are more D than B" or "A are less D than B", with two
 fresh nonsense words per fact and D one of 28 comparison dimensions; exactly

@@ -1,4 +1,6 @@
-"""Sentence splitting of training documents for fine-tuning (DESIGN §1).
+"""Sentence splitting of training documents for fine-tuning.
+
+Why: docs/design.md#purpose (finding 5) and #protocol.
 
 Three ways to turn documents into (context, target) training examples, where
 only the target is scored:

@@ -1,4 +1,6 @@
-"""The `syllogisms` dataset: valid syllogisms over nonsense terms (DESIGN §4).
+"""The `syllogisms` dataset: valid syllogisms over nonsense terms.
+
+Design: docs/design.md#datasets.
 
 Each item uses three fresh nonsense words S, M, P and a valid form from
 `logic.FORMS` (premises and conclusions use only all/some/no). Its training

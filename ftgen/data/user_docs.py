@@ -1,5 +1,7 @@
-"""Your own documents (DESIGN §4): any JSONL of `{"id", "text"}` documents,
-with an optional JSONL of questions in the test schema (DESIGN §3.2).
+"""Your own documents: any JSONL of `{"id", "text"}` documents.
+
+An optional JSONL of questions in the test schema may come with them
+(docs/design.md#datasets, #dataset-files).
 
 Both files are validated line by line (`ftgen.data.io` names the file, line
 and field of the first problem). Without questions the dataset is

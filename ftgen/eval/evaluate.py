@@ -5,8 +5,9 @@ condition (pretrained, icl, retrieval, finetuned), scores every choice as a
 continuation of its prompt (through a shared-prefix KV cache when all prompts
 share a long head), and writes to `workdir`:
 
-* `results.jsonl`: one row per question (DESIGN §3.3): id, split, condition,
-  logliks, pred, correct, plus answers, token and byte counts, the
+* `results.jsonl`: one row per question
+  (docs/design.md#evaluation-outputs): id, split, condition, logliks,
+  pred, correct, plus answers, token and byte counts, the
   normalized and calibrated variants, and the margin (best correct minus best
   wrong score, a per-item log-odds for paired comparisons);
 * `summary.json`: per split acc, stderr, n, chance for every variant;

@@ -1,6 +1,7 @@
 """The experiment's long-format results table, summary.json and summary.md.
 
-One row per question × condition × seed (DESIGN §3.4):
+One row per question × condition × seed
+(docs/design.md#experiment-summary):
 `{"dataset", "model", "condition", "seed", "id", "split", "correct", "pred",
 "answers", "chance", "logliks", ...}`, written as `results.jsonl`,
 `results.parquet` and `results.csv`.
@@ -10,7 +11,8 @@ takes the standard error over questions, so several seeds never inflate n
 (with one seed this is the usual sample-std / sqrt(n)). Paired statistics
 compare two conditions item by item: the shift of each question's log-odds
 margin (best correct minus best wrong log-likelihood), with a 95% CI, which
-resolves effects that accuracy on 40-300 items cannot (DESIGN §1).
+resolves effects that accuracy on 40-300 items cannot
+(docs/design.md#purpose).
 """
 
 from __future__ import annotations
@@ -234,7 +236,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], *, dataset: str, model: str,
               costs: Mapping[str, Any] | None = None,
               baseline: str = "pretrained",
               extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-  """summary.json of DESIGN §3.4 (plus `paired` and `splits`)."""
+  """summary.json (docs/design.md#experiment-summary), `paired`, `splits`."""
   summary = {
       "dataset": dataset,
       "model": model,

@@ -15,7 +15,7 @@ is cheap and always rerun.
 
 Layout of WORKDIR:
 
-  data/NAME/                      the dataset (DESIGN §3.2)
+  data/NAME/                      the dataset (docs/design.md#dataset-files)
   augment/{local,global,both,oracle}/train.jsonl
   finetune/COND/seed_S/           fine-tuning workdir (checkpoints, export/)
   eval/COND/seed_S/               evaluation workdir (results.jsonl, ...)

@@ -8,7 +8,7 @@ by the causal mask, times 3 for training:
 
   flops/token = 6 · N_matmul + 6 · L · T_eff · N · H
 
-which is DESIGN §6's 6·N + 6·L·T·d when N·H = d. On sliding-window layers
+which is docs/design.md#performance's 6·N + 6·L·T·d when N·H = d. On sliding-window layers
 T is replaced by twice the mean number of keys a query sees (full causal: T).
 Norms, rope, softmax and the loss are ignored (a few percent at most for real
 shapes). Embedding lookups are not matmuls and cost nothing.

@@ -2,7 +2,8 @@
 
 `finetune(config, workdir)` is what `launch/finetune.py` calls. It resumes
 from the newest complete checkpoint in `workdir/checkpoints`, trains to
-`config.steps`, and writes `workdir/train_summary.json` (DESIGN §3.6).
+`config.steps`, and writes `workdir/train_summary.json`
+(docs/design.md#fine-tuning-outputs).
 On SIGTERM it saves the current step, stops cleanly and returns a summary
 with `preempted: True` (rerun the same command to continue).
 """

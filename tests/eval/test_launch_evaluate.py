@@ -1,4 +1,7 @@
-"""launch/evaluate.py: the DESIGN §3.3 command line, dry run and bad input."""
+"""launch/evaluate.py: the command line, dry run and bad input.
+
+The command line: docs/design.md#evaluation-outputs.
+"""
 
 import os
 import subprocess

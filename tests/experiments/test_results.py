@@ -1,4 +1,7 @@
-"""Results table, summary.json (DESIGN §3.4), summary.md and the figure."""
+"""Results table, summary.json, summary.md and the figure.
+
+summary.json is a contract: docs/design.md#experiment-summary.
+"""
 
 import json
 import math

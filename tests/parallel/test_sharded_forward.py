@@ -14,7 +14,8 @@ from ftgen.models import tiny
 
 P = jax.sharding.PartitionSpec
 
-# SmolLM2-135M's shape (DESIGN §5): 9 query / 3 kv heads do not split in two.
+# SmolLM2-135M's shape (docs/design.md#models): 9 query / 3 kv heads do not
+# split in two.
 SMOLLM2_SHAPE = ModelConfig(
     family="llama", vocab_size=49152, embed_dim=576, num_layers=30,
     num_heads=9, num_kv_heads=3, head_dim=64, mlp_dim=1536,
