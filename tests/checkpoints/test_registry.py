@@ -2,10 +2,13 @@
 
 import importlib.util
 
+import jax
 import numpy as np
 import pytest
 
 from ftgen.checkpoints import registry
+from ftgen.models.decoder import Decoder
+from ftgen.parallel import mesh as mesh_lib
 from ftgen.testing import gguf_writer
 
 
@@ -38,8 +41,6 @@ def test_missing_packages_name_the_pip_command(monkeypatch):
 
 
 def test_tiny_model_is_seeded_and_runs():
-  import jax  # pylint: disable=g-import-not-at-top
-  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
   a = registry.load_model("tiny", seed=0)
   b = registry.load_model("tiny", seed=0)
   c = registry.load_model("tiny", seed=1)
@@ -95,8 +96,6 @@ def test_bad_paths(tmp_path):
 
 
 def test_tiny_lands_sharded_on_a_mesh():
-  import jax  # pylint: disable=g-import-not-at-top
-  mesh_lib = pytest.importorskip("ftgen.parallel.mesh")
   if jax.device_count() < 2:
     pytest.skip("needs several (fake) devices")
   mesh = mesh_lib.make_mesh((1, -1, 1))

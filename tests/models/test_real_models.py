@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ftgen.checkpoints import registry
+from ftgen.checkpoints import sources
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
 
@@ -27,7 +28,7 @@ def _load(name):
   start = time.perf_counter()
   try:
     model = registry.load_model(name)
-  except ImportError as e:
+  except sources.ModelNotAvailable as e:
     pytest.skip(f"{name} unavailable: {e}")
   print(f"\n{name}: loaded in {time.perf_counter() - start:.1f}s"
         f" {model.timings}")
