@@ -12,10 +12,9 @@ holds measured wall time and analytic FLOPs of
 and the break-even number of queries after which a fine-tuned condition's
 total cost drops below ICL's.
 
-FLOPs follow `ftgen.models.flops` (PaLM/MaxText counting): a forward pass
-costs 2 FLOPs per matmul weight per token, and attention 4·N·H FLOPs per
-(query, key) pair (QK^T and AV); training is 3× forward. Sliding-window
-layers see at most `window` keys.
+FLOPs are counted by `ftgen.models.flops`, the one count of ftgen; the
+stages report their own (fine-tuning and augmentation in their summaries),
+and this module adds the per-query cost of scoring evaluation rows.
 """
 
 from __future__ import annotations
@@ -25,108 +24,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-try:  # The fine-tuning library's counter, when present (it is the reference).
-  from ftgen.models import flops as _train_flops  # pylint: disable=g-import-not-at-top
-except ImportError:  # pragma: no cover - only without ftgen.train.
-  _train_flops = None
+from ftgen.models import flops as flops_lib
 
 FINETUNED_PREFIX = "finetune"
-
-
-def matmul_params(config: Any) -> int:
-  """Weights in a matmul per token, the logits projection included."""
-  if _train_flops is not None:
-    return _train_flops.matmul_params(config)
-  d, l = config.embed_dim, config.num_layers
-  n, k, h, f = (config.num_heads, config.num_kv_heads, config.head_dim,
-                config.mlp_dim)
-  return l * (d * n * h + 2 * d * k * h + n * h * d + 3 * d * f) + (
-      config.vocab_size * d)
-
-
-def _layer_windows(config: Any) -> list[int | None]:
-  """Per layer: the sliding window, or None for full attention."""
-  window = getattr(config, "sliding_window", None)
-  if not window:
-    return [None] * config.num_layers
-  if hasattr(config, "layer_is_global"):
-    return [None if g else int(window) for g in config.layer_is_global()]
-  return [int(window)] * config.num_layers
-
-
-def _keys_sum(context: int, n: int, window: int | None) -> float:
-  """Sum over n new tokens at positions context..context+n-1 of the number
-  of keys each attends to (itself and everything before, capped at window)."""
-  if n <= 0:
-    return 0.0
-  first, last = context + 1, context + n  # keys of the first/last new token
-  if window is None or last <= window:
-    return (first + last) * n / 2
-  if first >= window:
-    return float(window) * n
-  below = window - first  # tokens with fewer than `window` keys
-  return (first + window - 1) * below / 2 + window * (n - below)
-
-
-def forward_flops(config: Any, num_tokens: int, context: int = 0) -> float:
-  """FLOPs of a forward pass over `num_tokens` new tokens that follow
-  `context` already-cached tokens (context=0: a plain causal pass)."""
-  n_h = config.num_heads * config.head_dim
-  attn = sum(4 * n_h * _keys_sum(context, num_tokens, w)
-             for w in _layer_windows(config))
-  return 2.0 * matmul_params(config) * num_tokens + attn
-
-
-def train_flops(config: Any, num_tokens: int, seq_len: int) -> float:
-  """Training FLOPs (forward + backward) of `num_tokens` at length seq_len."""
-  if _train_flops is not None:
-    return _train_flops.train_flops_per_token(config, seq_len) * num_tokens
-  return 3.0 * forward_flops(config, seq_len) * num_tokens / seq_len
-
-
-def generation_flops(config: Any, prompt_tokens: float, new_tokens: float,
-                     num_sequences: int = 1) -> float:
-  """Prefill of the prompt plus token-by-token decoding, per sequence × n."""
-  p, g = int(round(prompt_tokens)), int(round(new_tokens))
-  return num_sequences * (forward_flops(config, p)
-                          + forward_flops(config, g, context=p))
-
-
-def scoring_flops(config: Any, context_tokens: float,
-                  suffix_tokens: Sequence[float], *,
-                  prefix_cached: bool = False) -> float:
-  """FLOPs to score one question: one row per choice.
-
-  Args:
-    config: the model config.
-    context_tokens: tokens in front of the question (ICL documents, the
-      retrieved documents, or the instruction; 0 when none).
-    suffix_tokens: per choice, tokens of question prompt + choice.
-    prefix_cached: the context sits in a shared KV cache (its prefill is a
-      one-time cost, see `prefill_flops`); rows attend to it without
-      recomputing it.
-  """
-  c = int(round(context_tokens))
-  if prefix_cached:
-    return sum(forward_flops(config, int(round(s)), context=c)
-               for s in suffix_tokens)
-  return sum(forward_flops(config, c + int(round(s))) for s in suffix_tokens)
-
-
-def augmentation_flops(config: Any, tokens: dict[str, float]) -> float:
-  """Shared prefix prefilled once, then per prompt its tail and decode.
-
-  `tokens`: prefix_tokens (shared head), prompts (rows), prompt_tokens (all
-  rows' tails), generated_tokens (all rows).
-  """
-  rows = max(int(tokens.get("prompts", 1)), 1)
-  prefix = int(tokens.get("prefix_tokens", 0))
-  tail = tokens.get("prompt_tokens", 0) / rows
-  gen = tokens.get("generated_tokens", 0) / rows
-  per_row = (forward_flops(config, int(round(tail)), context=prefix)
-             + forward_flops(config, int(round(gen)),
-                             context=prefix + int(round(tail))))
-  return forward_flops(config, prefix) + rows * per_row
 
 
 def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int,
@@ -138,6 +38,10 @@ def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int,
   as `retrieval` does), once per question. If `prefix` tokens shared by all
   questions were cached, `query_flops_prefix_cached` has that prefix
   prefilled once.
+
+  Prefills are counted as forward passes with logits, although the
+  evaluation's prefill computes none (`flops_lib.prefill_flops`), so that
+  ledgers stay comparable with those of earlier runs.
   """
   out: dict[str, Any] = {}
   ctx = [float(r.get("context_tokens", 0)) for r in rows]
@@ -149,17 +53,19 @@ def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int,
     c, ns = int(r["context_tokens"]), [int(n) for n in r["num_tokens"]]
     if per_context and c > 1:
       # All but the last context token are prefilled once for the question.
-      naive.append(forward_flops(config, c - 1) + scoring_flops(
-          config, c - 1, [1 + n for n in ns], prefix_cached=True))
+      naive.append(flops_lib.forward_flops(config, c - 1)
+                   + flops_lib.scoring_flops(config, c - 1,
+                                             [1 + n for n in ns],
+                                             prefix_cached=True))
     else:
-      naive.append(scoring_flops(config, 0, [c + n for n in ns]))
+      naive.append(flops_lib.scoring_flops(config, 0, [c + n for n in ns]))
     if prefix:
-      cached.append(scoring_flops(
+      cached.append(flops_lib.scoring_flops(
           config, prefix, [c - prefix + n for n in ns], prefix_cached=True))
   out["query_flops"] = mean(naive)
   if prefix:
     out["query_flops_prefix_cached"] = mean(cached)
-    out["prefill_flops"] = forward_flops(config, prefix)
+    out["prefill_flops"] = flops_lib.forward_flops(config, prefix)
   return out
 
 

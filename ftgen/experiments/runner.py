@@ -146,23 +146,6 @@ def _find_augmented(outdir: pathlib.Path) -> pathlib.Path:
   return found[0]
 
 
-def _find_numbers(obj: Any, keys: tuple[str, ...]) -> dict[str, float]:
-  """First numeric value of each key anywhere in a nested dict."""
-  out: dict[str, float] = {}
-  stack = [obj]
-  while stack:
-    x = stack.pop()
-    if isinstance(x, dict):
-      for k, v in x.items():
-        if k in keys and k not in out and isinstance(v, (int, float)):
-          out[k] = float(v)
-        elif isinstance(v, (dict, list)):
-          stack.append(v)
-    elif isinstance(x, list):
-      stack.extend(x)
-  return out
-
-
 class _Experiment:
   """State shared by the stages of one `run_experiment` call."""
 
@@ -286,11 +269,10 @@ class _Experiment:
     info = {"path": str(path), "num_documents": n,
             "correctness": report.get("correctness"),
             "test_overlap": report.get("test_overlap")}
-    tok = _find_numbers(report, ("prompt_tokens", "generated_tokens",
-                                 "prefix_tokens", "prompts"))
-    info["tokens"] = tok
-    if self.model_config is not None and "generated_tokens" in tok:
-      info["flops"] = costs_lib.augmentation_flops(self.model_config, tok)
+    # The augmentation run counts its own tokens and FLOPs.
+    for key in ("tokens", "flops"):
+      if key in report:
+        info[key] = report[key]
     return info
 
   # -- fine-tuning
@@ -326,29 +308,11 @@ class _Experiment:
             "params_digest": summary.get("params_digest"),
             "export_dir": export,
             "train_wall_s": summary.get("wall_s")}
-    info.update(self._train_flops(cfg))
+    # The loop counts the FLOPs and tokens of the batches it ran.
+    for key in ("flops", "train_tokens"):
+      if key in summary:
+        info[key] = summary[key]
     return info
-
-  def _train_flops(self, cfg: Any) -> dict[str, Any]:
-    """Analytic FLOPs of the run, replaying its (pure) batch shapes."""
-    if self.model_config is None:
-      return {}
-    try:
-      from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-      from ftgen.train import data as train_data  # pylint: disable=g-import-not-at-top
-      tok = registry.load_tokenizer(cfg.model)
-      batcher = train_data.build_batcher(self.documents, tok, cfg.data,
-                                         cfg.batch_size, cfg.seed)
-      flops, tokens = 0.0, 0
-      for step in range(int(cfg.steps)):
-        need = max(len(t) for t, _ in batcher.rows(step)) - 1
-        t = next(b for b in batcher.buckets if b >= need)
-        tokens += cfg.batch_size * t
-        flops += costs_lib.train_flops(self.model_config, cfg.batch_size * t, t)
-      return {"flops": flops, "train_tokens": tokens}
-    except Exception as e:  # pylint: disable=broad-except
-      self.log(f"cost ledger: could not replay fine-tuning batches ({e})")
-      return {}
 
   # -- evaluation
   def eval_dir(self, cond: str, seed: int) -> pathlib.Path:

@@ -1,72 +1,183 @@
-"""Analytic training FLOPs per token and model FLOPs utilization (MFU).
+"""The one analytic FLOPs count of ftgen, and model FLOPs utilization (MFU).
 
-The count follows PaLM (Chowdhery et al. 2022, App. B) and MaxText: every
-matmul weight costs 2 FLOPs per token forward and 4 backward (6 in all), the
-output projection to the vocabulary included (tied or not); causal attention
-adds QK^T and AV, 2 matmuls of 2·T·N·H FLOPs each per token forward, halved
-by the causal mask, times 3 for training:
+Training, scoring, sampling, the experiment cost ledger and every benchmark
+count FLOPs here. The count follows PaLM (Chowdhery et al. 2022, App. B)
+and MaxText:
 
-  flops/token = 6 · N_matmul + 6 · L · T_eff · N · H
+* Every matmul weight costs 2 FLOPs per token forward and 4 backward (6 in
+  all), the output projection to the vocabulary included (tied or not).
+  Embedding lookups are not matmuls and cost nothing; norms, rope, softmax
+  and the loss are ignored (a few percent at most for real shapes).
+* Attention costs QK^T and AV: 4·N·H FLOPs per (query, key) pair and layer
+  forward, over the keys a query sees: itself and every earlier token, at
+  most `sliding_window` of them on local layers.
 
-which is docs/design.md#performance's 6·N + 6·L·T·d when N·H = d. On sliding-window layers
-T is replaced by twice the mean number of keys a query sees (full causal: T).
-Norms, rope, softmax and the loss are ignored (a few percent at most for real
-shapes). Embedding lookups are not matmuls and cost nothing.
+Forward passes (`forward_flops`, `prefill_flops`, `scoring_flops`,
+`generation_flops`) count the (query, key) pairs exactly. Training keeps
+MaxText's per-token convention (docs/benchmarks.md):
+
+  train flops/token = 6 · N_matmul + 6 · L · T_eff · N · H
+
+i.e. 6·N + 6·L·T·d when N·H = d, with T_eff = T on full causal layers
+(the exact pair count would give T + 1) and twice the mean number of keys
+per query on sliding-window layers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
+
+# Dense bf16 FLOP/s of one H100/H200: what MFU is measured against.
+PEAK_FLOPS_BF16 = 989e12
 
 
-def matmul_params(config: Any) -> int:
-  """Weights that take part in a matmul per token (including the logits)."""
+def matmul_params(config: Any, logits: bool = True) -> int:
+  """Weights that take part in a matmul per token.
+
+  Args:
+    config: a `ftgen.models.config.ModelConfig`.
+    logits: include the output projection to the vocabulary (a KV-cache
+      prefill computes no logits).
+  """
   d, l = config.embed_dim, config.num_layers
   n, k, h, f = (config.num_heads, config.num_kv_heads, config.head_dim,
                 config.mlp_dim)
   attn = d * n * h + 2 * d * k * h + n * h * d
   mlp = 3 * d * f  # Gated MLP: gate, up, down.
-  return l * (attn + mlp) + config.vocab_size * d
+  return l * (attn + mlp) + (config.vocab_size * d if logits else 0)
 
 
-def _attended_lengths(config: Any, seq_len: int) -> list[float]:
-  """Per layer, twice the mean number of keys per query (full causal: T)."""
-  window = getattr(config, "sliding_window", None) or 0
-  local = _local_layers(config)
-  out = []
-  for i in range(config.num_layers):
-    if window and i in local and window < seq_len:
-      # Query t sees min(t + 1, window) keys; mean * 2 to match the causal
-      # convention (full causal: mean (T + 1) / 2 -> T).
-      w = window
-      total = w * (w + 1) / 2 + (seq_len - w) * w
-      out.append(2 * total / seq_len)
-    else:
-      out.append(float(seq_len))
-  return out
+def _layer_windows(config: Any) -> list[int | None]:
+  """Per layer: its sliding window, or None for full causal attention."""
+  window = getattr(config, "sliding_window", None)
+  if not window:
+    return [None] * config.num_layers
+  return [None if g else int(window) for g in config.layer_is_global()]
 
 
-def _local_layers(config: Any) -> set[int]:
-  """Indices of sliding-window layers."""
-  if not getattr(config, "sliding_window", None):
-    return set()
-  if hasattr(config, "layer_is_global"):
-    return {i for i, g in enumerate(config.layer_is_global()) if not g}
-  pattern = getattr(config, "sliding_window_pattern", None)
-  if pattern:
-    # Gemma: layer i is global iff (i + 1) % pattern == 0.
-    return {i for i in range(config.num_layers) if (i + 1) % pattern}
-  return set(range(config.num_layers))
+def _keys_sum(context: int, n: int, window: int | None) -> float:
+  """Keys attended, summed over n new tokens at positions context.. .
+
+  Each token attends to itself and everything before it, capped at `window`.
+  """
+  if n <= 0:
+    return 0.0
+  first, last = context + 1, context + n  # Keys of the first/last new token.
+  if window is None or last <= window:
+    return (first + last) * n / 2
+  if first >= window:
+    return float(window) * n
+  below = window - first  # Tokens with fewer than `window` keys.
+  return (first + window - 1) * below / 2 + window * (n - below)
+
+
+def forward_flops(config: Any, num_tokens: int, context: int = 0, *,
+                  logits: bool = True) -> float:
+  """FLOPs of a forward pass over `num_tokens` new tokens.
+
+  Args:
+    config: the model config.
+    num_tokens: tokens run through the model.
+    context: tokens before them already in the KV cache (0: a plain causal
+      pass).
+    logits: whether the pass projects every token to the vocabulary.
+  """
+  n_h = config.num_heads * config.head_dim
+  attn = sum(4 * n_h * _keys_sum(context, num_tokens, w)
+             for w in _layer_windows(config))
+  return 2.0 * matmul_params(config, logits) * num_tokens + attn
+
+
+def prefill_flops(config: Any, num_tokens: int) -> float:
+  """FLOPs of filling a KV cache with `num_tokens` (no logits)."""
+  return forward_flops(config, num_tokens, logits=False)
+
+
+def scoring_flops(config: Any, context_tokens: float,
+                  suffix_tokens: Sequence[float], *,
+                  prefix_cached: bool = False) -> float:
+  """FLOPs to score rows that share a context: one row per choice.
+
+  Args:
+    config: the model config.
+    context_tokens: tokens in front of every row (ICL documents, the
+      retrieved documents, or the instruction; 0 when none).
+    suffix_tokens: per row, its tokens after the context.
+    prefix_cached: the context sits in a KV cache (its prefill is counted
+      apart, by the caller); rows attend to it without recomputing it.
+      Otherwise each row runs the context again (lm-evaluation-harness's
+      way).
+  """
+  c = int(round(context_tokens))
+  if prefix_cached:
+    return sum(forward_flops(config, int(round(s)), context=c)
+               for s in suffix_tokens)
+  return sum(forward_flops(config, c + int(round(s))) for s in suffix_tokens)
+
+
+def generation_flops(config: Any, prompt_tokens: float, new_tokens: float,
+                     num_sequences: int = 1, prefix_tokens: int = 0) -> float:
+  """Sampling: a shared prefix once, then per sequence its prompt and decode.
+
+  Args:
+    config: the model config.
+    prompt_tokens: prompt tokens per sequence (after the shared prefix).
+    new_tokens: generated tokens per sequence.
+    num_sequences: sequences sampled.
+    prefix_tokens: tokens of a prompt head shared by every sequence,
+      run once (0: none).
+  """
+  p, g = int(round(prompt_tokens)), int(round(new_tokens))
+  per_sequence = (forward_flops(config, p, context=prefix_tokens)
+                  + forward_flops(config, g, context=prefix_tokens + p))
+  return forward_flops(config, prefix_tokens) + num_sequences * per_sequence
+
+
+def augmentation_flops(config: Any, *, prefix_tokens: int, prompts: int,
+                       prompt_tokens: float, generated_tokens: float
+                       ) -> float:
+  """An augmentation run from its totals (`ftgen.augment.run` reports them).
+
+  Args:
+    config: the model config.
+    prefix_tokens: the prompt head shared by every row, prefilled once.
+    prompts: rows sampled.
+    prompt_tokens: all rows' prompt tokens after the shared head.
+    generated_tokens: all rows' generated tokens.
+
+  Rows are counted at their mean prompt and generation lengths.
+  """
+  rows = max(int(prompts), 1)
+  return generation_flops(config, prompt_tokens / rows,
+                          generated_tokens / rows, num_sequences=rows,
+                          prefix_tokens=int(prefix_tokens))
 
 
 def train_flops_per_token(config: Any, seq_len: int) -> float:
   """Training FLOPs (forward + backward) per token at sequence length T."""
-  attn = sum(6 * config.num_heads * config.head_dim * t
-             for t in _attended_lengths(config, seq_len))
+  attn = 0.0
+  for w in _layer_windows(config):
+    if w is None or w >= seq_len:
+      t_eff = float(seq_len)
+    else:  # Twice the mean keys per query (full causal: about T).
+      t_eff = 2 * _keys_sum(0, seq_len, w) / seq_len
+    attn += 6 * config.num_heads * config.head_dim * t_eff
   return 6.0 * matmul_params(config) + attn
 
 
-def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float,
+def train_flops(config: Any, num_tokens: int, seq_len: int) -> float:
+  """Training FLOPs of `num_tokens` (padding included) in rows of seq_len."""
+  return train_flops_per_token(config, seq_len) * num_tokens
+
+
+def mfu(flops: float, seconds: float, peak_flops: float = PEAK_FLOPS_BF16,
         num_devices: int = 1) -> float:
-  """Model FLOPs utilization: achieved / (peak per device · devices)."""
-  return tokens_per_s * flops_per_token / (peak_flops * num_devices)
+  """Model FLOPs utilization: FLOPs done / (seconds · peak · devices).
+
+  Args:
+    flops: model FLOPs done in `seconds` (this module's count).
+    seconds: wall time.
+    peak_flops: peak FLOP/s of one device.
+    num_devices: devices that shared the work.
+  """
+  return flops / (seconds * peak_flops * num_devices)

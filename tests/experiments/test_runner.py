@@ -26,6 +26,10 @@ def _config(name="reversals", **overrides):
   return c
 
 
+# FLOPs the fake stages report (the runner must take them as they are).
+_AUG_FLOPS, _TRAIN_FLOPS = 1.5e9, 2e9
+
+
 class Fakes:
   """Fake stage functions that record their calls."""
 
@@ -45,8 +49,9 @@ class Fakes:
     data_io.write_jsonl(workdir / "train.jsonl", [
         {"id": f"{cfg.strategy}-{i}", "text": d.text + " Indeed."}
         for i, d in enumerate(docs[:3])])
-    return {"prefix_tokens": 50, "prompts": 3,
-            "sampling": {"prompt_tokens": 300, "generated_tokens": 60}}
+    return {"tokens": {"prefix_tokens": 50, "prompts": 3,
+                       "prompt_tokens": 300, "generated_tokens": 60},
+            "flops": _AUG_FLOPS}
 
   def finetune(self, cfg, workdir):
     self._maybe_fail(f"finetune/{pathlib.Path(workdir).parent.name}")
@@ -54,7 +59,8 @@ class Fakes:
     (workdir / "export").mkdir(exist_ok=True)
     assert cfg.steps == 12 and cfg.data.dir
     return {"steps": cfg.steps, "final_loss": 1.0, "params_digest": "x",
-            "export_dir": str(workdir / "export"), "wall_s": 0.1}
+            "export_dir": str(workdir / "export"), "wall_s": 0.1,
+            "flops": _TRAIN_FLOPS, "train_tokens": 1000}
 
   def evaluate(self, cfg, workdir):
     cond = pathlib.Path(workdir).parent.name
@@ -111,7 +117,9 @@ def test_all_conditions_and_outputs(tmp_path, fakes):
   aug_once = costs["conditions"]["finetune_aug"]["one_time"]
   assert aug_once["stages"] == ["augment/local", "augment/global",
                                 "finetune/finetune_aug/seed_0"]
-  assert aug_once["flops"] > 0
+  # FLOPs as the stages reported them: local + global + one fine-tuning.
+  assert aug_once["flops"] == 2 * _AUG_FLOPS + _TRAIN_FLOPS
+  assert costs["stages"]["finetune/finetune/seed_0"]["flops"] == _TRAIN_FLOPS
   assert costs["conditions"]["finetune"]["one_time"]["stages"] == [
       "finetune/finetune/seed_0"]
   assert costs["conditions"]["icl"]["one_time"]["stages"] == []

@@ -168,3 +168,38 @@ def test_auto_compute_dtype_resolves_per_backend():
   assert jax.default_backend() == "cpu"
   assert loop.compute_dtype("auto") == "float32"
   assert loop.compute_dtype("bfloat16") == "bfloat16"
+
+
+def test_summary_counts_the_flops_of_the_batches_it_ran_across_resume(
+    tmp_path, monkeypatch):
+  shapes = []  # [accum, B / accum, T] of every batch the step was given.
+  build = loop.build
+
+  def recording_build(config, workdir):
+    setup = build(config, workdir)
+    step_fn = setup.train_step
+
+    def train_step(state, frozen, batch):
+      shapes.append(tuple(batch["inputs"].shape))
+      return step_fn(state, frozen, batch)
+
+    setup.train_step = train_step
+    return setup
+
+  monkeypatch.setattr(loop, "build", recording_build)
+  # Small batches of split sentences in several length buckets: batches
+  # differ in padded length.
+  small = dict(checkpoint_every=1, batch_size=2, data__num_buckets=4,
+               data__split_mode="independent")
+  loop.finetune(_tiny(steps=3, **small), tmp_path / "run")
+  summary = loop.finetune(_tiny(steps=6, **small),
+                          tmp_path / "run")  # Resumes at step 3.
+  assert len(shapes) == 6
+  assert len({t for *_, t in shapes}) > 1
+  model_config = registry.model_config("tiny")
+  assert summary["train_tokens"] == sum(a * b * t for a, b, t in shapes)
+  assert summary["flops"] == pytest.approx(
+      sum(flops.train_flops(model_config, a * b * t, t)
+          for a, b, t in shapes), rel=1e-12)
+  saved = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+  assert saved["flops"] == summary["flops"]
