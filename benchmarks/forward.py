@@ -9,7 +9,9 @@ sequence of 512 tokens, on every local device (all on the `fsdp` axis).
   python benchmarks/forward.py --weights=real   # the offline GGUF weights
 
 Timing: one warm-up call (compiles), then the median of `--repeats` calls,
-each ended by `block_until_ready`. The last line printed is one JSON object.
+each ended by `block_until_ready`. `gflops_per_s` counts the model FLOPs of
+`ftgen.models.flops.forward_flops` (causal attention, logits included). The
+last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from ftgen.models import flops as flops_lib
 from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
@@ -65,21 +68,6 @@ def model_config(name: str, dtype: str):
     return tiny.tiny_config(name.split(":", 1)[1], param_dtype=dtype,
                             dtype=dtype)
   return presets.get_preset(name, param_dtype=dtype, dtype=dtype)
-
-
-def forward_flops_per_token(config, seq_len: int) -> float:
-  """Approximate forward FLOPs per token: 2 per weight use + attention.
-
-  Counts the matmul weights once each (the tied embedding once, as the
-  output projection; the lookup is free) and QK^T plus AV over the full
-  (not causally halved) sequence, which is what the dense kernel computes.
-  """
-  d, n, k, h, f = (config.embed_dim, config.num_heads, config.num_kv_heads,
-                   config.head_dim, config.mlp_dim)
-  per_layer = d * n * h * 2 + d * k * h * 2 + 3 * d * f
-  matmul_params = config.num_layers * per_layer + d * config.vocab_size
-  attention = config.num_layers * 2 * 2 * n * h * seq_len
-  return 2.0 * matmul_params + attention
 
 
 def main(argv=None) -> dict:
@@ -130,7 +118,7 @@ def main(argv=None) -> dict:
 
   median_s = statistics.median(times)
   num_tokens = args.batch * args.seq_len
-  flops = forward_flops_per_token(config, args.seq_len) * num_tokens
+  flops = flops_lib.forward_flops(config, args.seq_len) * args.batch
   summary = mesh_lib.mesh_summary(mesh)
   result = {
       "tokens_per_s": num_tokens / median_s,

@@ -43,6 +43,7 @@ sys.path.insert(
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import flax.linen as nn
 from ftgen.models import kv_cache
+from ftgen.models import flops as flops_lib
 from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
@@ -201,6 +202,11 @@ def main(argv=None) -> dict:
   fused_s = _median_time(run(smp), args.repeats)
   naive_s = (None if args.skip_naive
              else _median_time(run(naive_smp), args.repeats))
+  # Model FLOPs of one call: the shared prefix once, then each row's prompt
+  # and decode.
+  call_flops = flops_lib.generation_flops(
+      config, args.prompt_len, args.new_tokens, num_sequences=args.batch,
+      prefix_tokens=args.prefix_len)
   device = jax.devices()[0]
   kind = getattr(device, "device_kind", device.platform)
   bandwidth = args.bandwidth_gbps or next(
@@ -211,6 +217,8 @@ def main(argv=None) -> dict:
                              else round(tokens / naive_s, 2)),
       "speedup": None if naive_s is None else round(naive_s / fused_s, 3),
       "fused_s": round(fused_s, 4),
+      "flops_per_call": call_flops,
+      "tflops_per_s": call_flops / fused_s / 1e12,
       "naive_s": None if naive_s is None else round(naive_s, 4),
       "model": args.model, "dtype": args.dtype, "batch": args.batch,
       "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,

@@ -25,9 +25,10 @@ context once (lengths bucketed) and scores its choices against it.
   python benchmarks/scoring.py --mode=per_context --context=768 \
       --num_continuations=64 --choices=4
 
-FLOPs are analytic (matmul weights 2 FLOPs/token, attention 4·N·H FLOPs per
-query-key pair; the prefill computes no logits); `flop_ratio` is naive over
-shared-prefix FLOPs, the speedup an ideal implementation would reach.
+FLOPs are `ftgen.models.flops`'s count (matmul weights 2 FLOPs/token,
+attention 4·N·H FLOPs per query-key pair; the prefill computes no logits);
+`flop_ratio` is naive over shared-prefix FLOPs, the speedup an ideal
+implementation would reach.
 Timings are medians of `--repeats` runs after a warm-up (compiles). The last
 line printed is one JSON object.
 """
@@ -35,7 +36,6 @@ line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -60,8 +60,9 @@ from ftgen.models.decoder import Decoder
 from ftgen.models import flops as flops_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
-# Peak dense bf16 FLOP/s for MFU (docs/design.md#performance); None: not reported.
-_PEAK = {"gpu": 989e12}
+# Peak dense bf16 FLOP/s for MFU by platform (docs/design.md#performance);
+# None: not reported.
+_PEAK = {"gpu": flops_lib.PEAK_FLOPS_BF16}
 
 CPU_DEFAULT = ModelConfig(
     family="llama", vocab_size=8192, embed_dim=256, num_layers=4, num_heads=4,
@@ -138,24 +139,14 @@ def requests(args, vocab: int) -> list[scoring.Request]:
   return out
 
 
-def _fwd_flops(config: ModelConfig, tokens: float, mean_keys: float,
-               logits: bool = True) -> float:
-  """Forward FLOPs of `tokens` queries over `mean_keys` keys on average."""
-  w = flops_lib.matmul_params(config)
-  if not logits:
-    w -= config.vocab_size * config.embed_dim
-  attn = 4 * config.num_layers * config.num_heads * config.head_dim
-  return 2 * tokens * w + attn * tokens * mean_keys
-
-
 def analytic_flops(config: ModelConfig, p: int, r: int, s: int
                    ) -> tuple[float, float, float]:
   """(naive, shared-prefix, prefill) forward FLOPs; s: row tokens after P."""
-  fwd = functools.partial(_fwd_flops, config)
-  t = p + s  # Naive row length (inputs: all tokens but the last).
-  naive = r * fwd(t, (t + 1) / 2)
-  prefill = fwd(p, (p + 1) / 2, logits=False)
-  cached = prefill + r * fwd(s, p + (s + 1) / 2)
+  # Naive rows run all P + s input tokens (all tokens but the last).
+  naive = flops_lib.scoring_flops(config, p, [s] * r)
+  prefill = flops_lib.prefill_flops(config, p)
+  cached = prefill + flops_lib.scoring_flops(config, p, [s] * r,
+                                             prefix_cached=True)
   return naive, cached, prefill
 
 
@@ -201,18 +192,15 @@ def per_context_requests(args, vocab: int) -> list[scoring.Request]:
 def per_context_flops(config: ModelConfig, reqs: list[scoring.Request]
                       ) -> tuple[float, float]:
   """(naive, per-context) forward FLOPs, as `analytic_flops` counts them."""
-  fwd = functools.partial(_fwd_flops, config)
   naive = cached = 0.0
   seen = set()
   for r in reqs:
-    t = len(r) - 1
-    naive += fwd(t, (t + 1) / 2)
+    naive += flops_lib.forward_flops(config, len(r) - 1)
     c = len(r.context) - 1  # Cached: all but the last context token.
     if r.context not in seen:
       seen.add(r.context)
-      cached += fwd(c, (c + 1) / 2, logits=False)
-    s = len(r.continuation)
-    cached += fwd(s, c + (s + 1) / 2)
+      cached += flops_lib.prefill_flops(config, c)
+    cached += flops_lib.forward_flops(config, len(r.continuation), context=c)
   return naive, cached
 
 
@@ -300,7 +288,8 @@ def main(argv=None) -> dict:
       "naive_tflops_per_s": f_naive / t_naive / 1e12,
       "prefix_tflops_per_s": f_cached / t_cached / 1e12,
       "prefill_tflops_per_s": f_prefill / t_prefill / 1e12,
-      "prefill_mfu": (f_prefill / t_prefill / peak) if peak else None,
+      "prefill_mfu": (flops_lib.mfu(f_prefill, t_prefill, peak)
+                      if peak else None),
       "max_abs_diff": float(np.max(np.abs(ll_naive - ll_cached))),
       "same_argmax": bool(np.argmax(ll_naive) == np.argmax(ll_cached)),
       "num_continuations": args.num_continuations,

@@ -77,7 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--mesh", default="1,-1,1",
                       help="data,fsdp,tensor sizes; one may be -1")
-  parser.add_argument("--peak_flops", type=float, default=989e12,
+  parser.add_argument("--peak_flops", type=float,
+                      default=flops.PEAK_FLOPS_BF16,
                       help="peak FLOP/s per device for MFU")
   parser.add_argument("--seed", type=int, default=0)
   return parser.parse_args(argv)
@@ -183,7 +184,7 @@ def main(argv=None) -> dict:
   summary = mesh_lib.mesh_summary(mesh)
   result = {
       "tokens_per_s": tokens_per_s,
-      "mfu": flops.mfu(tokens_per_s, per_token, args.peak_flops,
+      "mfu": flops.mfu(per_token * num_tokens, median_s, args.peak_flops,
                        summary["num_devices"]),
       "model": args.model,
       "seq_len": args.seq_len,
