@@ -11,6 +11,7 @@ from ftgen.data import records
 from ftgen.data import registry as data_registry
 from ftgen.augment import run as augment
 from ftgen.augment import prompts
+from ftgen.models import flops
 from ftgen.checkpoints import tiny_tokenizer as tiny_tokenizer
 
 
@@ -140,6 +141,13 @@ def test_local_run_in_process(tmp_path, monkeypatch):
   assert sum(report["finish"].values()) == 6
   assert report["correctness"]["checker"] == "reversals"
   assert report["sampling"]["generated_tokens"] > 0
+  # Its cost, counted from its own token totals by the one FLOPs count.
+  tokens = report["tokens"]
+  assert tokens == {"prefix_tokens": report["prefix_tokens"], "prompts": 6,
+                    "prompt_tokens": report["sampling"]["prompt_tokens"],
+                    "generated_tokens": report["sampling"]["generated_tokens"]}
+  assert report["flops"] == pytest.approx(flops.augmentation_flops(
+      registry.model_config("tiny"), **tokens))
   rows = [json.loads(l)
           for l in (tmp_path / "out" / "generations.jsonl").open()]
   assert len(rows) == 6 and {r["sample_index"] for r in rows} == {0, 1}
