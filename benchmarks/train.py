@@ -13,10 +13,11 @@ The step is `ftgen.train.step.make_train_step` (the one the loop runs):
 forward, loss on every token, backward, global-norm clipping, AdamW, state
 donated. `--compare_full_logits` also builds the step with the plain
 full-logits loss and times both, interleaved, in one run, with each compiled
-step's temporary memory (XLA's memory analysis). MFU counts `ftgen.models.flops.train_flops_per_token` against
-`--peak_flops` per device (default 989e12, H100/H200 dense bf16; on a CPU it
-is only a consistency figure). Timing: warm-up calls (compile), then the
-median of `--repeats` steps. The last line printed is one JSON object.
+step's temporary memory (XLA's memory analysis). MFU is `ftgen.models.flops`'s
+count (`train_flops_per_token`, `mfu`) against `--peak_flops` per device
+(default 989e12, H100/H200 dense bf16; on a CPU it is only a consistency
+figure). Timing: warm-up calls (compile), then the median of `--repeats`
+steps. The last line printed is one JSON object.
 """
 
 from __future__ import annotations

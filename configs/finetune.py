@@ -14,6 +14,7 @@ import ml_collections
 
 from ftgen import configs
 from ftgen.data import registry
+from ftgen.models import flops
 
 VARIANTS = ("tiny",)
 # Sibling configs load from this file's directory (configs/ is no package).
@@ -127,7 +128,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Logging and export.
   c.log_every = 1 if tiny else 10
   c.progress = True  # tqdm progress bar with ETA.
-  c.peak_flops = 989e12  # Per device, for MFU (H100/H200 bf16 dense).
+  # Per device, for MFU (default: H100/H200 bf16 dense).
+  c.peak_flops = flops.PEAK_FLOPS_BF16
   c.export_hf = True  # Write WORKDIR/export (HF config.json + safetensors).
   c.lock()
   return c
