@@ -274,8 +274,7 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
       "seconds_scoring": seconds_scoring,
       "seconds_total": time.time() - t0,
   }
-  data_io.atomic_write_text(workdir / "results.jsonl",
-                            "".join(json.dumps(row) + "\n" for row in rows))
+  write_results(workdir / "results.jsonl", rows)
   _write_json(workdir / "summary.json", summary)
   tasks = {s: lm_eval.task_name(dataset_name, s)
            for s in dict.fromkeys(q.split for q in questions)}
@@ -353,6 +352,12 @@ def score_encoded(model: Any, params: Any, tokenizer: Any, condition: str,
                                calibration_prompt, kwargs)
   rows = _rows(condition, questions, encoded, scores, neutral)
   return Scored(rows, scores, prefix_mode, cached, per_context_cached)
+
+
+def write_results(path: pathlib.Path, rows: Sequence[dict[str, Any]]):
+  """Writes results.jsonl rows (also fine-tuning's eval_results.jsonl)."""
+  data_io.atomic_write_text(path,
+                            "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def summarize(questions: Sequence[records.Question],

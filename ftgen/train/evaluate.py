@@ -11,6 +11,7 @@ reported during training is the final evaluation's.
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any, Sequence
 
 from ftgen.data import records
@@ -45,8 +46,8 @@ def encode_questions(questions: Sequence[records.Question], tokenizer: Any
 
 def evaluate(model_config: Any, params: Any, tokenizer: Any,
              questions: Sequence[records.Question], *, batch_size: int = 16,
-             calibration: bool = False, model_name: str = ""
-             ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+             results_path: pathlib.Path | None = None, model_name: str = ""
+             ) -> dict[str, dict[str, Any]]:
   """Scores `questions` with the fine-tuned params.
 
   Args:
@@ -55,13 +56,13 @@ def evaluate(model_config: Any, params: Any, tokenizer: Any,
     tokenizer: the model's tokenizer.
     questions: from `select_questions`.
     batch_size: rows per scoring batch.
-    calibration: also score each choice after the neutral (empty) prompt,
-      for the calibrated variants of the rows.
+    results_path: if given, also score the calibration prompt and write the
+      per-question rows there, as launch/evaluate.py writes results.jsonl.
     model_name: for the error when a prompt does not fit the context.
 
   Returns:
-    ({split: {"acc", "stderr", "n", "chance", ...}} plus "all" for several
-    splits, the per-question rows of results.jsonl).
+    {split: {"acc", "stderr", "n", "chance", ...}}, plus "all" for several
+    splits.
   """
   model = decoder.Decoder(model_config.replace(dtype="float32"))
   encoded = encode_questions(questions, tokenizer)
@@ -70,5 +71,8 @@ def evaluate(model_config: Any, params: Any, tokenizer: Any,
       model_name)
   scored = evaluate_lib.score_encoded(
       model, params, tokenizer, CONDITION, questions, encoded,
-      calibration_prompt="" if calibration else None, batch_size=batch_size)
-  return evaluate_lib.summarize(questions, scored.rows), scored.rows
+      calibration_prompt=None if results_path is None else "",
+      batch_size=batch_size)
+  if results_path is not None:
+    evaluate_lib.write_results(results_path, scored.rows)
+  return evaluate_lib.summarize(questions, scored.rows)

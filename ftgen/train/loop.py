@@ -249,13 +249,11 @@ def _run_eval(setup: Setup, state: Any, step: int,
     return {}
   params = final_params(setup, state)
   with sharding_lib.mesh_context(setup.mesh):
-    result, rows = eval_lib.evaluate(
+    result = eval_lib.evaluate(
         setup.model_config, params, setup.tokenizer, qs,
-        batch_size=cfg.eval.batch_size, calibration=rows_path is not None,
+        batch_size=cfg.eval.batch_size, results_path=rows_path,
         model_name=cfg.model)
   writer.write(step, {f"eval/{s}/acc": r["acc"] for s, r in result.items()})
-  if rows_path is not None:
-    data_io.write_jsonl(rows_path, rows)
   return result
 
 
