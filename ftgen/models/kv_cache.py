@@ -67,8 +67,8 @@ def reset(cache: Cache) -> Cache:
 def check_room(cache: Cache, t: int) -> None:
   """Context overflow is an error, never a silent clamp (when checkable).
 
-  Under jit the written count is a tracer and cannot be read; callers that
-  jit size their caches on the host.
+  Under jit the written count is a tracer and cannot be read, so jitted
+  callers (the sampler, `prefill_prefix`) size their caches on the host.
   """
   end = cache["end"]
   if isinstance(end, jax.core.Tracer):
@@ -88,8 +88,8 @@ def token_positions(mask, start=0):
   """[B,T] int32: `start` [B] (or scalar) + valid tokens before each token.
 
   A left-padded row gets the positions of the unpadded one; padding takes
-  the position of the valid token before it (it is never attended). Host
-  (numpy) masks give numpy positions, traced ones jax arrays.
+  the position of the last valid token before it, or `start` (it is never
+  attended). Host (numpy) masks give numpy positions, others jax arrays.
   """
   xp = np if isinstance(mask, np.ndarray) else jnp
   start = xp.asarray(start, xp.int32)
