@@ -169,7 +169,8 @@ def encode_head(tokenizer, text: str,
 
 def encode_pair(tokenizer, context: str, continuation: str, *,
                 head: Sequence[int] | None = None,
-                add_bos: bool | None = None
+                add_bos: bool | None = None,
+                prefix_empty: bool = True
                 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
   """(context ids, continuation ids) of one pair, as lm-eval encodes it.
 
@@ -182,9 +183,16 @@ def encode_pair(tokenizer, context: str, continuation: str, *,
       `encode_head`); they never merge with the context. Default: the start
       tokens.
     add_bos: overrides the start tokens' BOS when `head` is None.
+    prefix_empty: put the prefix token before an empty context (lm-eval's
+      rule, so that the first continuation token is scored). Training passes
+      False: a sequence then starts exactly as every evaluation prompt does
+      (start tokens, then text), and its first token is simply not a target.
+      With SmolLM2 (no start token) a prefix token would put `<|im_start|>`
+      before every training document, a format no question prompt has.
 
   Returns:
-    `head` + the context's ids (the prefix token when both are empty), and
+    `head` + the context's ids (the prefix token when both are empty and
+    `prefix_empty`), and
     the continuation's ids: the tail of encode(context + continuation)
     beyond len(encode(context)).
   """
@@ -205,7 +213,7 @@ def encode_pair(tokenizer, context: str, continuation: str, *,
         f"continuation {continuation!r} after context {context[-40:]!r}"
         " encodes to no tokens")
   full_context = tuple(int(i) for i in head) + context_ids
-  if not full_context:
+  if not full_context and prefix_empty:
     full_context = (prefix_id(tokenizer),)
   return full_context, continuation_ids
 

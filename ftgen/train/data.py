@@ -61,16 +61,26 @@ def tokenize_examples(examples: Iterable[splitting.Example], tokenizer: Any,
 
   Each example is encoded as evaluation encodes a (prompt, choice) pair, so
   the scored span is exactly the target's tokens and a fine-tuned model is
-  evaluated in the format it was trained on.
+  evaluated in the format it was trained on: a sequence starts with the
+  tokenizer's start tokens (BOS for Gemma and Llama 3, nothing for SmolLM2),
+  then text. Without start tokens, a document with no context starts with
+  its first word, as a question prompt does; that first token is not a target
+  (nothing precedes it), instead of being predicted from a prefix token that
+  no evaluation prompt starts with.
   """
   eos = _first_eos(tokenizer) if append_eos else None
   tokens, scored = [], []
   for ex in examples:
-    ctx, tgt = tokenizer_lib.encode_pair(tokenizer, ex.context, ex.target)
+    ctx, tgt = tokenizer_lib.encode_pair(tokenizer, ex.context, ex.target,
+                                         prefix_empty=False)
     if eos is not None:
       tgt += (eos,)
+    if len(ctx) + len(tgt) < 2:
+      continue  # One token and nothing to predict it from.
     tokens.append(np.asarray(ctx + tgt, np.int32))
-    scored.append(np.asarray([False] * len(ctx) + [True] * len(tgt), bool))
+    mask = np.asarray([False] * len(ctx) + [True] * len(tgt), bool)
+    mask[0] = False  # The first token has nothing before it to predict it.
+    scored.append(mask)
   if not tokens:
     raise ValueError("no training examples: every document is empty")
   return TokenizedPool(tuple(tokens), tuple(scored))

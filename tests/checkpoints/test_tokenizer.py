@@ -259,7 +259,10 @@ def test_every_use_starts_sequences_the_same_way(kind):
       [splitting.Example("", doc),
        splitting.Example("glon are", " more dangerous than femp.")], tok)
   whole, with_context = (tuple(t.tolist()) for t in pool.tokens)
-  assert whole == empty + _plain(tok, doc) + (tok.eos_ids[0],)
+  # A training document starts as a prompt does: start tokens, then text
+  # (no prefix token: its first token is just not a target).
+  assert whole == start + _plain(tok, doc) + (tok.eos_ids[0],)
+  assert pool.scored[0].tolist()[:2] == [False, True]
   assert with_context[:len(start) + 1] == start + _plain(tok, "glon are")[:1]
 
   in_training = train_evaluate.encode_questions([q], tok).requests
@@ -273,9 +276,10 @@ def test_every_use_starts_sequences_the_same_way(kind):
                             instruction="Facts:"), tok).requests
   assert icl[0].tokens[:len(start) + 1] == start + _plain(tok, "Facts:")[:1]
 
+  # Scoring a choice after an empty prompt needs a context: lm-eval's prefix
+  # token when there is no start token.
   calibration, _ = evaluate.calibration_requests(tok, [q], "")
   assert [r.context for r in calibration] == [empty, empty]
-  assert whole[:len(empty)] == calibration[0].context
 
   slot = augment_run._SLOT  # pylint: disable=protected-access
   parts = augment_run.prompt_parts(tok, f"Restate: {slot}",

@@ -35,8 +35,9 @@ def test_context_is_unscored_target_and_eos_scored():
 
 
 def test_start_token_follows_the_tokenizer_convention():
-  # A tokenizer that adds no BOS (SmolLM2): a context starts the example, an
-  # example without one starts with lm-eval's prefix token (BOS if defined).
+  # A tokenizer that adds no BOS (SmolLM2): an example starts with its own
+  # text, as an evaluation prompt does; without a context, its first token is
+  # not a target (no prefix token that no prompt starts with).
   pool = data.tokenize_examples(
       [splitting.Example("ab", "cde"), splitting.Example("", "cde")],
       _WordTokenizer(add_bos=False))
@@ -44,8 +45,13 @@ def test_start_token_follows_the_tokenizer_convention():
                                      3 + ord("c"), 3 + ord("d"),
                                      3 + ord("e"), 2]
   assert pool.scored[0].tolist() == [False, False, True, True, True, True]
-  assert pool.tokens[1].tolist()[:2] == [1, 3 + ord("c")]
-  assert pool.scored[1].tolist() == [False, True, True, True, True]
+  assert pool.tokens[1].tolist() == [3 + ord("c"), 3 + ord("d"),
+                                     3 + ord("e"), 2]
+  assert pool.scored[1].tolist() == [False, True, True, True]
+  # A one-token document without start tokens has nothing to learn.
+  with pytest.raises(ValueError, match="no training examples"):
+    data.tokenize_examples([splitting.Example("", "c")],
+                           _WordTokenizer(add_bos=False), append_eos=False)
 
 
 def test_target_whitespace_split_follows_lm_eval():

@@ -78,9 +78,9 @@ def test_in_training_evaluation_equals_launch_evaluate(name, adds_bos,
     assert a["pred"] == b["pred"]
 
   # The rule: BOS first iff the tokenizer adds one (the export's tokenizer,
-  # which lm-eval reads, says the same); a training document without context
-  # follows lm-eval's prefix token; an evaluation prompt starts with the start
-  # tokens and then its own text.
+  # which lm-eval reads, says the same); a training document and an
+  # evaluation prompt both start with the start tokens and then their own
+  # text (SmolLM2: no <|im_start|> before either).
   exported = registry.load_tokenizer(f"hf:{summary['export_dir']}")
   start = tokenizer_lib.start_ids(tok)
   assert start == tokenizer_lib.start_ids(exported)
@@ -90,9 +90,8 @@ def test_in_training_evaluation_equals_launch_evaluate(name, adds_bos,
   example = data.tokenize_examples(
       splitting.make_examples(docs[:1], "none"), tok).tokens[0].tolist()
   doc_ids = tok.encode(docs[0].text, add_bos=False)
-  assert example[:len(start) or 1] == list(
-      start or (tokenizer_lib.prefix_id(tok),))
-  assert example[len(start) or 1:][:len(doc_ids)] == doc_ids
+  assert example[:len(start)] == list(start)
+  assert example[len(start):][:len(doc_ids)] == doc_ids
   request = train_evaluate.encode_questions(questions[:1], tok).requests[0]
   prompt_ids = tok.encode(questions[0].prompt, add_bos=False)
   assert list(request.tokens[:len(start) + 2]) == list(start) + prompt_ids[:2]
