@@ -109,6 +109,9 @@ def test_sigkill_at_a_random_step_then_resume_is_exact(
   assert summary["steps"] == _STEPS
   assert summary["params_digest"] == reference[1]["params_digest"]
   assert summary["final_loss"] == reference[1]["final_loss"]
+  # The resumed run counts the steps before the kill too.
+  assert summary["train_tokens"] == reference[1]["train_tokens"]
+  assert summary["flops"] == reference[1]["flops"]
   # metrics.jsonl reads as one run: every step once.
   steps = [json.loads(l)["step"] for l in
            (workdir / "metrics.jsonl").read_text().splitlines()
