@@ -56,7 +56,7 @@ def _layer_windows(config: Any) -> list[int | None]:
 
 
 def _keys_sum(context: int, n: int, window: int | None) -> float:
-  """Keys attended, summed over n new tokens at positions context.. .
+  """Keys attended, summed over n new tokens at positions [context, context+n).
 
   Each token attends to itself and everything before it, capped at `window`.
   """
