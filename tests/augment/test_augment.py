@@ -98,7 +98,7 @@ def test_prompt_parts_rebuild_the_full_prompt(chat):
           "Femp are small." not in parts.head.split("\n")[-1])
 
 
-def test_bad_input_errors(repo_root):
+def test_bad_input_errors():
   from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
 
   loaded = registry.load_model("tiny")
