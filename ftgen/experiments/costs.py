@@ -39,9 +39,8 @@ def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int,
   questions were cached, `query_flops_prefix_cached` has that prefix
   prefilled once.
 
-  Prefills are counted as forward passes with logits, although the
-  evaluation's prefill computes none (`flops_lib.prefill_flops`), so that
-  ledgers stay comparable with those of earlier runs.
+  A prefill fills the KV cache and projects nothing to the vocabulary, so it
+  is counted as `flops_lib.prefill_flops` (no logits).
   """
   out: dict[str, Any] = {}
   ctx = [float(r.get("context_tokens", 0)) for r in rows]
@@ -53,7 +52,7 @@ def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int,
     c, ns = int(r["context_tokens"]), [int(n) for n in r["num_tokens"]]
     if per_context and c > 1:
       # All but the last context token are prefilled once for the question.
-      naive.append(flops_lib.forward_flops(config, c - 1)
+      naive.append(flops_lib.prefill_flops(config, c - 1)
                    + flops_lib.scoring_flops(config, c - 1,
                                              [1 + n for n in ns],
                                              prefix_cached=True))
@@ -65,7 +64,7 @@ def query_costs(config: Any, rows: list[dict[str, Any]], prefix: int,
   out["query_flops"] = mean(naive)
   if prefix:
     out["query_flops_prefix_cached"] = mean(cached)
-    out["prefill_flops"] = flops_lib.forward_flops(config, prefix)
+    out["prefill_flops"] = flops_lib.prefill_flops(config, prefix)
   return out
 
 

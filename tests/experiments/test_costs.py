@@ -19,9 +19,12 @@ def test_query_costs_per_context_computes_each_context_once():
   naive = costs.query_costs(config, rows, 0)["query_flops"]
   per = costs.query_costs(config, rows, 0, per_context=True)["query_flops"]
   f = flops.forward_flops
-  # All but the last context token once, then each choice with that token.
-  want = [f(config, 49) + sum(f(config, 1 + n, 49) for n in (2, 3, 4)),
-          f(config, 29) + 2 * f(config, 2, 29)]
+  prefill = flops.prefill_flops
+  # All but the last context token prefilled once (no logits), then each
+  # choice with that token.
+  want = [prefill(config, 49) + sum(f(config, 1 + n, 49) for n in (2, 3, 4)),
+          prefill(config, 29) + 2 * f(config, 2, 29)]
+  assert prefill(config, 49) < f(config, 49)
   assert per == pytest.approx(sum(want) / 2)
   assert naive == pytest.approx(
       (sum(f(config, 50 + n) for n in (2, 3, 4)) + 2 * f(config, 31)) / 2)
@@ -34,7 +37,9 @@ def test_query_costs_with_a_cached_shared_prefix():
           {"context_tokens": 60, "num_tokens": [4, 4]}]
   out = costs.query_costs(config, rows, 40)
   f = flops.forward_flops
-  assert out["prefill_flops"] == pytest.approx(f(config, 40))
+  # The cache prefill projects nothing to the vocabulary.
+  assert out["prefill_flops"] == pytest.approx(flops.prefill_flops(config, 40))
+  assert out["prefill_flops"] < f(config, 40)
   # Each row runs its tokens after the 40 cached ones.
   want = [f(config, 10 + 2, 40) + f(config, 10 + 3, 40),
           2 * f(config, 20 + 4, 40)]
