@@ -237,32 +237,87 @@ def _token_ids(gf: GGUFFile) -> dict[str, Any]:
   }
 
 
+def _count(gf: GGUFFile, key: str, default: Any = None) -> int:
+  """`{arch}.{key}` as a positive integer (`default` when absent).
+
+  A zero, negative or non-integer count would divide by zero or build a
+  model with no layers later; it is refused here, before any allocation
+  (docs/design.md#reliability).
+  """
+  value = gf.arch_key(key)
+  if value is None:
+    if default is None:
+      raise GGUFError(f"{gf.path}: metadata lacks {gf.architecture}.{key}")
+    return default
+  if (isinstance(value, (bool, np.bool_))
+      or not isinstance(value, (int, np.integer)) or value < 1):
+    raise GGUFError(f"{gf.path}: metadata {gf.architecture}.{key}={value!r}"
+                    " must be a positive integer")
+  return int(value)
+
+
+def _vocab_size(gf: GGUFFile, hidden: int) -> int:
+  """The vocabulary size, checked against the token list and embedding."""
+  tokens = gf.metadata.get("tokenizer.ggml.tokens")
+  embd = next((t for t in gf.tensors if t.name == "token_embd.weight"), None)
+  if embd is not None and (len(embd.shape) != 2 or embd.shape[1] != hidden):
+    raise GGUFError(f"{gf.path}: tensor token_embd.weight has shape"
+                    f" {list(embd.shape)}; expected [vocab, {hidden}]"
+                    f" ({gf.architecture}.embedding_length={hidden})")
+  sizes = {}
+  if gf.arch_key("vocab_size") is not None:
+    sizes[f"{gf.architecture}.vocab_size"] = _count(gf, "vocab_size")
+  if tokens is not None:
+    sizes["tokenizer.ggml.tokens (count)"] = len(tokens)
+  if embd is not None:
+    sizes["token_embd.weight rows"] = embd.shape[0]
+  if not sizes:
+    raise GGUFError(f"{gf.path}: no vocabulary size (no vocab_size, no"
+                    " tokenizer.ggml.tokens, no token_embd.weight)")
+  if len(set(sizes.values())) > 1 or min(sizes.values()) < 1:
+    raise GGUFError(f"{gf.path}: vocabulary sizes disagree: " + ", ".join(
+        f"{k}={v}" for k, v in sizes.items()))
+  return next(iter(sizes.values()))
+
+
 def _common(gf: GGUFFile) -> dict[str, Any]:
   def need(key):
     value = gf.arch_key(key)
     if value is None:
       raise GGUFError(f"{gf.path}: metadata lacks {gf.architecture}.{key}")
     return value
-  heads = int(need("attention.head_count"))
-  hidden = int(need("embedding_length"))
-  vocab = gf.arch_key("vocab_size")
-  if vocab is None:
-    tokens = gf.metadata.get("tokenizer.ggml.tokens")
-    vocab = len(tokens) if tokens is not None else None
-  if vocab is None:
-    vocab = next(t.shape[0] for t in gf.tensors
-                 if t.name == "token_embd.weight")
+  heads = _count(gf, "attention.head_count")
+  hidden = _count(gf, "embedding_length")
+  kv_heads = _count(gf, "attention.head_count_kv", heads)
+  if heads % kv_heads:
+    raise GGUFError(
+        f"{gf.path}: metadata {gf.architecture}.attention.head_count_kv="
+        f"{kv_heads} must divide {gf.architecture}.attention.head_count="
+        f"{heads}")
+  head_dim = (_count(gf, "attention.key_length", 0) or
+              _count(gf, "rope.dimension_count", 0) or hidden // heads)
+  if head_dim < 1:
+    raise GGUFError(
+        f"{gf.path}: metadata {gf.architecture}.attention.head_count={heads}"
+        f" exceeds {gf.architecture}.embedding_length={hidden} (head size 0)")
+  shapes = {t.name: t.shape for t in gf.tensors}
+  for name, n, key in (("attn_q", heads, "head_count"),
+                       ("attn_k", kv_heads, "head_count_kv")):
+    shape = shapes.get(f"blk.0.{name}.weight")
+    if shape is not None and shape[0] != n * head_dim:
+      raise GGUFError(
+          f"{gf.path}: tensor blk.0.{name}.weight has {shape[0]} rows but"
+          f" {gf.architecture}.attention.{key}={n} x head size {head_dim}"
+          f" = {n * head_dim}")
   return {
-      "vocab_size": int(vocab),
+      "vocab_size": _vocab_size(gf, hidden),
       "hidden_size": hidden,
-      "intermediate_size": int(need("feed_forward_length")),
-      "num_hidden_layers": int(need("block_count")),
+      "intermediate_size": _count(gf, "feed_forward_length"),
+      "num_hidden_layers": _count(gf, "block_count"),
       "num_attention_heads": heads,
-      "num_key_value_heads": int(gf.arch_key("attention.head_count_kv", heads)),
-      "head_dim": int(gf.arch_key("attention.key_length", 0) or
-                      gf.arch_key("rope.dimension_count", 0) or
-                      hidden // heads),
-      "max_position_embeddings": int(gf.arch_key("context_length", 2048)),
+      "num_key_value_heads": kv_heads,
+      "head_dim": head_dim,
+      "max_position_embeddings": _count(gf, "context_length", 2048),
       "rms_norm_eps": _float(need("attention.layer_norm_rms_epsilon")),
       "tie_word_embeddings": "output.weight" not in gf.tensor_names(),
       **_token_ids(gf),

@@ -44,8 +44,12 @@ def _tokenizer_metadata(writer, tok, chat_template: str | None) -> None:
 
 
 def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
-                    seed: int = 0, quantized: bool = True) -> dict[str, Any]:
+                    seed: int = 0, quantized: bool = True,
+                    counts: dict[str, int] | None = None) -> dict[str, Any]:
   """Writes a tiny `arch` ('llama' | 'gemma3') GGUF; returns the expectation.
+
+  `counts` overrides integer metadata as uint32 (e.g.
+  `{"llama.attention.head_count": 0}`) to write malformed headers.
 
   Returns:
     {"tensors": {hf_name: float32 array the import must reproduce},
@@ -113,6 +117,8 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
     writer.add_sliding_window(8)
   _tokenizer_metadata(writer, tok,
                       tiny_tok.CHAT_TEMPLATE if arch == "llama" else None)
+  for key, value in (counts or {}).items():
+    writer.add_uint32(key, value)  # Replaces the value written above.
 
   expected = {}
   for g_name, h_name, w, norm in plan:

@@ -167,6 +167,33 @@ def test_unsupported_architecture_lists_supported(tmp_path):
     assert arch in message
 
 
+@pytest.mark.parametrize("arch,counts,patterns", [
+    ("llama", {"llama.attention.head_count": 0}, ["head_count=0"]),
+    ("llama", {"llama.attention.head_count_kv": 0}, ["head_count_kv=0"]),
+    ("llama", {"llama.attention.head_count_kv": 3},
+     ["head_count_kv=3 must divide", "head_count=4"]),
+    ("llama", {"llama.context_length": 0}, ["context_length=0"]),
+    ("llama", {"llama.block_count": 0}, ["block_count=0"]),
+    ("llama", {"llama.embedding_length": 0}, ["embedding_length=0"]),
+    ("llama", {"llama.embedding_length": 32},
+     ["token_embd.weight", "embedding_length=32"]),
+    ("llama", {"llama.feed_forward_length": 0}, ["feed_forward_length=0"]),
+    ("llama", {"llama.vocab_size": 7},
+     ["vocabulary sizes disagree", "llama.vocab_size=7"]),
+    ("llama", {"llama.attention.head_count": 8},
+     ["blk.0.attn_q.weight has 64 rows", "head_count=8"]),
+    ("llama", {"llama.rope.dimension_count": 0}, ["dimension_count=0"]),
+    ("gemma3", {"gemma3.attention.key_length": 0}, ["key_length=0"]),
+])
+def test_bad_counts_are_one_line_errors(tmp_path, arch, counts, patterns):
+  path = tmp_path / "bad.gguf"
+  gguf_writer.write_tiny_gguf(path, arch, counts=counts)
+  message = _expect_error(path, *patterns)
+  assert "\n" not in message
+  # Refused before the tensors are converted.
+  assert not (tmp_path / "bad.gguf.out" / "model.safetensors").exists()
+
+
 def test_tensor_outside_file_is_rejected(tiny_files, tmp_path):
   path, _ = tiny_files["llama"]
   gf = gguf_lib.read_gguf(path)
