@@ -333,5 +333,20 @@ def save_hf(directory: str | pathlib.Path, config: ModelConfig,
   with data_io.atomic_path(directory / "model.safetensors") as tmp:
     save_file(tensors, str(tmp), metadata={"format": "pt"})
   hf_config = config.to_hf_config()
-  (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
+  data_io.atomic_write_json(directory / "config.json", hf_config)
+  data_io.atomic_write_json(directory / "generation_config.json",
+                            generation_config(config))
   return directory
+
+
+def generation_config(config: ModelConfig) -> dict[str, Any]:
+  """`generation_config.json`: the special ids `generate` stops and pads with.
+
+  Without it transformers' `generate` stops only at config.json's first EOS;
+  every end-of-turn id is listed (as the GGUF import's cache entry does).
+  """
+  eos = list(config.eos_token_ids)
+  out = {"bos_token_id": config.bos_token_id,
+         "eos_token_id": eos[0] if len(eos) == 1 else (eos or None),
+         "pad_token_id": config.pad_token_id}
+  return {k: v for k, v in out.items() if v is not None}

@@ -101,6 +101,7 @@ class Tokenizer:
     """Writes tokenizer.json, tokenizer_config.json and ftgen's settings."""
     directory = pathlib.Path(directory)
     self.hf.save_pretrained(str(directory))
+    _drop_load_keys(directory / "tokenizer_config.json")
     with open(directory / SETTINGS_FILE, "w", encoding="utf-8") as f:
       json.dump({"add_bos": self.add_bos, "eos_ids": list(self.eos_ids),
                  "pad_id": self.pad_id}, f, indent=1)
@@ -259,6 +260,23 @@ def from_directory(directory: os.PathLike[str] | str) -> Tokenizer:
   if "pad_id" in settings:
     tok.pad_id = int(settings["pad_id"])
   return tok
+
+
+# Keys transformers 5 records about how a tokenizer was *loaded*
+# (`from_pretrained(dir)`), not what it is; saved, they would be stray
+# settings in an export.
+_LOAD_KEYS = ("is_local", "local_files_only")
+
+
+def _drop_load_keys(path: pathlib.Path) -> None:
+  with open(path, encoding="utf-8") as f:
+    config = json.load(f)
+  if any(k in config for k in _LOAD_KEYS):
+    for k in _LOAD_KEYS:
+      config.pop(k, None)
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(config, f, indent=2, ensure_ascii=False, sort_keys=True)
+      f.write("\n")
 
 
 def _config_flag(directory: pathlib.Path, key: str) -> bool | None:

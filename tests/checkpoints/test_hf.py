@@ -1,6 +1,8 @@
 """HF safetensors import/export: round trip, refusals, clear errors."""
 
 import json
+import os
+import stat
 
 import jax
 import ml_dtypes
@@ -9,6 +11,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from ftgen.checkpoints import hf
+from ftgen.checkpoints import tiny_tokenizer
+from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.models.tiny import tiny_config, tiny_params
 
 
@@ -107,3 +111,34 @@ def test_transformers_loads_our_export(tmp_path):
     ref = model(input_ids=torch.tensor(tokens)).logits.numpy()
   ours = np.asarray(Decoder(config).apply({"params": params}, tokens))
   np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_export_files_are_shareable_and_clean(tmp_path):
+  """Modes follow the umask (not mkstemp/safetensors' 0600), a
+  generation_config.json, and no load-time keys in tokenizer_config.json."""
+  transformers = pytest.importorskip("transformers")
+  config = tiny_config("llama")
+  params = _np(tiny_params(config))
+  tiny_tokenizer.tiny_tokenizer().save(tmp_path / "src")
+  # A tokenizer loaded from a directory is what fine-tuning exports; saved
+  # as is, transformers 5 writes `is_local` / `local_files_only` into it.
+  tok = tokenizer_lib.from_directory(tmp_path / "src")
+  old = os.umask(0o022)
+  try:
+    out = hf.save_hf(tmp_path / "export" / "model", config, params)
+    tok.save(out)
+  finally:
+    os.umask(old)
+  assert stat.S_IMODE(out.stat().st_mode) == 0o755
+  for p in out.iterdir():
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644, p.name
+  tok_config = json.loads((out / "tokenizer_config.json").read_text())
+  assert not {"is_local", "local_files_only"} & set(tok_config)
+  assert tok_config["eos_token"] == "<eos>"
+  gen = json.loads((out / "generation_config.json").read_text())
+  assert gen == {"bos_token_id": config.bos_token_id,
+                 "eos_token_id": config.eos_token_ids[0],
+                 "pad_token_id": config.pad_token_id}
+  loaded = transformers.GenerationConfig.from_pretrained(out)
+  assert loaded.eos_token_id == config.eos_token_ids[0]
+  assert tokenizer_lib.from_directory(out).eos_ids == tok.eos_ids
