@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import secrets
 import shutil
 import tempfile
@@ -173,51 +174,106 @@ def write_jsonl(path: os.PathLike[str] | str, rows: Iterable[dict[str, Any]]):
       f.write(dumps(row) + "\n")
 
 
-def iter_jsonl(path: os.PathLike[str] | str) -> Iterator[tuple[int, Any]]:
-  """Yields (line number, parsed object); blank lines are skipped."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def _jsonl_lines(path: os.PathLike[str] | str
+                 ) -> Iterator[tuple[int, str, Any]]:
+  """Yields (line number, line, parsed object); blank lines are skipped.
+
+  Errors are `DataError`s naming file:line:column. A UTF-8 byte order mark
+  at the start of the file (some Windows editors write one) is skipped.
+  """
   path = pathlib.Path(path)
   if not path.is_file():
     raise DataError(f"{path}: file not found")
-  with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, start=1):
+  with open(path, "rb") as f:
+    for lineno, raw in enumerate(f, start=1):
+      if lineno == 1 and raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        col = len(raw[:e.start].decode("utf-8", errors="replace")) + 1
+        raise DataError(
+            f"{path}:{lineno}:{col}: not valid UTF-8 (byte"
+            f" 0x{raw[e.start]:02x}); save the file as UTF-8") from None
       if not line.strip():
         continue
       try:
-        yield lineno, json.loads(line)
+        yield lineno, line, json.loads(line)
       except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        # An error at the end of the line lies past its last character, not
+        # on a next line after the newline.
+        col = min(e.pos, len(line.rstrip("\r\n"))) + 1
+        raise DataError(
+            f"{path}:{lineno}:{col}: not valid JSON ({e.msg})") from None
 
 
-def _require(path, lineno, row, field, types, what):
+def iter_jsonl(path: os.PathLike[str] | str) -> Iterator[tuple[int, Any]]:
+  """Yields (line number, parsed object); blank lines are skipped.
+
+  A leading UTF-8 BOM is accepted; errors name file:line:column.
+  """
+  for lineno, _, obj in _jsonl_lines(path):
+    yield lineno, obj
+
+
+def _where(path, lineno: int, line: str, field: str | None = None) -> str:
+  """`path:line:column`, the column of `field`'s value when it is found (by
+  its key in the line's text), else of the line's first character."""
+  if field is not None:
+    m = re.search(re.escape(json.dumps(field)) + r"\s*:\s*", line)
+    if m:
+      return f"{path}:{lineno}:{m.end() + 1}"
+  return f"{path}:{lineno}:{len(line) - len(line.lstrip()) + 1}"
+
+
+def _require(path, lineno, line, row, field, types, what):
   if not isinstance(row, dict):
-    raise DataError(f"{path}:{lineno}: expected a JSON object, got"
-                    f" {type(row).__name__}")
+    raise DataError(f"{_where(path, lineno, line)}: expected a JSON object,"
+                    f" got {type(row).__name__}")
   if field not in row:
-    raise DataError(f"{path}:{lineno}: missing field {field!r} ({what})")
+    raise DataError(
+        f"{_where(path, lineno, line)}: missing field {field!r} ({what})")
   if not isinstance(row[field], types) or isinstance(row[field], bool):
     raise DataError(
-        f"{path}:{lineno}: field {field!r} must be {what}, got"
-        f" {type(row[field]).__name__}"
+        f"{_where(path, lineno, line, field)}: field {field!r} must be"
+        f" {what}, got {type(row[field]).__name__}"
     )
   return row[field]
+
+
+def _meta(path, lineno, line, row) -> dict[str, Any]:
+  """The row's `meta` object (absent or null: empty); anything else is an
+  error (docs/design.md#dataset-files)."""
+  meta = row.get("meta")
+  if meta is None:
+    return {}
+  if not isinstance(meta, dict):
+    raise DataError(
+        f"{_where(path, lineno, line, 'meta')}: field 'meta' must be a JSON"
+        f" object, got {type(meta).__name__}")
+  return dict(meta)
 
 
 def read_documents(path: os.PathLike[str] | str) -> list[records.Document]:
   """Reads `{"id", "text"}` JSONL; other fields go to `meta`."""
   docs, seen = [], {}
-  for lineno, row in iter_jsonl(path):
-    doc_id = _require(path, lineno, row, "id", (str, int), "a string id")
-    text = _require(path, lineno, row, "text", str, "a string")
+  for lineno, line, row in _jsonl_lines(path):
+    doc_id = _require(path, lineno, line, row, "id", (str, int), "a string id")
+    text = _require(path, lineno, line, row, "text", str, "a string")
     doc_id = str(doc_id)
     if not text.strip():
-      raise DataError(f"{path}:{lineno}: field 'text' is empty")
+      raise DataError(f"{_where(path, lineno, line, 'text')}: field 'text' is"
+                      " empty")
     if doc_id in seen:
       raise DataError(
-          f"{path}:{lineno}: duplicate id {doc_id!r} (first on line"
-          f" {seen[doc_id]})"
+          f"{_where(path, lineno, line, 'id')}: duplicate id {doc_id!r} (first"
+          f" on line {seen[doc_id]})"
       )
     seen[doc_id] = lineno
-    meta = dict(row.get("meta") or {})
+    meta = _meta(path, lineno, line, row)
     meta.update({k: v for k, v in row.items()
                  if k not in ("id", "text", "meta")})
     docs.append(records.Document(doc_id, text, meta))
@@ -232,36 +288,39 @@ def read_questions(path: os.PathLike[str] | str) -> list[records.Question]:
   The schema: docs/design.md#dataset-files.
   """
   questions, seen = [], {}
-  for lineno, row in iter_jsonl(path):
-    qid = str(_require(path, lineno, row, "id", (str, int), "a string id"))
-    split = _require(path, lineno, row, "split", str, "a string")
-    prompt = _require(path, lineno, row, "prompt", str, "a string")
-    choices = _require(path, lineno, row, "choices", list, "a list of strings")
-    answer = _require(path, lineno, row, "answer", int, "an integer index")
+  for lineno, line, row in _jsonl_lines(path):
+    def need(field, types, what):
+      return _require(path, lineno, line, row, field, types, what)  # pylint: disable=cell-var-from-loop
+    qid = str(need("id", (str, int), "a string id"))
+    split = need("split", str, "a string")
+    prompt = need("prompt", str, "a string")
+    choices = need("choices", list, "a list of strings")
+    answer = need("answer", int, "an integer index")
     if len(choices) < 2 or not all(isinstance(c, str) for c in choices):
       raise DataError(
-          f"{path}:{lineno}: field 'choices' must list at least 2 strings,"
-          f" got {choices!r}"
+          f"{_where(path, lineno, line, 'choices')}: field 'choices' must list"
+          f" at least 2 strings, got {choices!r}"
       )
     answers = row.get("answers", [answer])
     if not isinstance(answers, list) or not all(
         isinstance(a, int) and not isinstance(a, bool) for a in answers
     ):
-      raise DataError(
-          f"{path}:{lineno}: field 'answers' must be a list of integers")
+      raise DataError(f"{_where(path, lineno, line, 'answers')}: field"
+                      " 'answers' must be a list of integers")
     if qid in seen:
       raise DataError(
-          f"{path}:{lineno}: duplicate id {qid!r} (first on line {seen[qid]})"
+          f"{_where(path, lineno, line, 'id')}: duplicate id {qid!r} (first on"
+          f" line {seen[qid]})"
       )
     seen[qid] = lineno
-    meta = dict(row.get("meta") or {})
+    meta = _meta(path, lineno, line, row)
     try:
       questions.append(
           records.Question(qid, split, prompt, tuple(choices), answer,
                            tuple(answers), meta)
       )
     except ValueError as e:
-      raise DataError(f"{path}:{lineno}: {e}") from None
+      raise DataError(f"{_where(path, lineno, line, 'answer')}: {e}") from None
   if not questions:
     raise DataError(f"{path}: no questions")
   return questions
@@ -385,6 +444,6 @@ def load_dataset_dir(path: os.PathLike[str] | str, *, need_train: bool = True,
   docs = read_documents(path / "train.jsonl") if need_train else None
   test = path / "test.jsonl"
   if not need_questions and (
-      not test.is_file() or not test.read_text(encoding="utf-8").strip()):
+      not test.is_file() or not test.read_bytes().removeprefix(_BOM).strip()):
     return docs, []
   return docs, read_questions(test)

@@ -17,6 +17,13 @@ class OracleUnavailable(ValueError):
   """A dataset has no rule-written augmentation (the message says why)."""
 
 
+def _check_meta(kind: str, record_id: str, meta: Any):
+  # `meta` is written as a JSON object (docs/design.md#dataset-files).
+  if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
+    raise ValueError(f"{kind} {record_id!r}: meta must be a dict with string"
+                     f" keys, got {type(meta).__name__}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Document:
   """One training document."""
@@ -24,6 +31,9 @@ class Document:
   id: str
   text: str
   meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    _check_meta("document", self.id, self.meta)
 
   def to_json(self) -> dict[str, Any]:
     row: dict[str, Any] = {"id": self.id, "text": self.text}
@@ -49,6 +59,7 @@ class Question:
   meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
+    _check_meta("question", self.id, self.meta)
     if len(self.choices) < 2:
       raise ValueError(
           f"question {self.id!r}: needs at least 2 choices, got"

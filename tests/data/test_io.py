@@ -107,17 +107,59 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("line,message", [
-    ('{"id": "a"}', r"bad.jsonl:2: missing field 'text'"),
-    ('{"id": "a", "text": 3}', r"bad.jsonl:2: field 'text' must be a string"),
-    ("{not json", r"bad.jsonl:2: not valid JSON"),
-    ('{"id": "d0", "text": "again"}', r"duplicate id 'd0' \(first on line 1\)"),
-    ('{"id": "b", "text": "  "}', r"bad.jsonl:2: field 'text' is empty"),
+    ('{"id": "a"}', r"bad.jsonl:2:1: missing field 'text'"),
+    ('{"id": "a", "text": 3}',
+     r"bad.jsonl:2:21: field 'text' must be a string"),
+    ("{not json", r"bad.jsonl:2:2: not valid JSON"),
+    ('{"id": "d0", "text": "again"}',
+     r"bad.jsonl:2:8: duplicate id 'd0' \(first on line 1\)"),
+    ('{"id": "b", "text": "  "}', r"bad.jsonl:2:21: field 'text' is empty"),
+    ('  [1, 2]', r"bad.jsonl:2:3: expected a JSON object, got list"),
+    ('{"id": "b", "text": "t", "meta": "x"}',
+     r"bad.jsonl:2:34: field 'meta' must be a JSON object, got str"),
+    ('{"id": "b", "text": "t", "meta": [["k", 1]]}',
+     r"bad.jsonl:2:34: field 'meta' must be a JSON object, got list"),
 ])
-def test_document_errors_name_line_and_field(tmp_path, line, message):
+def test_document_errors_name_line_column_and_field(tmp_path, line, message):
   path = tmp_path / "bad.jsonl"
   path.write_text('{"id": "d0", "text": "fine"}\n' + line + "\n")
-  with pytest.raises(io.DataError, match=message):
+  with pytest.raises(io.DataError, match=message) as e:
     io.read_documents(path)
+  assert "\n" not in str(e.value)
+
+
+def test_utf8_bom_is_accepted_and_meta_kept(tmp_path):
+  path = tmp_path / "bom.jsonl"
+  path.write_bytes(b"\xef\xbb\xbf" + json.dumps(
+      {"id": "d0", "text": "Glon.", "meta": {"k": 1}, "src": "x"}).encode()
+                   + b"\r\n" + b'{"id": "d1", "text": "Femp.", "meta": null}\n')
+  docs = io.read_documents(path)
+  assert [(d.id, d.text, d.meta) for d in docs] == [
+      ("d0", "Glon.", {"k": 1, "src": "x"}), ("d1", "Femp.", {})]
+  # Only at the start of the file: elsewhere it is not JSON.
+  path.write_bytes(b'{"id": "d0", "text": "a"}\n\xef\xbb\xbf{"id": "d1"}\n')
+  with pytest.raises(io.DataError, match=r"bom.jsonl:2:1: not valid JSON"):
+    io.read_documents(path)
+  # A dataset directory whose test.jsonl is only a BOM has no questions.
+  path = io.write_dataset(records.Dataset("toy", _dataset().train, []),
+                          tmp_path / "toy", seed=0)
+  (path / "test.jsonl").write_bytes(b"\xef\xbb\xbf\n")
+  assert io.load_dataset_dir(path, need_questions=False)[1] == []
+
+
+def test_non_utf8_file_names_file_line_and_column(tmp_path):
+  path = tmp_path / "latin1.jsonl"
+  path.write_bytes('{"id": "d0", "text": "ok"}\n'.encode()
+                   + '{"id": "d1", "text": "caf\u00e9 ✓ d\u00e9j\u00e0"}\n'
+                   .encode("utf-8").replace("✓".encode(), b"\xe9"))
+  with pytest.raises(io.DataError) as e:
+    io.read_documents(path)
+  assert str(e.value).startswith(f"{path}:2:28: not valid UTF-8 (byte 0xe9)")
+  # The test file of a dataset directory, too (not a bare UnicodeDecodeError).
+  dataset = io.write_dataset(_dataset(), tmp_path / "toy", seed=0)
+  (dataset / "test.jsonl").write_bytes(b'{"id": "\xff"}\n')
+  with pytest.raises(io.DataError, match=r"test.jsonl:1:9: not valid UTF-8"):
+    io.load_dataset_dir(dataset, need_questions=False)
 
 
 @pytest.mark.parametrize("row,message", [
@@ -131,12 +173,22 @@ def test_document_errors_name_line_and_field(tmp_path, line, message):
      "must be an integer index"),
     ({"id": "q", "split": "s", "choices": ["a", "b"], "answer": 0},
      "missing field 'prompt'"),
+    ({"id": "q", "split": "s", "prompt": "p", "choices": ["a", "b"],
+      "answer": 0, "meta": 3},
+     r"q.jsonl:1:\d+: field 'meta' must be a JSON object, got int"),
 ])
 def test_question_errors(tmp_path, row, message):
   path = tmp_path / "q.jsonl"
   path.write_text(json.dumps(row) + "\n")
   with pytest.raises(io.DataError, match=message):
     io.read_questions(path)
+
+
+def test_records_check_meta():
+  with pytest.raises(ValueError, match="document 'd': meta must be a dict"):
+    records.Document("d", "t", ["k"])
+  with pytest.raises(ValueError, match="question 'q': meta must be a dict"):
+    records.Question("q", "s", "p", ("a", "b"), 0, meta={1: "x"})
 
 
 def test_empty_files_are_errors(tmp_path):

@@ -72,10 +72,10 @@ def test_documents_required():
 
 @pytest.mark.parametrize("rows, where", [
     (['{"id": "a", "text": "ok"}', '{"id": "b", "text": '],
-     ":2: not valid JSON"),
-    (['{"id": "a", "text": "ok"}', '{"id": "b"}'], ":2: missing field 'text'"),
+     ":2:21: not valid JSON"),
+    (['{"id": "a", "text": "ok"}', '{"id": "b"}'], ":2:1: missing field 'text'"),
     (['{"id": "a", "text": "ok"}', '{"id": "a", "text": "x"}'],
-     ":2: duplicate id 'a'"),
+     ":2:8: duplicate id 'a'"),
 ])
 def test_malformed_documents_name_line_and_field(tmp_path, rows, where):
   bad = _write(tmp_path / "bad.jsonl", rows)
@@ -85,11 +85,26 @@ def test_malformed_documents_name_line_and_field(tmp_path, rows, where):
   assert "\n" not in str(e.value)
 
 
+def test_bom_accepted_and_non_utf8_named(tmp_path):
+  # Notepad's "UTF-8" writes a BOM and CRLF line ends.
+  docs = tmp_path / "notepad.jsonl"
+  docs.write_bytes(b"\xef\xbb\xbf" + b'{"id": "a", "text": "Femp swim."}\r\n'
+                   + b'{"id": "b", "text": "Glon fly."}\r\n')
+  dataset = user_docs.generate(_cfg(docs).generator, 0)
+  assert [(d.id, d.text) for d in dataset.train] == [
+      ("a", "Femp swim."), ("b", "Glon fly.")]
+  latin1 = tmp_path / "latin1.jsonl"
+  latin1.write_bytes('{"id": "a", "text": "Caf\u00e9."}\n'.encode("latin-1"))
+  with pytest.raises(io.DataError) as e:
+    user_docs.generate(_cfg(latin1).generator, 0)
+  assert str(e.value).startswith(f"{latin1}:1:25: not valid UTF-8")
+
+
 def test_malformed_questions_name_line_and_field(files, tmp_path):
   bad = _write(tmp_path / "badq.jsonl", [
       {"id": "q0", "split": "s", "prompt": "p", "choices": ["a", "b"],
        "answer": 5}])
-  with pytest.raises(io.DataError, match=r"badq.jsonl:1: .*answer 5"):
+  with pytest.raises(io.DataError, match=r"badq.jsonl:1:\d+: .*answer 5"):
     user_docs.generate(_cfg(files[0], bad).generator, 0)
 
 
@@ -108,6 +123,6 @@ def test_launcher_bad_input_one_line_and_nothing_left(repo_root, tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1, proc.stderr
   assert (lines[0].startswith("error:") and
-          f"{bad}:2: not valid JSON" in lines[0])
+          f"{bad}:2:2: not valid JSON" in lines[0])
   assert not (workdir / "user").exists()
   assert not workdir.exists() or not any(workdir.iterdir())
