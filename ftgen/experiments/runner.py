@@ -233,6 +233,8 @@ class _Experiment:
         else:
           info = self.stages.run(f"augment/{kind}", outdir,
                                  lambda k=kind, o=outdir: self._model_aug(k, o))
+        if info.get("unavailable"):  # Finished, with nothing to train on.
+          raise StageUnavailable(info["unavailable"])
         self.aug_paths[kind] = pathlib.Path(info["path"])
       except (StageUnavailable, records.OracleUnavailable) as e:
         for cond, k in conditions_lib.AUGMENTATION.items():
@@ -264,11 +266,18 @@ class _Experiment:
     report = run_augmentation(cfg, self.dataset_dir, outdir)
     path = _find_augmented(outdir)
     n = sum(1 for _ in data_io.iter_jsonl(path))
-    if n == 0:
-      raise StageUnavailable(f"the {kind} augmentation produced no statements")
     info = {"path": str(path), "num_documents": n,
             "correctness": report.get("correctness"),
             "test_overlap": report.get("test_overlap")}
+    if n == 0:
+      # A finished stage with nothing in it: its marker records why, so a
+      # rerun skips the dependent conditions instead of sampling again
+      # (see `augment`).
+      info["unavailable"] = f"the {kind} augmentation produced no statements"
+      skipped = (report.get("items") or {}).get("skipped_too_long")
+      if skipped:
+        info["unavailable"] += (f" ({skipped} items too long for the model's"
+                                " context were skipped)")
     # The augmentation run counts its own tokens and FLOPs.
     for key in ("tokens", "flops"):
       if key in report:

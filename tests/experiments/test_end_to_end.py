@@ -176,3 +176,23 @@ def test_interrupted_launcher_says_how_to_resume(tmp_path):
   assert err.rstrip().endswith(f"rerun the same command to resume from"
                                f" {tmp_path / 'run'}"), err[-3000:]
   assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_tiny_empty_augmentation_is_not_redone(tmp_path):
+  """The tiny model's augmentations yield no statements (golden `skipped`):
+  the stage is finished with that reason, and a rerun samples nothing."""
+  from ftgen.experiments import runner  # pylint: disable=g-import-not-at-top
+  c = _config("reversals,tiny")
+  c.conditions = ("pretrained", "finetune_aug_local")
+  c.augment_local.max_items = 4
+  for attempt in range(2):
+    logs = []
+    out = runner.run_experiment(c, tmp_path, log=logs.append)
+    assert out.skipped_conditions == {
+        "finetune_aug_local": "augmentation 'local' unavailable: the local"
+                              " augmentation produced no statements"}
+    marker = json.loads((tmp_path / "stages/augment__local.json").read_text())
+    assert marker["num_documents"] == 0 and marker["flops"] > 0
+    ran = [l for l in logs if l.startswith("[run ] augment")]
+    assert ran == (["[run ] augment/local"] if attempt == 0 else []), logs

@@ -195,3 +195,35 @@ def test_too_long_examples_fail_before_the_costly_stages(tmp_path, fakes):
   c.finetune.data.max_len = 64
   runner.run_experiment(c, tmp_path, log=lambda _: None)
   assert "finetune/finetune" in f.calls
+
+
+def test_empty_augmentation_is_a_finished_stage(tmp_path, fakes, monkeypatch):
+  f = fakes()
+  fake_augment = f.augment
+
+  def local_yields_nothing(cfg, data_dir, workdir):
+    report = fake_augment(cfg, data_dir, workdir)
+    if cfg.strategy == "local":
+      data_io.write_jsonl(workdir / "train.jsonl", [])
+    return report
+
+  monkeypatch.setattr(runner, "run_augmentation", local_yields_nothing)
+  c = _config(conditions=("pretrained", "finetune_aug_local",
+                          "finetune_aug_global", "finetune_aug"))
+  why = "the local augmentation produced no statements"
+  for attempt in range(2):
+    f.calls.clear()
+    out = runner.run_experiment(c, tmp_path, log=lambda _: None)
+    assert out.skipped_conditions == {
+        "finetune_aug_local": f"augmentation 'local' unavailable: {why}",
+        "finetune_aug": "augmentation 'both' unavailable: needs the local"
+                        " augmentation"}, attempt
+    assert list(out.summary["conditions"]) == ["pretrained",
+                                               "finetune_aug_global"]
+    # Recorded as finished (with its cost): a rerun does not sample again.
+    marker = json.loads((tmp_path / "stages/augment__local.json").read_text())
+    assert marker["num_documents"] == 0 and marker["unavailable"] == why
+    assert marker["flops"] == _AUG_FLOPS
+    assert f.calls == (["augment/local", "augment/global",
+                        "finetune/finetune_aug_global", "eval/pretrained",
+                        "eval/finetune_aug_global"] if attempt == 0 else [])
