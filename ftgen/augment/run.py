@@ -226,19 +226,38 @@ def augment(
   # The formatting rule of training and evaluation: start tokens per the
   # tokenizer (a chat template that spells out BOS keeps just one).
   head_ids = list(tokenizer_lib.encode_head(tok, parts.head))
-  report["items"] = {"total": len(all_items), "used": len(items)}
   report["prefix_tokens"] = len(head_ids)
+  # Room for an item's tail, as the sampler pads prompt and answer
+  # (ftgen/sample/sampler.py: Sampler.generate); an item that cannot fit the
+  # model's context is skipped and counted, so one huge document does not
+  # abort the run (docs/design.md#reliability).
+  room = (int(loaded.config.max_seq_len) - len(head_ids) - sampler_lib.bucket(
+      int(config.max_new_tokens), sampler_lib.OUTPUT_BUCKETS))
 
   # One request per (item, sample); the guard checks every prompt.
   requests: list[Request] = []
+  too_long: list[str] = []
   for i, (source_id, text) in enumerate(items):
     prompt, tail = parts.fill(text)
+    tail_ids = tok.encode(tail, add_bos=False)
+    if sampler_lib.bucket(len(tail_ids)) > room:
+      too_long.append(source_id)
+      continue
     prompts.assert_only_training_text(prompt, config.template, documents,
                                       questions)
-    tail_ids = tok.encode(tail, add_bos=False)
     for j in range(int(config.num_samples)):
       requests.append(Request(source_id, prompt, tail_ids, j,
                               i * int(config.num_samples) + j))
+  report["items"] = {"total": len(all_items), "used": len(items) - len(too_long),
+                     "skipped_too_long": len(too_long),
+                     "skipped_ids": too_long[:20]}
+  if too_long:
+    log(f"[warn] {strategy} augmentation: skipped {len(too_long)} of"
+        f" {len(items)} items too long for {loaded.name}'s"
+        f" {loaded.config.max_seq_len}-token context (shared prefix"
+        f" {len(head_ids)} tokens + max_new_tokens"
+        f" {config.max_new_tokens}): {', '.join(too_long[:5])}"
+        + (" ..." if len(too_long) > 5 else ""))
   report["prompts"] = len(requests)
 
   smp = sampler_lib.Sampler(
@@ -246,7 +265,9 @@ def augment(
       eos_ids=tok.eos_ids, tokenizer=tok,
       stop_strings=tuple(config.stop_strings), pad_id=tok.pad_id)
   t0 = time.perf_counter()
-  prefix = smp.make_prefix(head_ids) if head_ids else None
+  # Nothing fits: no prefill (the head alone may exceed the context); the
+  # result is empty and says why (report["items"]).
+  prefix = smp.make_prefix(head_ids) if head_ids and requests else None
   report["prefix_seconds"] = round(time.perf_counter() - t0, 3)
   log(f"{strategy} augmentation: {len(items)} items x {config.num_samples}"
       f" samples; shared prefix {len(head_ids)} tokens"

@@ -180,22 +180,32 @@ def fit_icl_subsample(config: Any, tokenizer,
   longest = sorted(questions, key=lambda q: -len(q.prompt) - max(
       len(c) for c in q.choices))[:8]
 
-  def fits(k: int) -> bool:
+  def report(k: int) -> tuple[dict[str, Any], tuple[str, ...]]:
     prompts = prompts_lib.build_prompts(
         "icl", longest, documents, instruction=config.instruction,
         separator=config.doc_separator, chat=chat, icl_subsample=k,
         shuffle=config.shuffle, shuffle_seed=config.shuffle_seed,
         dedup=config.dedup)
     enc = prompts_lib.encode_prompts(prompts, tokenizer, add_bos=add_bos)
-    return prompts_lib.context_report(enc, max_len)["fits"]
+    return (prompts_lib.context_report(enc, max_len),
+            prompts[0].documents if prompts else ())
+
+  def fits(k: int) -> bool:
+    return report(k)[0]["fits"]
 
   lo, hi = int(config.icl_subsample), max(len(documents), 1)
   if fits(lo):
     return lo
-  if not fits(hi):
+  smallest, ids = report(hi)
+  if not smallest["fits"]:
+    # The smallest context holds one document: name it (often one huge
+    # document that no subsample can leave out, since subsets are nested).
     raise ValueError(
         f"even one training document does not fit the {max_len}-token"
-        f" context of {config.model!r}")
+        f" context of {config.model!r}: with icl_subsample={hi} the context"
+        f" holds only document {', '.join(map(repr, ids))} and the longest"
+        f" prompt needs {smallest['request_tokens_max']} tokens; shorten or"
+        " remove that document, or use a model with a longer context")
   while hi - lo > 1:  # Invariant: fits(hi) and not fits(lo).
     mid = (lo + hi) // 2
     if fits(mid):

@@ -137,7 +137,8 @@ def test_local_run_in_process(tmp_path, monkeypatch):
                        loaded=registry.load_model("tiny"), log=lambda _: None)
   assert len(calls) == 3 and report["prompts"] == 6
   assert report["items"] == {
-      "total": len(augment.local_items(data.train, "sentence")), "used": 3}
+      "total": len(augment.local_items(data.train, "sentence")), "used": 3,
+      "skipped_too_long": 0, "skipped_ids": []}
   assert sum(report["finish"].values()) == 6
   assert report["correctness"]["checker"] == "reversals"
   assert report["sampling"]["generated_tokens"] > 0
@@ -155,6 +156,36 @@ def test_local_run_in_process(tmp_path, monkeypatch):
   assert on_disk["prompts"] == 6
   manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
   assert "report.json" in manifest["sha256"]
+
+
+def test_documents_too_long_for_the_context_are_skipped():
+  """A 64 KB document (one sentence, ~24x the tiny model's context) is
+  skipped and counted, in context and as an item; the rest is augmented
+  (1 MB behaves the same, only slower)."""
+  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
+
+  loaded = registry.load_model("tiny")
+  docs = _dataset("reversals").train[:4]
+  huge = records.Document("huge", "glon femp trisk " * 4096)
+  logs = []
+  config = _config("reversals,global,tiny", num_samples=1, max_new_tokens=8,
+                   max_items=0)
+  kept, report, raw = augment.augment(config, docs + [huge], [], loaded,
+                                      log=logs.append)
+  assert report["items"] == {"total": 5, "used": 4, "skipped_too_long": 1,
+                             "skipped_ids": ["huge"]}
+  assert report["context"]["documents_in_context"] == 4
+  assert report["prompts"] == 4 and {r["source_id"] for r in raw} == {
+      d.id for d in docs}
+  assert any("skipped 1 of 5 items too long" in l and "huge" in l
+             for l in logs), logs
+  # Nothing fits: an empty result that says why, not an error.
+  local = _config("reversals,local,tiny", unit="document", max_new_tokens=8)
+  kept, report, raw = augment.augment(local, [huge], [], loaded,
+                                      log=lambda _: None)
+  assert (kept, raw, report["prompts"]) == ([], [], 0)
+  assert report["items"]["skipped_too_long"] == 1
+  assert report["postprocess"]["kept"] == 0
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import pytest
 
 from ftgen import configs
 from ftgen.checkpoints import finetuned as ckpt_lib
+from ftgen.data import records
 from ftgen.eval import evaluate
 from ftgen.eval import prompts
 
@@ -220,3 +221,13 @@ def test_fit_icl_subsample_is_the_smallest_factor_that_fits(
   assert evaluate.fit_icl_subsample(cfg, tok, questions, docs, limit) == 3
   with pytest.raises(ValueError, match="even one training document"):
     evaluate.fit_icl_subsample(cfg, tok, questions, docs, 5)
+  # A huge document that every subsample keeps (subsets are nested) is named.
+  first = prompts.select_documents(
+      docs, subsample=len(docs), shuffle=cfg.shuffle, seed=cfg.shuffle_seed,
+      dedup=cfg.dedup)[0]
+  huge = [records.Document(d.id, d.text + " glon" * 5000) if d is first else d
+          for d in docs]
+  with pytest.raises(ValueError) as e:
+    evaluate.fit_icl_subsample(cfg, tok, questions, huge, full)
+  assert (f"icl_subsample={len(docs)} the context holds only document"
+          f" {first.id!r}") in str(e.value)
