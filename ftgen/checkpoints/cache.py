@@ -10,6 +10,14 @@ sibling and renamed into place, with `ftgen_manifest.json` written last, so an
 interrupted import never leaves a directory that looks complete. The manifest
 records the source file's size, mtime and the sha256 of its first bytes, plus
 an importer version; when any of them differs the entry is rebuilt.
+
+What a failed or killed import leaves is removed: an import that raises
+leaves nothing (`atomic_path` deletes its temporary directory), and the
+temporary directory of a killed one (a dot-name beside the entries) is
+swept by the next build once it is `STALE_SECONDS` old. A size cap,
+`$FTGEN_CACHE_MAX_GB` (unset: unlimited, so nothing a user relies on is
+deleted unasked), evicts the least recently used complete entries after
+each build; an entry's manifest mtime is its last use.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ import hashlib
 import json
 import os
 import pathlib
+import secrets
+import shutil
+import time
 from typing import Any, Callable
 
 from ftgen.data import io as data_io
@@ -26,6 +37,10 @@ MANIFEST = "ftgen_manifest.json"
 # Bytes of the source hashed into its fingerprint: enough to catch a replaced
 # file with the same size and mtime, cheap enough to check on every load.
 HASH_PREFIX_BYTES = 16 << 20
+MAX_GB_ENV = "FTGEN_CACHE_MAX_GB"
+# A temporary build directory this old belongs to a killed import (an import
+# takes seconds to minutes).
+STALE_SECONDS = 3600
 
 
 def cache_root() -> pathlib.Path:
@@ -95,7 +110,10 @@ def cached_build(
   second rename finds a current entry and keeps it.
   """
   if is_current(directory, expected):
+    _touch(directory)
     return directory, False
+  max_bytes = max_cache_bytes()  # A bad value fails before the import.
+  sweep_stale(directory.parent)
   try:
     with data_io.atomic_path(directory, directory=True) as tmp:
       build(tmp)
@@ -106,4 +124,100 @@ def cached_build(
     # in place meanwhile: keep that one if it is current.
     if not is_current(directory, expected):
       raise
+  if max_bytes is not None:
+    evict_lru(max_bytes, keep=directory)
   return directory, True
+
+
+def max_cache_bytes() -> int | None:
+  """The size cap from `$FTGEN_CACHE_MAX_GB` in bytes (None: unlimited)."""
+  value = os.environ.get(MAX_GB_ENV, "").strip()
+  if not value:
+    return None
+  try:
+    gb = float(value)
+  except ValueError:
+    gb = -1.0
+  if not gb > 0 or gb == float("inf"):
+    raise ValueError(f"{MAX_GB_ENV}={value!r} must be a positive number of"
+                     " GB (unset: no cap)")
+  return int(gb * 1e9)
+
+
+def _touch(directory: pathlib.Path):
+  try:
+    os.utime(directory / MANIFEST)  # Its last use, for `evict_lru`.
+  except OSError:
+    pass  # A read-only shared cache: no LRU order, nothing breaks.
+
+
+def _size(directory: pathlib.Path) -> int:
+  total = 0
+  for root, _, files in os.walk(directory):
+    for name in files:
+      try:
+        total += os.lstat(os.path.join(root, name)).st_size
+      except OSError:
+        pass
+  return total
+
+
+def _remove(directory: pathlib.Path):
+  """Deletes an entry; renamed aside first (a dot-name the sweep knows), so
+  no reader sees a manifest beside half-deleted weights."""
+  aside = directory.with_name(
+      f".{directory.name}.evicted.{secrets.token_hex(4)}")
+  try:
+    os.replace(directory, aside)
+  except OSError:
+    return  # Gone meanwhile (another process evicted or rebuilt it).
+  shutil.rmtree(aside, ignore_errors=True)
+
+
+def sweep_stale(kind_dir: pathlib.Path, max_age: float = STALE_SECONDS):
+  """Removes temporary directories of killed builds in `kind_dir`."""
+  if not kind_dir.is_dir():
+    return
+  now = time.time()
+  for path in kind_dir.iterdir():
+    try:
+      stale = (path.name.startswith(".") and path.is_dir()
+               and not path.is_symlink()
+               and now - path.stat().st_mtime > max_age)
+    except OSError:
+      continue
+    if stale:
+      shutil.rmtree(path, ignore_errors=True)
+
+
+def entries() -> list[pathlib.Path]:
+  """Complete entries (directories with a manifest) under the cache root."""
+  root = cache_root()
+  if not root.is_dir():
+    return []
+  return sorted(d for kind in root.iterdir() if kind.is_dir()
+                for d in kind.iterdir()
+                if not d.name.startswith(".") and (d / MANIFEST).is_file())
+
+
+def evict_lru(max_bytes: int, *, keep: pathlib.Path | None = None
+              ) -> list[pathlib.Path]:
+  """Deletes least recently used entries until all fit `max_bytes`; never
+  `keep` (the entry in use). Returns the deleted entries."""
+  found = []
+  for d in entries():
+    try:
+      found.append(((d / MANIFEST).stat().st_mtime, d, _size(d)))
+    except OSError:
+      continue
+  total = sum(size for _, _, size in found)
+  evicted = []
+  for _, d, size in sorted(found, key=lambda x: x[0]):
+    if total <= max_bytes:
+      break
+    if keep is not None and d == keep:
+      continue
+    _remove(d)
+    total -= size
+    evicted.append(d)
+  return evicted

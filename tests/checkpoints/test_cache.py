@@ -98,3 +98,64 @@ def test_entry_dir_depends_on_path_and_variant(tmp_path):
   assert (cache.entry_dir("models", a, "float32") !=
           cache.entry_dir("models", a, "bfloat16"))
 
+
+
+def _entry(tmp_path, name, nbytes=1000):
+  src = tmp_path / f"{name}.gguf"
+  src.write_bytes(name.encode() * 10)
+  target = cache.entry_dir("models", src, "float32")
+
+  def build(out):
+    (out / "weights.bin").write_bytes(b"w" * nbytes)
+  return target, _expected(src), build
+
+
+def test_size_cap_evicts_least_recently_used(tmp_path, monkeypatch):
+  a, b, c, d = (_entry(tmp_path, n) for n in "abcd")
+  for i, (target, expected, build) in enumerate((a, b, c)):
+    assert cache.cached_build(target, expected, build)[1]
+    os.utime(target / cache.MANIFEST, (1000 + i, 1000 + i))  # a oldest
+  # No cap by default: nothing was evicted.
+  assert cache.entries() == sorted([a[0], b[0], c[0]])
+  # Using `a` makes it the most recent; a cap of 3 entries then evicts the
+  # least recently used one, `b`, when `d` comes.
+  assert not cache.cached_build(*a)[1]
+  size = sum(f.stat().st_size for f in a[0].iterdir())
+  monkeypatch.setenv(cache.MAX_GB_ENV, str((3 * size + 10) / 1e9))
+  assert cache.cached_build(*d)[1]
+  assert cache.entries() == sorted([a[0], c[0], d[0]])
+  # Nothing but complete entries is left beside them.
+  assert sorted(p.name for p in a[0].parent.iterdir()) == sorted(
+      e[0].name for e in (a, c, d))
+  # The entry just built is kept even when it alone exceeds the cap.
+  monkeypatch.setenv(cache.MAX_GB_ENV, "1e-9")
+  big = _entry(tmp_path, "big", nbytes=5000)
+  assert cache.cached_build(*big)[1]
+  assert cache.entries() == [big[0]]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "inf"])
+def test_bad_size_cap_is_one_line_error_before_building(tmp_path, monkeypatch,
+                                                        value):
+  monkeypatch.setenv(cache.MAX_GB_ENV, value)
+  target, expected, _ = _entry(tmp_path, "a")
+  calls = []
+  with pytest.raises(ValueError, match=f"{cache.MAX_GB_ENV}='{value}' must"):
+    cache.cached_build(target, expected, _builder(calls))
+  assert not calls
+
+
+def test_killed_builds_are_swept(tmp_path):
+  target, expected, build = _entry(tmp_path, "a")
+  target.parent.mkdir(parents=True)
+  # What a kill -9 during an import leaves: a temporary sibling directory.
+  old = target.parent / f".{target.name}.k1ll3d"
+  (old / "model.safetensors").parent.mkdir()
+  (old / "model.safetensors").write_bytes(b"x" * 100)
+  os.utime(old, (0, 0))
+  fresh = target.parent / ".other.inprogress"  # Another import, running now.
+  fresh.mkdir()
+  assert cache.cached_build(target, expected, build)[1]
+  assert not old.exists() and fresh.is_dir()
+  assert sorted(p.name for p in target.parent.iterdir()) == sorted(
+      [target.name, fresh.name])
