@@ -248,7 +248,8 @@ def augment(
     for j in range(int(config.num_samples)):
       requests.append(Request(source_id, prompt, tail_ids, j,
                               i * int(config.num_samples) + j))
-  report["items"] = {"total": len(all_items), "used": len(items) - len(too_long),
+  report["items"] = {"total": len(all_items),
+                     "used": len(items) - len(too_long),
                      "skipped_too_long": len(too_long),
                      "skipped_ids": too_long[:20]}
   if too_long:

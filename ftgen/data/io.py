@@ -13,6 +13,7 @@ ftgen writes that a reader could otherwise see half-written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -289,8 +290,7 @@ def read_questions(path: os.PathLike[str] | str) -> list[records.Question]:
   """
   questions, seen = [], {}
   for lineno, line, row in _jsonl_lines(path):
-    def need(field, types, what):
-      return _require(path, lineno, line, row, field, types, what)  # pylint: disable=cell-var-from-loop
+    need = functools.partial(_require, path, lineno, line, row)
     qid = str(need("id", (str, int), "a string id"))
     split = need("split", str, "a string")
     prompt = need("prompt", str, "a string")

@@ -73,7 +73,8 @@ def test_documents_required():
 @pytest.mark.parametrize("rows, where", [
     (['{"id": "a", "text": "ok"}', '{"id": "b", "text": '],
      ":2:21: not valid JSON"),
-    (['{"id": "a", "text": "ok"}', '{"id": "b"}'], ":2:1: missing field 'text'"),
+    (['{"id": "a", "text": "ok"}', '{"id": "b"}'],
+     ":2:1: missing field 'text'"),
     (['{"id": "a", "text": "ok"}', '{"id": "a", "text": "x"}'],
      ":2:8: duplicate id 'a'"),
 ])
