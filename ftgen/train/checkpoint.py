@@ -5,9 +5,15 @@ Each step directory under `WORKDIR/checkpoints/` holds two items: `state`
 fingerprint, the data position, the full config). Saves are async and atomic
 (orbax writes a temporary directory and renames it when complete).
 
+Each save stores a digest of the state (`meta["digest"]`,
+`ftgen.train.state.checkpoint_digest`: sha256 of every leaf's bytes) and
+refuses a state with non-finite values (docs/design.md#reliability).
+
 Restore walks the steps newest first and skips any that cannot be read (a
-crash while writing, a truncated file); skipped step directories are moved
-to `WORKDIR/checkpoints_broken/` so the next save at that step succeeds.
+crash while writing, a truncated file) or whose restored state does not
+match its digest (bytes changed on disk: orbax restores those silently);
+skipped step directories are moved to `WORKDIR/checkpoints_broken/` so the
+next save at that step succeeds.
 """
 
 from __future__ import annotations
@@ -31,6 +37,14 @@ _MODEL_KEYS = ("model", "shapes_sha256", "num_params", "lora_rank",
 
 class CheckpointMismatchError(ValueError):
   """The workdir holds a checkpoint of another model or setup."""
+
+
+class NonFiniteStateError(ValueError):
+  """A train state to save holds NaN or inf values."""
+
+
+class _DigestMismatch(Exception):
+  """A restored state differs from the digest saved with it."""
 
 
 class Checkpointer:
@@ -57,7 +71,18 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: dict[str, Any],
            force: bool = False) -> bool:
-    """Starts an (async) save of `state` at `step`."""
+    """Starts an (async) save of `state` at `step`, its digest in `meta`.
+
+    Raises:
+      NonFiniteStateError: `state` holds NaN or inf (never saved).
+    """
+    digest, bad = state_lib.checkpoint_digest(state)
+    if bad:
+      raise NonFiniteStateError(
+          f"refusing to save the train state of step {step}: non-finite"
+          f" values in {', '.join(bad[:4])}"
+          + (f" and {len(bad) - 4} more" if len(bad) > 4 else ""))
+    meta = dict(meta, digest=digest)
     return self._manager.save(
         step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                       meta=ocp.args.JsonSave(meta)),
@@ -65,6 +90,12 @@ class Checkpointer:
 
   def wait(self):
     self._manager.wait_until_finished()
+
+  def latest_step(self) -> int | None:
+    """The newest saved step (in-flight saves finished first), or None."""
+    self._manager.wait_until_finished()
+    steps = self.all_steps()
+    return steps[-1] if steps else None
 
   def close(self):
     self._manager.wait_until_finished()
@@ -100,7 +131,14 @@ class Checkpointer:
             step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_state),
                 meta=ocp.args.JsonRestore()))
-        return out["state"], dict(out["meta"])
+        meta = dict(out["meta"])
+        _verify(step, out["state"], meta)
+        return out["state"], meta
+      except _DigestMismatch as e:
+        _log.warning("checkpoint at step %d fails its digest check (%s);"
+                     " moving it to %s and falling back to the previous"
+                     " step", step, e, self.workdir / "checkpoints_broken")
+        self._quarantine(step)
       except Exception as e:  # pylint: disable=broad-except
         _log.warning("checkpoint at step %d is unreadable (%s: %s); skipping"
                      " it", step, type(e).__name__, str(e)[:200])
@@ -116,3 +154,15 @@ class Checkpointer:
     if src.exists():
       shutil.move(str(src), str(broken / f"{step}-{int(time.time())}"))
     self._manager = self._open()
+
+
+def _verify(step: int, state: Any, meta: dict[str, Any]):
+  """Raises _DigestMismatch if `state` is not what was saved at `step`."""
+  saved = meta.get("digest")
+  if saved is None:  # Written before checkpoints carried a digest.
+    _log.warning("checkpoint at step %d has no digest (an older ftgen saved"
+                 " it); restoring it unverified", step)
+    return
+  digest, _ = state_lib.checkpoint_digest(state)
+  if digest != saved:
+    raise _DigestMismatch(f"saved {saved[:12]}, restored {digest[:12]}")

@@ -314,6 +314,11 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   train_tokens, train_flops = _batches_cost(setup, start)
   train_start = time.perf_counter()
   step = start
+  # Checked where the loop fetches metrics anyway (log, eval, save): a
+  # diverged run stops there, before any save or export.
+  watch = step_lib.NonFiniteWatch(lr=config.lr,
+                                  dtype=compute_dtype(config.dtype),
+                                  param_dtype=config.param_dtype)
   try:
     with sharding_lib.mesh_context(setup.mesh):
       while step < config.steps:
@@ -322,6 +327,7 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
         state, metrics = setup.train_step(state, setup.frozen,
                                           _put_batch(batch, setup))
         step += 1
+        watch.add(step, metrics)
         step_flops = flops_lib.train_flops(setup.model_config, b * t, t)
         tokens_since += b * t
         flops_since += step_flops
@@ -339,12 +345,16 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
           t_mark, tokens_since, flops_since = now, 0, 0.0
           last_loss = m["loss"]
           writer.write(step, m)
+          watch.check(ckpt.latest_step)
           bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
         bar.update(1)
         if (config.eval.every > 0 and step % config.eval.every == 0
             and step < config.steps):
+          watch.check(ckpt.latest_step)
           _run_eval(setup, state, step, writer)
         saved = step % config.checkpoint_every == 0 or step == config.steps
+        if saved or stop.requested:
+          watch.check(ckpt.latest_step)
         if saved:
           _save(ckpt, setup, state, step, metrics)
         if stop.requested and step < config.steps:

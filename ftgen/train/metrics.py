@@ -8,8 +8,6 @@ import pathlib
 import sys
 from typing import Any
 
-from ftgen.data import io as data_io
-
 
 class MetricsWriter:
   """Appends metric rows to `workdir/metrics.jsonl` and TensorBoard.
@@ -32,10 +30,6 @@ class MetricsWriter:
         self._tb = tbx.SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
 
   def _truncate_after(self, step: int):
-    if self.path.is_symlink():
-      # Appending would write through the link, possibly out of the workdir
-      # (docs/design.md#reliability): the link goes, the rows start afresh.
-      self.path.unlink()
     if not self.path.exists():
       return
     keep = []
@@ -46,7 +40,7 @@ class MetricsWriter:
         continue  # A line cut short by a kill.
       if row.get("step", 0) <= step:
         keep.append(line)
-    data_io.atomic_write_text(self.path, "".join(k + "\n" for k in keep))
+    self.path.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
 
   def write(self, step: int, values: dict[str, Any]):
     row = {"step": int(step)}

@@ -11,6 +11,7 @@ full batch.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -23,6 +24,59 @@ from ftgen.parallel import rules
 from ftgen.train import lora as lora_lib
 
 State = dict[str, Any]
+
+
+class NonFiniteError(ValueError):
+  """A training step gave a non-finite loss or gradient norm."""
+
+
+class NonFiniteWatch:
+  """Stops training on the first non-finite loss or gradient norm.
+
+  `add` keeps each step's two metric scalars on the device; `check` fetches
+  all pending ones in one transfer, so the loop checks where it syncs anyway
+  (logging, evaluation, saving) and never adds a sync per step
+  (docs/design.md#reliability: a non-finite state is never saved).
+  """
+
+  def __init__(self, *, lr: float, dtype: str, param_dtype: str):
+    self.lr, self.dtype, self.param_dtype = lr, dtype, param_dtype
+    self._pending: list[tuple[int, jax.Array, jax.Array]] = []
+
+  def add(self, step: int, metrics: dict[str, jax.Array]):
+    self._pending.append((step, metrics["loss"], metrics["grad_norm"]))
+
+  def check(self, last_checkpoint: Callable[[], int | None]):
+    """Raises NonFiniteError naming the first bad step since the last check.
+
+    Args:
+      last_checkpoint: the newest saved step, asked only on failure (every
+        saved state passed this check, so it is the last good one).
+    """
+    pending, self._pending = self._pending, []
+    if not pending:
+      return
+    values = jax.device_get([(loss, gnorm) for _, loss, gnorm in pending])
+    for (step, _, _), (loss, gnorm) in zip(pending, values):
+      loss, gnorm = float(loss), float(gnorm)
+      if math.isfinite(loss) and math.isfinite(gnorm):
+        continue
+      raise NonFiniteError(self._message(step, loss, gnorm,
+                                         last_checkpoint()))
+
+  def _message(self, step: int, loss: float, gnorm: float,
+               last: int | None) -> str:
+    advice = f"lower config key 'lr' (now {self.lr:g})"
+    low = sorted({d for d in (self.dtype, self.param_dtype)
+                  if d != "float32"})
+    if low:  # bfloat16 overflows where float32 would not.
+      advice += (" or train in float32 (config keys 'dtype', 'param_dtype';"
+                 f" now {'/'.join(low)})")
+    kept = (f"the last good checkpoint is step {last}" if last is not None
+            else "no checkpoint was saved")
+    return (f"step {step}: loss is {loss:.6g} (grad norm {gnorm:.6g}); the"
+            f" learning rate is likely too high: {advice}; training stopped,"
+            f" nothing exported; {kept}")
 
 
 def token_losses(logits: jax.Array, targets: jax.Array) -> jax.Array:

@@ -15,7 +15,6 @@ import pytest
 
 from ftgen import configs
 from ftgen.data import io as data_io
-from ftgen.data import workdir as workdir_lib
 from ftgen.experiments import conditions
 from ftgen.experiments import runner
 
@@ -45,8 +44,7 @@ class Fakes:
 
   def augment(self, cfg, data_dir, workdir):
     self._maybe_fail(f"augment/{cfg.strategy}")
-    # The runner made it (with ftgen's sentinel) before calling the stage.
-    assert workdir_lib.made_by_ftgen(workdir)
+    workdir.mkdir(parents=True)
     docs, _ = data_io.load_dataset_dir(data_dir)
     data_io.write_jsonl(workdir / "train.jsonl", [
         {"id": f"{cfg.strategy}-{i}", "text": d.text + " Indeed."}
@@ -67,7 +65,7 @@ class Fakes:
   def evaluate(self, cfg, workdir):
     cond = pathlib.Path(workdir).parent.name
     self._maybe_fail(f"eval/{cond}")
-    assert workdir_lib.made_by_ftgen(workdir)
+    workdir.mkdir(parents=True)
     if cfg.condition == "finetuned":
       assert pathlib.Path(cfg.checkpoint).is_dir()
     _, qs = data_io.load_dataset_dir(cfg.data, need_train=False)
