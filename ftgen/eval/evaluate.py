@@ -10,7 +10,9 @@ share a long head), and writes to `workdir`:
   pred, correct, plus answers, token and byte counts, the
   normalized and calibrated variants, and the margin (best correct minus best
   wrong score, a per-item log-odds for paired comparisons);
-* `summary.json`: per split acc, stderr, n, chance for every variant;
+* `summary.json`: per split acc, stderr, n, chance for every variant; when
+  any log-likelihood is not finite, `"invalid": "N of M log-likelihoods are
+  not finite"` and no accuracy (those rows: null logliks, pred, correct);
 * `lm_eval_results.json`: the same in lm-evaluation-harness layout;
 * `context.json`: token counts of the prompts (also all a dry run writes).
 """
@@ -284,6 +286,10 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
       "seconds_scoring": seconds_scoring,
       "seconds_total": time.time() - t0,
   }
+  reason = metrics.invalid_reason(rows)
+  if reason:  # docs/design.md#reliability: a mark, never a number.
+    summary["invalid"] = reason
+    _log.warning("%s evaluation is invalid: %s", config.condition, reason)
   write_results(workdir / "results.jsonl", rows)
   _write_json(workdir / "summary.json", summary)
   tasks = {s: lm_eval.task_name(dataset_name, s)
@@ -372,12 +378,26 @@ def write_results(path: pathlib.Path, rows: Sequence[dict[str, Any]]):
 
 def summarize(questions: Sequence[records.Question],
               rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-  """Per split (and "all" for several): acc, stderr, n, chance, variants."""
+  """Per split (and "all" for several): acc, stderr, n, chance, variants.
+
+  When any log-likelihood is not finite, every entry has `acc` and
+  `stderr` None and `invalid` (`metrics.invalid_reason`) instead of variants.
+  """
   chance: dict[str, list[float]] = {}
   for q in questions:
     chance.setdefault(q.split, []).append(q.chance)
-  return metrics.summarize(
-      rows, {s: float(np.mean(v)) for s, v in chance.items()})
+  chance_of = {s: float(np.mean(v)) for s, v in chance.items()}
+  reason = metrics.invalid_reason(rows)
+  if reason is None:
+    return metrics.summarize(rows, chance_of)
+  groups: dict[str, list[dict[str, Any]]] = {}
+  for row in rows:
+    groups.setdefault(row["split"], []).append(row)
+  if len(groups) > 1:
+    groups["all"] = list(rows)
+  return {s: {"acc": None, "stderr": None, "n": len(g),
+              "chance": float(np.mean([chance_of[r["split"]] for r in g])),
+              "invalid": reason} for s, g in groups.items()}
 
 
 def calibration_requests(tokenizer: Any,
@@ -438,13 +458,19 @@ def _rows(condition: str, questions: Sequence[records.Question],
         "variants": {},
     }
     for name, vals in variants.items():
-      if name == "raw":
-        continue
+      if name == "raw" or not np.isfinite(vals).all():
+        continue  # No prediction from a NaN score (e.g. calibration's).
       p = metrics.argmax(vals)
       row["variants"][name] = {"scores": vals, "pred": p,
                                "correct": p in q.answers}
     if neutral is not None:
-      row["neutral_logliks"] = neutral[qi]
+      row["neutral_logliks"] = [_finite(x) for x in neutral[qi]]
+    if not np.isfinite(logliks).all():
+      # argmax over NaN is a guess, not a prediction: null logliks, pred and
+      # correct mark the row, and the evaluation is invalid
+      # (`metrics.invalid_reason`, docs/design.md#reliability).
+      row.update(logliks=[_finite(x) for x in logliks], pred=None,
+                 correct=None, margin=None, variants={})
     rows.append(row)
   return rows
 

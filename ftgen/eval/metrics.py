@@ -53,6 +53,21 @@ def margin(scores: Sequence[float], answers: Iterable[int]) -> float:
   return float(good - max(bad)) if bad else math.inf
 
 
+def invalid_reason(rows: Iterable[dict[str, Any]]) -> str | None:
+  """"N of M log-likelihoods are not finite" when any row's is, else None.
+
+  A condition with such a value has no accuracy (argmax over NaN is a
+  guess): the evaluation's summary and the experiment's report say why
+  instead (docs/design.md#reliability). Rows are results rows of any
+  version: non-finite values as NaN or null.
+  """
+  values = [x for r in rows for x in r["logliks"]]
+  bad = sum(1 for x in values if x is None or not math.isfinite(x))
+  if not bad:
+    return None
+  return f"{bad} of {len(values)} log-likelihoods are not finite"
+
+
 def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
   """Mean and its standard error (sample std / sqrt(n), as lm-eval)."""
   x = np.asarray(values, np.float64)

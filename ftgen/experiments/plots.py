@@ -57,6 +57,7 @@ def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib import patches  # pylint: disable=g-import-not-at-top
 
   conds = summary["conditions"]
   names = list(conds)
@@ -66,26 +67,41 @@ def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
   width = 0.8 / n_c
   fig_w = max(5.0, 1.0 + len(splits) * (0.45 * n_c + 0.6))
   fig, ax = plt.subplots(figsize=(fig_w, 4.2), dpi=120)
+  # Legend entries are drawn explicitly: a condition that is invalid in
+  # every split has no bar to take its colour from.
+  handles = []
   for j, cond in enumerate(names):
     color = COLORS.get(cond, _FALLBACK[j % len(_FALLBACK)])
     xs, ys, errs = [], [], []
+    invalid = False
     for i, s in enumerate(splits):
       e = conds[cond].get(s)
       if e is None:
+        continue
+      if e.get("invalid"):
+        # No bar (a 0 would read as a result): a mark where it would stand
+        # (docs/design.md#reliability).
+        invalid = True
+        ax.text(i - 0.4 + width * (j + 0.5), 0.02, "invalid",
+                rotation=90, ha="center", va="bottom", fontsize=7,
+                color=color)
         continue
       xs.append(i - 0.4 + width * (j + 0.5))
       ys.append(_num(e["acc"]))
       errs.append(_num(e.get("stderr")))
     ax.bar(xs, ys, width * 0.92, yerr=errs, color=color, edgecolor="black",
-           linewidth=0.5, capsize=2, error_kw=dict(elinewidth=0.8),
-           label=_label(cond, summary))
+           linewidth=0.5, capsize=2, error_kw=dict(elinewidth=0.8))
+    handles.append(patches.Patch(
+        facecolor=color, edgecolor="black", linewidth=0.5,
+        label=_label(cond, summary) + (" (invalid)" if invalid else "")))
   for i, s in enumerate(splits):
     chances = [c[s]["chance"] for c in conds.values()
                if s in c and c[s].get("chance") is not None]
     if chances:
-      ax.hlines(_num(chances[0]), i - 0.45, i + 0.45, colors="black",
-                linestyles="dashed", linewidth=1.0,
-                label="chance" if i == 0 else None)
+      line = ax.hlines(_num(chances[0]), i - 0.45, i + 0.45, colors="black",
+                       linestyles="dashed", linewidth=1.0, label="chance")
+      if i == 0:
+        handles.insert(0, line)
   ax.set_xticks(range(len(splits)))
   ax.set_xticklabels(splits)
   ax.set_xlim(-0.55, len(splits) - 0.45)
@@ -93,8 +109,8 @@ def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
   ax.set_ylabel("accuracy")
   ax.spines[["top", "right"]].set_visible(False)
   ax.set_title(f"{summary.get('dataset', '')} — {summary.get('model', '')}")
-  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-            fontsize=8)
+  ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+            frameon=False, fontsize=8)
   fig.tight_layout()
   stem = pathlib.Path(path_stem)
   stem.parent.mkdir(parents=True, exist_ok=True)

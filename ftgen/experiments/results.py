@@ -71,17 +71,26 @@ def make_rows(eval_rows: Iterable[Mapping[str, Any]],
           f"condition {condition!r}: result for question {r['id']!r} that is"
           f" not in the dataset {dataset!r}")
     q = by_id[r["id"]]
-    logliks = [float(x) for x in r["logliks"]]
+    logliks = [math.nan if x is None else float(x) for x in r["logliks"]]
+    # A non-finite log-likelihood leaves no prediction (older results.jsonl
+    # files still hold one: argmax over NaN); `condition_table` marks the
+    # condition invalid (docs/design.md#reliability).
+    valid = (r.get("correct") is not None
+             and all(math.isfinite(x) for x in logliks))
     row = {
         "dataset": dataset, "model": model, "condition": condition,
         "seed": int(seed), "id": q.id, "split": r.get("split", q.split),
-        "correct": bool(r["correct"]), "pred": int(r["pred"]),
+        "correct": bool(r["correct"]) if valid else None,
+        "pred": int(r["pred"]) if valid else None,
         "answer": q.answer, "answers": list(q.answers), "chance": q.chance,
-        "margin": _margin(logliks, q.answers), "logliks": logliks,
+        "margin": _margin(logliks, q.answers) if valid else math.nan,
+        "logliks": logliks,
     }
     # Score variants (calibrated etc.) become flat columns.
-    for name, v in (r.get("variants") or {}).items():
-      if name != "raw" and isinstance(v, Mapping) and "correct" in v:
+    variants = (r.get("variants") or {}) if valid else {}
+    for name, v in variants.items():
+      if (name != "raw" and isinstance(v, Mapping)
+          and v.get("correct") is not None):
         row[f"correct_{name}"] = bool(v["correct"])
     out.append(row)
   return out
@@ -168,18 +177,44 @@ def splits_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
   return list(dict.fromkeys(r["split"] for r in rows))
 
 
+def invalid_conditions(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+  """{condition: reason} for conditions with a non-finite log-likelihood."""
+  by_cond: dict[str, list[Mapping[str, Any]]] = {}
+  for r in rows:
+    by_cond.setdefault(r["condition"], []).append(r)
+  out = {}
+  for cond, group in by_cond.items():
+    reason = metrics.invalid_reason(group)
+    if reason:
+      out[cond] = reason
+  return out
+
+
 def condition_table(rows: Sequence[Mapping[str, Any]]
                     ) -> dict[str, dict[str, dict[str, Any]]]:
-  """{condition: {split: accuracy(...)}}, plus calibrated accuracy if any."""
+  """{condition: {split: accuracy(...)}}, plus calibrated accuracy if any.
+
+  A condition with a non-finite log-likelihood (any split, any seed) gets
+  `acc` and `stderr` None and `invalid` (the reason) in every split.
+  """
   groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
   for r in rows:
     groups.setdefault((r["condition"], r["split"]), []).append(r)
+  invalid = invalid_conditions(rows)
   out: dict[str, dict[str, dict[str, Any]]] = {}
   for cond in ordered_conditions(r["condition"] for r in rows):
     out[cond] = {}
     for split in splits_of(rows):
       group = groups.get((cond, split))
       if not group:
+        continue
+      if cond in invalid:
+        chance = _per_question(group, "chance")
+        out[cond][split] = {
+            "acc": None, "stderr": None, "n": len(chance),
+            "chance": float(np.mean([v[0] for v in chance.values()])),
+            "n_seeds": len({r["seed"] for r in group}),
+            "invalid": invalid[cond]}
         continue
       entry = accuracy(group)
       if all("correct_calibrated" in r for r in group):
@@ -217,13 +252,15 @@ def paired_shift(rows: Sequence[Mapping[str, Any]], condition: str,
 
 def paired_table(rows: Sequence[Mapping[str, Any]], baseline: str
                  ) -> dict[str, dict[str, dict[str, Any]]]:
-  """Paired shifts of every other condition against `baseline`, per split."""
+  """Paired shifts of every other condition against `baseline`, per split
+  (none for or against an invalid condition)."""
   out: dict[str, dict[str, dict[str, Any]]] = {}
   conds = ordered_conditions(r["condition"] for r in rows)
-  if baseline not in conds:
+  invalid = invalid_conditions(rows)
+  if baseline not in conds or baseline in invalid:
     return out
   for cond in conds:
-    if cond == baseline:
+    if cond == baseline or cond in invalid:
       continue
     for split in splits_of(rows):
       shift = paired_shift(rows, cond, baseline, split)
@@ -268,15 +305,34 @@ def comparison_table(summary: Mapping[str, Any]) -> str:
     cells = []
     for s in splits:
       e = per_split.get(s)
-      cells.append("–" if e is None else
-                   f"{_fmt(e['acc'])} ± {_fmt(e['stderr'])} (n={e['n']})")
+      if e is None:
+        cells.append("–")
+      elif e.get("invalid"):
+        cells.append(f"invalid (n={e['n']})")
+      else:
+        cells.append(f"{_fmt(e['acc'])} ± {_fmt(e['stderr'])} (n={e['n']})")
     lines.append(f"| {cond} | " + " | ".join(cells) + " |")
   chance = []
   for s in splits:
     vals = [c[s]["chance"] for c in conds.values() if s in c]
     chance.append(_fmt(vals[0]) if vals else "–")
   lines.append("| *chance* | " + " | ".join(chance) + " |")
+  reasons = invalid_reasons(summary)
+  if reasons:
+    lines += [""] + [f"Invalid (no accuracy): `{cond}`: {reason}."
+                     for cond, reason in reasons.items()]
   return "\n".join(lines)
+
+
+def invalid_reasons(summary: Mapping[str, Any]) -> dict[str, str]:
+  """{condition: reason} of the summary's invalid conditions."""
+  out = {}
+  for cond, per_split in summary["conditions"].items():
+    for e in per_split.values():
+      if e.get("invalid"):
+        out[cond] = e["invalid"]
+        break
+  return out
 
 
 def paired_markdown(summary: Mapping[str, Any]) -> str:
