@@ -135,6 +135,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.paired_baseline = "pretrained"
   c.figure_name = "figure"
   c.progress = not tiny
+  # A workdir resumes only with the config recorded in its config.json
+  # (ftgen/experiments/runner.py RESUME_FREE lists what may change); True
+  # reuses its finished stages anyway (and continues its fine-tuning runs).
+  c.force_resume = False
 
   # Plumbing defaults of the stage configs the runner relies on.
   c.finetune.eval.every = -1  # The runner evaluates every condition itself.

@@ -136,3 +136,34 @@ def unknown_key(config: Any, key: str) -> str | None:
   close = difflib.get_close_matches(key, _keys(config), n=1)
   hint = f"; did you mean config.{close[0]}?" if close else ""
   return f"config.{key} does not exist{hint}"
+
+
+def changes(old: dict[str, Any], new: dict[str, Any], *,
+            ignore: tuple[str, ...] = (), prefix: str = "") -> list[str]:
+  """Dotted keys whose values differ between two configs in JSON form.
+
+  Resuming compares the config a run was started with against the current
+  one with this (docs/reliability.md#resume-only-the-same-run). Keys present
+  in only one of them are not reported: a field added to configs/ since the
+  run started keeps its old behaviour by default.
+
+  Args:
+    old: the recorded config (`json.loads(config.to_json_best_effort())`).
+    new: the current config, in the same form.
+    ignore: dotted keys (or whole sub-configs) that are not compared.
+    prefix: the dotted path of `old` and `new` inside their config.
+
+  Returns:
+    The differing dotted keys, sorted.
+  """
+  out = []
+  for k in sorted(set(old) & set(new)):
+    key = prefix + k
+    if key in ignore:
+      continue
+    a, b = old[k], new[k]
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += changes(a, b, ignore=ignore, prefix=f"{key}.")
+    elif a != b:
+      out.append(key)
+  return out

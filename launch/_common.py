@@ -1,14 +1,18 @@
 """What every launch script shares: its flags, config loading and errors.
 
 Each launcher is `--config=configs/NAME.py:ARG [--config.KEY=VALUE ...]
---workdir=DIR`; it calls `main(config, workdir)` (exactly one library call),
-and a bad setting ends the run with one line, `error: ...` (exit code 1).
-`--traceback` shows the whole traceback instead.
+--workdir=DIR`; it checks that the workdir can be written, calls
+`main(config, workdir)` (exactly one library call), and a bad setting or
+input ends the run with one line, `error: ...` (exit code 1): ftgen's own
+error types, ValueError, KeyError, ImportError (a missing model package) and
+OSError (docs/reliability.md#one-line-errors). `--traceback`, or the
+environment variable FTGEN_TRACEBACK=1, shows the whole traceback as well.
 
 Configs load with `ftgen.configs.load`, so `--config=NAME:ARG` (a name in
 the checkout's configs/) works as well as a path.
 """
 
+import os
 import re
 import sys
 import traceback
@@ -19,9 +23,23 @@ from absl import flags
 from ml_collections import config_flags
 
 from ftgen import configs
+from ftgen.data import io
 
 _TRACEBACK = flags.DEFINE_bool(
-    "traceback", False, "On an error, show the traceback, not one line.")
+    "traceback", False, "On an error, show the traceback, not one line"
+    " (also: environment variable FTGEN_TRACEBACK=1).")
+TRACEBACK_ENV = "FTGEN_TRACEBACK"
+# Errors that mean a bad setting or input, besides every error type ftgen
+# defines (see _expected): reported in one line.
+_EXPECTED = (ValueError, KeyError, ImportError, OSError)
+
+
+def _traceback_wanted(argv: list[str] | None = None) -> bool:
+  if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+    return True
+  if argv is not None:
+    return "--traceback" in argv
+  return _TRACEBACK.value
 
 
 class Error(Exception):
@@ -82,7 +100,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
-    if "--traceback" in argv:
+    if _traceback_wanted(argv):
       raise
     # An unknown --config.KEY surfaces as ml_collections' multi-line
     # AttributeError; name the key (and its new name if it was renamed).
@@ -92,23 +110,44 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(f"error: {message or _first_line(e)}")
 
 
+def _expected(e: BaseException,
+              errors: tuple[type[BaseException], ...]) -> bool:
+  """Whether `e` is a bad setting or input rather than a bug in ftgen."""
+  # Every error class ftgen defines names a bad input (ConfigError,
+  # DataError, GGUFError, StageUnavailable, ...), whatever its base class.
+  ftgen_type = any(t.__module__.split(".")[0] == "ftgen"
+                   for t in type(e).__mro__)
+  return ftgen_type or isinstance(e, (Error, *_EXPECTED, *errors))
+
+
+def _one_line(e: BaseException) -> str:
+  # A KeyError's str() is the repr of its key; show the message itself.
+  text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+  return " ".join(line.strip() for line in text.splitlines()
+                  if line.strip()) or type(e).__name__
+
+
 def run(main: Callable[[Any, str], Any],
-        errors: tuple[type[BaseException], ...]) -> None:
-  """Parses flags and calls `main(config, workdir)`.
+        errors: tuple[type[BaseException], ...] = ()) -> None:
+  """Parses flags, checks the workdir and calls `main(config, workdir)`.
 
   Args:
     main: the launcher's body; it calls one library function.
-    errors: exceptions that mean a bad setting or input: reported, like
-      `Error`, in one line (`error: ...`, exit code 1) unless --traceback is
-      given.
+    errors: more exceptions that mean a bad setting or input; like ftgen's
+      own and `_EXPECTED`, reported in one line (`error: ...`, exit code 1),
+      after the traceback when it is asked for.
   """
   def _main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-      main(flags.FLAGS["config"].value, flags.FLAGS["workdir"].value)
-    except (Error, *errors) as e:
-      if _TRACEBACK.value:
+      workdir = flags.FLAGS["workdir"].value
+      io.check_writable_dir(workdir)
+      main(flags.FLAGS["config"].value, workdir)
+    except Exception as e:  # pylint: disable=broad-except
+      if not _expected(e, errors):
+        raise  # A bug: its traceback.
+      if _traceback_wanted():
         traceback.print_exc()
-      sys.exit(f"error: {e}")
+      sys.exit(f"error: {_one_line(e)}")
   app.run(_main, flags_parser=_parse_flags)

@@ -16,8 +16,6 @@ import pathlib
 import _common  # launch/_common.py (this script's directory is on sys.path)
 from ftgen import configs
 from ftgen.augment import run as augment
-from ftgen.checkpoints import sources
-from ftgen.data import io
 from ftgen.data import pipeline
 from ftgen.data import registry
 
@@ -50,5 +48,4 @@ def main(config, workdir: str):
 
 
 if __name__ == "__main__":
-  _common.run(main, (ValueError, KeyError, FileNotFoundError, io.DataError,
-                     sources.ModelNotAvailable))
+  _common.run(main)

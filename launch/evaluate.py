@@ -14,7 +14,6 @@ whether the context fits, without scoring.
 import json
 
 import _common  # launch/_common.py (this script's directory is on sys.path)
-from ftgen.data import io
 from ftgen.eval import evaluate
 
 _common.define_flags("Evaluation config.", "Output directory.")
@@ -31,5 +30,4 @@ def main(config, workdir: str):
 
 
 if __name__ == "__main__":
-  _common.run(main, (ValueError, KeyError, FileNotFoundError, ImportError,
-                     io.DataError))
+  _common.run(main)

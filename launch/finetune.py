@@ -18,7 +18,6 @@ a configuration or data error (the message names the bad setting).
 import json
 
 import _common  # launch/_common.py (this script's directory is on sys.path)
-from ftgen.data import io
 from ftgen.train import loop
 
 _common.define_flags("Fine-tuning config.",
@@ -31,4 +30,4 @@ def main(config, workdir: str):
 
 
 if __name__ == "__main__":
-  _common.run(main, (ValueError, KeyError, FileNotFoundError, io.DataError))
+  _common.run(main)

@@ -5,7 +5,6 @@ r"""Generates one dataset directory (docs/design.md#dataset-files).
 """
 
 import _common  # launch/_common.py (this script's directory is on sys.path)
-from ftgen.data import io
 from ftgen.data import pipeline
 
 _common.define_flags("Dataset config.", "Output parent directory.")
@@ -16,4 +15,4 @@ def main(config, workdir: str):
 
 
 if __name__ == "__main__":
-  _common.run(main, (ValueError, KeyError, FileNotFoundError, io.DataError))
+  _common.run(main)

@@ -57,4 +57,4 @@ def main(config, workdir: str):
 
 
 if __name__ == "__main__":
-  _common.run(main, ())
+  _common.run(main)

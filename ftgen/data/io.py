@@ -164,6 +164,28 @@ def atomic_write_json(path: os.PathLike[str] | str, obj: Any, *,
   atomic_write_text(path, json.dumps(obj, indent=indent, **dumps_kwargs) + "\n")
 
 
+def check_writable_dir(path: os.PathLike[str] | str, what: str = "workdir"
+                       ) -> None:
+  """Raises OSError (one line) unless directory `path` can be written.
+
+  `path` may not exist yet: then its nearest existing ancestor must be a
+  writable directory (where it would be created). Nothing is created, so a
+  run that fails a later check leaves no directory behind
+  (docs/reliability.md#validation-before-work).
+  """
+  path = pathlib.Path(path).absolute()
+  probe = path
+  while not probe.exists() and probe != probe.parent:
+    probe = probe.parent
+  if not probe.is_dir():
+    raise NotADirectoryError(
+        f"{what} {path} cannot be created: {probe} is not a directory")
+  if not os.access(probe, os.W_OK | os.X_OK):
+    raise PermissionError(
+        f"{what} {path} is not writable ({probe} is read-only or not yours);"
+        " choose another directory")
+
+
 def dumps(row: dict[str, Any]) -> str:
   """One JSONL line; stable across runs (key order as built, UTF-8)."""
   return json.dumps(row, ensure_ascii=False)

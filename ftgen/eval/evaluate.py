@@ -50,7 +50,8 @@ class EvalConfigError(ValueError):
   """A config value is invalid; the message names the key and allowed values."""
 
 
-def _check_config(config: Any):
+def check_config(config: Any):
+  """Raises EvalConfigError (one line naming the key) for a bad setting."""
   if config.condition not in prompts_lib.CONDITIONS:
     raise EvalConfigError(
         f"config.condition={config.condition!r}; allowed:"
@@ -225,7 +226,7 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
     context report.
   """
   t0 = time.time()
-  _check_config(config)
+  check_config(config)
   docs, questions = load_questions(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)

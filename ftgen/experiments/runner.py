@@ -30,11 +30,13 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import time
 from typing import Any, Callable
 
 import jax
 
+from ftgen import configs
 from ftgen.augment import run as augment
 from ftgen.checkpoints import registry
 from ftgen.data import io as data_io
@@ -51,6 +53,7 @@ from ftgen.experiments import stage_configs
 from ftgen.experiments import stages as stages_lib
 from ftgen.train import data as train_data
 from ftgen.train import loop
+from ftgen.train import validate
 
 # Augmentation sets built from others.
 _BOTH = ("local", "global")
@@ -127,6 +130,53 @@ def _check(config: Any):
   if overridden:
     more = f" (and {len(overridden) - 1} more)" if len(overridden) > 1 else ""
     raise ExperimentConfigError(overridden[0] + more)
+
+
+def _stage_error(stage: str, e: Exception) -> ExperimentConfigError:
+  """A stage validator's message with its keys as the experiment's flags
+  (`config.batch_size` of the evaluate stage -> `config.evaluate.batch_size`)."""
+  return ExperimentConfigError(
+      re.sub(r"\bconfig\.", f"config.{stage}.", str(e)))
+
+
+def _check_stages(config: Any, workdir: pathlib.Path):
+  """Validates the model name and every stage config the conditions will run,
+  each with its stage's own validator, before any stage
+  (docs/reliability.md#validation-before-work)."""
+  try:
+    registry.validate_name(config.model)
+  except ValueError as e:
+    raise ExperimentConfigError(f"config.model: {e}") from e
+  if config.data_dir and not pathlib.Path(config.data_dir).is_dir():
+    raise ExperimentConfigError(
+        f"config.data_dir={config.data_dir!r} is not a directory; give a"
+        " dataset directory (train.jsonl, test.jsonl) or leave it empty")
+  data_dir = config.data_dir or str(workdir / "data" / config.data.name)
+  seed = int(config.seeds[0])
+  kinds = {conditions_lib.AUGMENTATION.get(c) for c in config.conditions}
+  for kind in _BOTH:
+    if kind in kinds or "both" in kinds:
+      try:
+        augment.check_config(
+            stage_configs.augment_config(config, kind, data_dir))
+      except ValueError as e:
+        raise _stage_error(f"augment_{kind}", e) from e
+  if kinds - {None}:
+    try:
+      validate.check_config(stage_configs.finetune_config(
+          config, seed=seed, data_dir=data_dir, augmented_path=""))
+    except ValueError as e:
+      raise _stage_error("finetune", e) from e
+  for mode in sorted({conditions_lib.EVAL_MODE[c] for c in config.conditions}):
+    # Any path: the export exists only once its fine-tuning has run.
+    checkpoint = (str(workdir / "finetune" / "export")
+                  if mode == "finetuned" else "")
+    try:
+      eval_lib.check_config(stage_configs.eval_config(
+          config, mode=mode, seed=seed, data_dir=data_dir,
+          checkpoint=checkpoint))
+    except ValueError as e:
+      raise _stage_error("evaluate", e) from e
 
 
 def _write_docs(path: pathlib.Path, texts: list[str], prefix: str):
@@ -477,39 +527,59 @@ def _device() -> str:
     return ""
 
 
-def _config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = ""
-                    ) -> list[str]:
-  keys = sorted(set(old) | set(new))
-  out = []
-  for k in keys:
-    a, b = old.get(k), new.get(k)
-    if isinstance(a, dict) and isinstance(b, dict):
-      out += _config_changes(a, b, f"{prefix}{k}.")
-    elif a != b:
-      out.append(f"{prefix}{k}")
-  return out
+# Experiment fields a rerun may change without redoing finished stages: the
+# report's choices (always rerun), which conditions run (each has its own
+# stages), progress bars, and the fine-tuning fields a resume may change
+# (ftgen/train/validate.py). Any other change refuses to reuse the workdir
+# unless config.force_resume (docs/reliability.md#resume-only-the-same-run).
+RESUME_FREE = ("progress", "force_resume", "figure_name", "paired_baseline",
+               "conditions", "evaluate.batch_size",
+               "evaluate.max_batch_tokens") + tuple(
+                   f"finetune.{k}" for k in validate.RESUME_FREE)
+
+
+def _check_same_run(config: Any, cfg_path: pathlib.Path,
+                    new_cfg: dict[str, Any], log: Callable[[str], None]):
+  """Refuses a workdir whose recorded config differs (see RESUME_FREE)."""
+  if not cfg_path.is_file():
+    return
+  changed = configs.changes(json.loads(cfg_path.read_text()), new_cfg,
+                            ignore=RESUME_FREE)
+  if not changed:
+    return
+  keys = ", ".join(changed[:8]) + (
+      f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+  if not config.force_resume:
+    raise ExperimentConfigError(
+        f"{cfg_path.parent} holds a run with another config (differs in"
+        f" {keys}); its finished stages would mix two runs. Use a new"
+        " workdir, the recorded values (config.json), or"
+        " --config.force_resume=True to reuse them anyway")
+  log(f"warning: config differs from {cfg_path} in {keys}; finished stages"
+      " are reused (config.force_resume)")
 
 
 def run_experiment(config: Any, workdir: str | os.PathLike[str], *,
                    log: Callable[[str], None] = print) -> Outcome:
   """Runs (or resumes) every stage of the experiment in `workdir`."""
+  # Everything checkable without data before any directory is made
+  # (docs/reliability.md#validation-before-work).
   _check(config)
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  _check_stages(config, workdir)
+  data_io.check_writable_dir(workdir)
   cfg_path = workdir / "config.json"
   new_cfg = json.loads(config.to_json_best_effort())
-  if cfg_path.is_file():
-    changed = _config_changes(json.loads(cfg_path.read_text()), new_cfg)
-    if changed:
-      log(f"warning: config differs from the one recorded in {cfg_path} in"
-          f" {changed[:8]}; finished stages are still reused (use a new"
-          " workdir or delete stages/ to redo them)")
-  results_lib.write_json(cfg_path, new_cfg)
+  _check_same_run(config, cfg_path, new_cfg, log)
+  workdir.mkdir(parents=True, exist_ok=True)
   exp = _Experiment(config, workdir, log)
   t0 = time.perf_counter()
   exp.load_model_config()
   exp.data()
   exp.check_max_len()
+  # Recorded once the config passed every check, so a run that failed one
+  # does not block the corrected rerun.
+  results_lib.write_json(cfg_path, new_cfg)
   exp.augment()
   exp.finetune()
   exp.evaluate()

@@ -36,6 +36,7 @@ SET_BY_EXPERIMENT: dict[str, dict[str, str]] = {
         "export_hf": "nothing: every fine-tuned condition is exported for"
                      " its evaluation",
         "progress": "--config.progress",
+        "force_resume": "--config.force_resume",
     },
     **{stage: {
         "dataset": "the NAME of --config=configs/experiment.py:NAME",
@@ -128,7 +129,8 @@ def finetune_config(c: Any, *, seed: int, data_dir: str,
       "data.split_mode": c.split_mode,
       "data.augmented_path": str(augmented_path),
       "data.augmented_ratio": float(c.augmented_ratio),
-      "export_hf": True, "progress": bool(c.progress)})
+      "export_hf": True, "progress": bool(c.progress),
+      "force_resume": bool(c.force_resume)})
 
 
 def eval_config(c: Any, *, mode: str, seed: int, data_dir: str,

@@ -40,6 +40,7 @@ from ftgen.train import metrics as metrics_lib
 from ftgen.train import optim
 from ftgen.train import state as state_lib
 from ftgen.train import step as step_lib
+from ftgen.train import validate
 
 P = jax.sharding.PartitionSpec
 
@@ -117,14 +118,7 @@ def load_model(config: Any, mesh: jax.sharding.Mesh):
 
 
 def _check_batch(config: Any, mesh: jax.sharding.Mesh):
-  if config.loss_chunk_tokens < 0:
-    raise ValueError(
-        f"config key 'loss_chunk_tokens' = {config.loss_chunk_tokens} must be"
-        " >= 0 (0: full logits)")
-  if config.accum_steps < 1 or config.batch_size % config.accum_steps:
-    raise ValueError(
-        f"config key 'accum_steps' = {config.accum_steps} must be >= 1 and"
-        f" divide 'batch_size' = {config.batch_size}")
+  # The config alone was checked by validate.check_config; this needs the mesh.
   micro = config.batch_size // config.accum_steps
   dp = mesh.shape["data"] * mesh.shape["fsdp"]
   if micro % dp:
@@ -137,7 +131,8 @@ def _check_batch(config: Any, mesh: jax.sharding.Mesh):
 
 
 def build(config: Any, workdir: str | pathlib.Path) -> Setup:
-  """Model, data, mesh, sharded state and the jitted step of a config."""
+  """Model, data, mesh, sharded state and the jitted step of a config
+  (checked by `validate.check_config`)."""
   workdir = pathlib.Path(workdir)
   devices = jax.devices()
   if config.num_devices:
@@ -273,6 +268,8 @@ def _batches_cost(setup: Setup, steps: int) -> tuple[int, float]:
 
 def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   """Fine-tunes per `config` in `workdir` (resuming), returns the summary."""
+  # Before anything is created or loaded (docs/reliability.md).
+  validate.check_config(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   setup = build(config, workdir)
@@ -286,6 +283,9 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   if restored is not None:
     state, meta = restored
     start = int(jax.device_get(state["step"]))
+    # Only the run that saved it may continue it (docs/reliability.md).
+    validate.check_resume(meta.get("config"), config,
+                          f"the checkpoint of step {start} in {workdir}")
     last_loss = float(meta.get("loss", float("nan")))
     print(f"resumed from step {start} (checkpoint of"
           f" {meta['fingerprint']['model']})")

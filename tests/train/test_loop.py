@@ -192,8 +192,9 @@ def test_summary_counts_the_flops_of_the_batches_it_ran_across_resume(
   small = dict(checkpoint_every=1, batch_size=2, data__num_buckets=4,
                data__split_mode="independent")
   loop.finetune(_tiny(steps=3, **small), tmp_path / "run")
-  summary = loop.finetune(_tiny(steps=6, **small),
-                          tmp_path / "run")  # Resumes at step 3.
+  # Resumes at step 3 (a changed `steps` needs force_resume).
+  summary = loop.finetune(_tiny(steps=6, force_resume=True, **small),
+                          tmp_path / "run")
   assert len(shapes) == 6
   assert len({t for *_, t in shapes}) > 1
   model_config = registry.model_config("tiny")
