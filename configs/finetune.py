@@ -131,9 +131,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Per device, for MFU (default: H100/H200 bf16 dense).
   c.peak_flops = flops.PEAK_FLOPS_BF16
   c.export_hf = True  # Write WORKDIR/export (HF config.json + safetensors).
-  # A workdir's checkpoint resumes only with the config it was saved with
-  # (logging, checkpoint and device fields may change: ftgen/train/
-  # validate.py RESUME_FREE); True continues it anyway.
-  c.force_resume = False
+  # Also write WORKDIR/model-TYPE.gguf for llama.cpp, Ollama, LM Studio
+  # (ftgen/checkpoints/gguf_export.py; TYPE: f16, q8_0 or f32).
+  c.export_gguf = False
+  c.export_gguf_type = "q8_0"
   c.lock()
   return c

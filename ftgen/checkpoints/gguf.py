@@ -467,6 +467,21 @@ def hf_name(arch: str, name: str) -> str | None:
   raise KeyError(name)
 
 
+def gguf_name(arch: str, name: str) -> str:
+  """The GGUF tensor name of HF tensor `name`: `hf_name`'s tables, inverted.
+
+  One table serves import and export (ftgen.checkpoints.gguf_export).
+  """
+  top = {h: g for g, h in _TOP.items()}
+  if name in top:
+    return top[name]
+  m = re.match(r"^model\.layers\.(\d+)\.(.+)$", name)
+  block = {h: g for g, h in _BLOCKS[arch].items()}
+  if m and m.group(2) in block:
+    return f"blk.{m.group(1)}.{block[m.group(2)]}"
+  raise KeyError(name)
+
+
 def unpermute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
   """Undoes llama.cpp's rotary row permutation of a q/k weight or bias.
 
@@ -479,7 +494,7 @@ def unpermute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
-  """llama.cpp's permutation (the inverse of `unpermute_rows`); for tests."""
+  """llama.cpp's permutation (the inverse of `unpermute_rows`); for export."""
   h2 = w.shape[0] // n_head // 2
   return w.reshape(n_head, 2, h2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 

@@ -314,37 +314,13 @@ def _short(items: list[str], n: int = 8) -> str:
 # ----------------------------------------------------------------- writing
 
 
-def check_finite(params: dict[str, Any], what: str) -> None:
-  """Raises CheckpointError naming the leaves of `params` with NaN or inf.
+def hf_state_dict(config: ModelConfig,
+                  params: dict[str, Any]) -> dict[str, np.ndarray]:
+  """The params tree as HF tensors {name: float32 or bfloat16 array}.
 
-  A diverged fine-tune must not leave weights that score like a model
-  (docs/design.md#reliability).
+  What `save_hf` writes, and what the GGUF export
+  (ftgen.checkpoints.gguf_export) renames.
   """
-  bad = []
-  for path, x in jax.tree_util.tree_leaves_with_path(params):
-    x = np.asarray(x)
-    if x.dtype.kind not in "biu" and not np.isfinite(x).all():
-      bad.append(("/".join(str(getattr(k, "key", k)) for k in path),
-                  int(np.size(x) - np.count_nonzero(np.isfinite(x))),
-                  int(np.size(x))))
-  if bad:
-    path, n, size = bad[0]
-    more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
-    raise CheckpointError(
-        f"refusing {what}: {n} of {size} values of {path} are not"
-        f" finite{more}; the fine-tune diverged (lower the learning rate)")
-
-
-def save_hf(directory: str | pathlib.Path, config: ModelConfig,
-            params: dict[str, Any]) -> pathlib.Path:
-  """Writes config.json + model.safetensors with HF tensor names.
-
-  Raises:
-    CheckpointError: a weight is NaN or inf (nothing is written).
-  """
-  directory = pathlib.Path(directory)
-  check_finite(params, f"export to {directory}")
-  directory.mkdir(parents=True, exist_ok=True)
   tensors: dict[str, np.ndarray] = {}
   for entry in key_map(config):
     x = np.asarray(_get_path(params, entry.path))
@@ -356,6 +332,15 @@ def save_hf(directory: str | pathlib.Path, config: ModelConfig,
       name = name[1:] if name.startswith("/") else "model." + name
       tensors[name] = np.ascontiguousarray(
           to_hf(entry.transform, x[i] if entry.layered else x))
+  return tensors
+
+
+def save_hf(directory: str | pathlib.Path, config: ModelConfig,
+            params: dict[str, Any]) -> pathlib.Path:
+  """Writes config.json + model.safetensors with HF tensor names."""
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  tensors = hf_state_dict(config, params)
   with data_io.atomic_path(directory / "model.safetensors") as tmp:
     save_file(tensors, str(tmp), metadata={"format": "pt"})
   hf_config = config.to_hf_config()

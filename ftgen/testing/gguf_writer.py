@@ -1,4 +1,4 @@
-"""Writes tiny GGUF files the way llama.cpp's converter does (for tests).
+"""Writes tiny GGUF files with the GGUF export, for tests.
 
 The weights are random, in Hugging Face names and layouts; the file gets
 llama.cpp's names, its q/k row permutation (Llama) or its `1 + w` norms
@@ -8,7 +8,6 @@ the file must give back exactly the HF tensors returned here.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -16,31 +15,11 @@ import gguf
 import numpy as np
 
 from ftgen.checkpoints import gguf as gguf_lib
+from ftgen.checkpoints import gguf_export
 from ftgen.checkpoints import tiny_tokenizer as tiny_tok
+from ftgen.models.config import ModelConfig
 
 TINY_DIMS = dict(hidden=64, heads=4, kv_heads=2, head_dim=16, ff=128, layers=2)
-
-
-def _tokenizer_metadata(writer, tok, chat_template: str | None) -> None:
-  model = json.loads(tok.hf.backend_tokenizer.to_str())["model"]
-  by_id = sorted(model["vocab"].items(), key=lambda kv: kv[1])
-  tokens = [t for t, _ in by_id]
-  assert [i for _, i in by_id] == list(range(len(tokens)))
-  merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-  special = set(tok.hf.all_special_tokens) | {"<|im_start|>", "<|im_end|>"}
-  types = [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL
-           for t in tokens]
-  writer.add_tokenizer_model("gpt2")
-  writer.add_tokenizer_pre("default")
-  writer.add_token_list(tokens)
-  writer.add_token_types(types)
-  writer.add_token_merges(merges)
-  writer.add_bos_token_id(tok.bos_id)
-  writer.add_eos_token_id(tok.eos_ids[0])
-  writer.add_pad_token_id(tok.pad_id)
-  writer.add_add_bos_token(tok.add_bos)
-  if chat_template:
-    writer.add_chat_template(chat_template)
 
 
 def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
@@ -97,31 +76,28 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
       plan.append((f"blk.{i}.{g_name}", f"model.layers.{i}.{h_name}",
                    rand(*shape, scale=0.1 if norm else 0.5), norm))
 
-  writer = gguf.GGUFWriter(str(path), arch)
-  writer.add_name(f"tiny-{arch}")
-  writer.add_block_count(d["layers"])
-  writer.add_context_length(256)
-  writer.add_embedding_length(hidden)
-  writer.add_feed_forward_length(d["ff"])
-  writer.add_head_count(d["heads"])
-  writer.add_head_count_kv(d["kv_heads"])
-  writer.add_layer_norm_rms_eps(1e-5 if arch == "llama" else 1e-6)
-  if arch == "llama":
-    writer.add_rope_freq_base(100000.0)
-    writer.add_rope_dimension_count(d["head_dim"])
-    writer.add_vocab_size(vocab)
-  else:
-    writer.add_rope_freq_base(1000000.0)
-    writer.add_key_length(d["head_dim"])
-    writer.add_value_length(d["head_dim"])
-    writer.add_sliding_window(8)
-  _tokenizer_metadata(writer, tok,
-                      tiny_tok.CHAT_TEMPLATE if arch == "llama" else None)
+  config = ModelConfig(
+      family=arch, vocab_size=vocab, embed_dim=hidden,
+      num_layers=d["layers"], num_heads=d["heads"],
+      num_kv_heads=d["kv_heads"], head_dim=d["head_dim"], mlp_dim=d["ff"],
+      rope_theta=100000.0 if arch == "llama" else 1000000.0,
+      norm_eps=1e-5 if arch == "llama" else 1e-6, max_seq_len=256,
+      sliding_window=None if arch == "llama" else 8,
+      sliding_window_pattern=None if arch == "llama" else 6,
+      bos_token_id=tok.bos_id, eos_token_ids=tok.eos_ids,
+      pad_token_id=tok.pad_id)
+  # The library's writer (the one GGUF export) writes metadata and tensors.
+  writer = gguf_export.new_writer(path, config, tok,
+                                  ggml_type="q8_0" if quantized else "f32",
+                                  name=f"tiny-{arch}")
   for key, value in (counts or {}).items():
     writer.add_uint32(key, value)  # Replaces the value written above.
 
   expected = {}
   for g_name, h_name, w, norm in plan:
+    # The expectation is computed here, independently of the export: the
+    # names and transforms are llama.cpp's, spelled out.
+    assert gguf_export.gguf_tensor(arch, config, h_name, w)[0] == g_name
     stored = w
     if arch == "llama" and (".attn_q." in g_name or ".attn_k." in g_name):
       stored = gguf_lib.permute_rows(
@@ -133,18 +109,16 @@ def write_tiny_gguf(path: os.PathLike[str] | str, arch: str = "llama", *,
       # what gguf's own dequantizer gives.
       qtype = gguf.GGMLQuantizationType.Q8_0
       q = gguf.quants.quantize(stored, qtype)
-      writer.add_tensor(g_name, q, raw_shape=q.shape, raw_dtype=qtype)
       back = gguf.quants.dequantize(q, qtype).reshape(w.shape)
       if arch == "llama" and (".attn_q." in g_name or ".attn_k." in g_name):
         back = gguf_lib.unpermute_rows(
             back, d["heads"] if ".attn_q." in g_name else d["kv_heads"])
       expected[h_name] = back.astype(np.float32)
     else:
-      writer.add_tensor(g_name, stored)
       expected[h_name] = ((stored - np.float32(1.0))
                           if (arch == "gemma3" and norm) else w)
-  writer.write_header_to_file()
-  writer.write_kv_data_to_file()
-  writer.write_tensors_to_file()
-  writer.close()
+  gguf_export.add_tensors(writer, config,
+                          {h_name: w for _, h_name, w, _ in plan},
+                          ggml_type="q8_0" if quantized else "f32")
+  gguf_export.finish(writer)
   return {"tensors": expected, "dims": dict(d, vocab=vocab), "tokenizer": tok}
