@@ -135,5 +135,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # (ftgen/checkpoints/gguf_export.py; TYPE: f16, q8_0 or f32).
   c.export_gguf = False
   c.export_gguf_type = "q8_0"
+  # A workdir's checkpoint resumes only with the config it was saved with
+  # (logging, checkpoint and device fields may change: ftgen/train/
+  # validate.py RESUME_FREE); True continues it anyway.
+  c.force_resume = False
   c.lock()
   return c

@@ -335,10 +335,36 @@ def hf_state_dict(config: ModelConfig,
   return tensors
 
 
+def check_finite(params: dict[str, Any], what: str) -> None:
+  """Raises CheckpointError naming the leaves of `params` with NaN or inf.
+
+  A diverged fine-tune must not leave weights that score like a model
+  (docs/design.md#reliability).
+  """
+  bad = []
+  for path, x in jax.tree_util.tree_leaves_with_path(params):
+    x = np.asarray(x)
+    if x.dtype.kind not in "biu" and not np.isfinite(x).all():
+      bad.append(("/".join(str(getattr(k, "key", k)) for k in path),
+                  int(np.size(x) - np.count_nonzero(np.isfinite(x))),
+                  int(np.size(x))))
+  if bad:
+    path, n, size = bad[0]
+    more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+    raise CheckpointError(
+        f"refusing {what}: {n} of {size} values of {path} are not"
+        f" finite{more}; the fine-tune diverged (lower the learning rate)")
+
+
 def save_hf(directory: str | pathlib.Path, config: ModelConfig,
             params: dict[str, Any]) -> pathlib.Path:
-  """Writes config.json + model.safetensors with HF tensor names."""
+  """Writes config.json + model.safetensors with HF tensor names.
+
+  Raises:
+    CheckpointError: a weight is NaN or inf (nothing is written).
+  """
   directory = pathlib.Path(directory)
+  check_finite(params, f"export to {directory}")
   directory.mkdir(parents=True, exist_ok=True)
   tensors = hf_state_dict(config, params)
   with data_io.atomic_path(directory / "model.safetensors") as tmp:

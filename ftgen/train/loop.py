@@ -41,6 +41,7 @@ from ftgen.train import metrics as metrics_lib
 from ftgen.train import optim
 from ftgen.train import state as state_lib
 from ftgen.train import step as step_lib
+from ftgen.train import validate
 
 P = jax.sharding.PartitionSpec
 
@@ -118,14 +119,7 @@ def load_model(config: Any, mesh: jax.sharding.Mesh):
 
 
 def _check_batch(config: Any, mesh: jax.sharding.Mesh):
-  if config.loss_chunk_tokens < 0:
-    raise ValueError(
-        f"config key 'loss_chunk_tokens' = {config.loss_chunk_tokens} must be"
-        " >= 0 (0: full logits)")
-  if config.accum_steps < 1 or config.batch_size % config.accum_steps:
-    raise ValueError(
-        f"config key 'accum_steps' = {config.accum_steps} must be >= 1 and"
-        f" divide 'batch_size' = {config.batch_size}")
+  # The config alone was checked by validate.check_config; this needs the mesh.
   micro = config.batch_size // config.accum_steps
   dp = mesh.shape["data"] * mesh.shape["fsdp"]
   if micro % dp:
@@ -138,7 +132,8 @@ def _check_batch(config: Any, mesh: jax.sharding.Mesh):
 
 
 def build(config: Any, workdir: str | pathlib.Path) -> Setup:
-  """Model, data, mesh, sharded state and the jitted step of a config."""
+  """Model, data, mesh, sharded state and the jitted step of a config
+  (checked by `validate.check_config`)."""
   workdir = pathlib.Path(workdir)
   devices = jax.devices()
   if config.num_devices:
@@ -276,6 +271,8 @@ def _batches_cost(setup: Setup, steps: int) -> tuple[int, float]:
 
 def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   """Fine-tunes per `config` in `workdir` (resuming), returns the summary."""
+  # Before anything is created or loaded (docs/reliability.md).
+  validate.check_config(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   setup = build(config, workdir)
@@ -289,6 +286,9 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   if restored is not None:
     state, meta = restored
     start = int(jax.device_get(state["step"]))
+    # Only the run that saved it may continue it (docs/reliability.md).
+    validate.check_resume(meta.get("config"), config,
+                          f"the checkpoint of step {start} in {workdir}")
     last_loss = float(meta.get("loss", float("nan")))
     print(f"resumed from step {start} (checkpoint of"
           f" {meta['fingerprint']['model']})")
@@ -317,6 +317,11 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   train_tokens, train_flops = _batches_cost(setup, start)
   train_start = time.perf_counter()
   step = start
+  # Checked where the loop fetches metrics anyway (log, eval, save): a
+  # diverged run stops there, before any save or export.
+  watch = step_lib.NonFiniteWatch(lr=config.lr,
+                                  dtype=compute_dtype(config.dtype),
+                                  param_dtype=config.param_dtype)
   try:
     with sharding_lib.mesh_context(setup.mesh):
       while step < config.steps:
@@ -325,6 +330,7 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
         state, metrics = setup.train_step(state, setup.frozen,
                                           _put_batch(batch, setup))
         step += 1
+        watch.add(step, metrics)
         step_flops = flops_lib.train_flops(setup.model_config, b * t, t)
         tokens_since += b * t
         flops_since += step_flops
@@ -342,12 +348,16 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
           t_mark, tokens_since, flops_since = now, 0, 0.0
           last_loss = m["loss"]
           writer.write(step, m)
+          watch.check(ckpt.latest_step)
           bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
         bar.update(1)
         if (config.eval.every > 0 and step % config.eval.every == 0
             and step < config.steps):
+          watch.check(ckpt.latest_step)
           _run_eval(setup, state, step, writer)
         saved = step % config.checkpoint_every == 0 or step == config.steps
+        if saved or stop.requested:
+          watch.check(ckpt.latest_step)
         if saved:
           _save(ckpt, setup, state, step, metrics)
         if stop.requested and step < config.steps:
