@@ -115,7 +115,9 @@ def cached_build(
   max_bytes = max_cache_bytes()  # A bad value fails before the import.
   sweep_stale(directory.parent)
   try:
-    with data_io.atomic_path(directory, directory=True) as tmp:
+    # Entries are ftgen's by location (hashed names under the cache root).
+    with data_io.atomic_path(directory, directory=True,
+                             replace_unowned=True) as tmp:
       build(tmp)
       with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
         json.dump(expected, f, indent=1, sort_keys=True)

@@ -25,6 +25,7 @@ import tempfile
 from typing import Any, Iterable, Iterator
 
 from ftgen.data import records
+from ftgen.data import workdir as workdir_lib
 
 CANARY = (
     "FTGEN CANARY: synthetic evaluation data; do not train on it. "
@@ -77,29 +78,40 @@ def _share_modes(path: pathlib.Path):
 
 
 @contextlib.contextmanager
-def atomic_path(target: os.PathLike[str] | str, *,
-                directory: bool = False) -> Iterator[pathlib.Path]:
+def atomic_path(target: os.PathLike[str] | str, *, directory: bool = False,
+                replace_unowned: bool = False) -> Iterator[pathlib.Path]:
   """Yields a temporary sibling of `target`, renamed onto `target` on success.
 
   The caller writes the temporary path (a file it creates, or, with
   `directory=True`, an existing empty directory it fills). When the block ends
   normally a file is fsynced and renamed into place; a directory replaces
-  any existing `target` directory. When the block raises, the temporary path
-  is removed and `target` is left as it was. Readers therefore see the old
-  version or the complete new one, never a half-written one. The rename
-  replaces a symlink at `target` rather than writing through it. What lands at
+  an existing `target` directory only if ftgen made it (its sentinel:
+  `ftgen.data.workdir`), checked before the block runs, so a user's
+  directory costs no work and is never touched. When the block raises, the
+  temporary path is removed and `target` is left as it was. Readers
+  therefore see the old version or the complete new one, never a
+  half-written one. The rename replaces a symlink at a file `target` rather
+  than writing through it (docs/design.md#reliability). What lands at
   `target` has the modes plain `open`/`mkdir` give (0666/0777 minus the
   umask), whatever mode the writer created it with.
 
   Args:
     target: the final path; its parent directory is created.
     directory: whether `target` is a directory.
+    replace_unowned: with `directory`, replace whatever is at `target`; only
+      for places that are ftgen's by location (the checkpoint cache).
+
+  Raises:
+    ftgen.data.workdir.WorkdirError: `directory` and `target` exists but is
+      not a directory ftgen made.
 
   Yields:
     The temporary path to write, in `target`'s directory (same file system,
     so the rename is atomic).
   """
   target = pathlib.Path(target)
+  if directory and not replace_unowned:
+    workdir_lib.check_replaceable(target)
   target.parent.mkdir(parents=True, exist_ok=True)
   if directory:
     tmp = pathlib.Path(
@@ -114,7 +126,9 @@ def atomic_path(target: os.PathLike[str] | str, *,
     yield tmp
     if directory:
       _share_modes(tmp)
-      _replace_directory(tmp, target)
+      # Checked again: something may have appeared at `target` meanwhile.
+      workdir_lib.remove_dir(target, check=not replace_unowned)
+      os.replace(tmp, target)
     else:
       _share_modes(tmp)
       fd = os.open(tmp, os.O_RDONLY)
@@ -128,20 +142,6 @@ def atomic_path(target: os.PathLike[str] | str, *,
       shutil.rmtree(tmp, ignore_errors=True)
     elif tmp.exists() or tmp.is_symlink():
       tmp.unlink()
-
-
-def _replace_directory(tmp: pathlib.Path, target: pathlib.Path):
-  if target.is_dir() and not target.is_symlink():
-    # os.replace cannot replace a non-empty directory: move the old one aside
-    # first (a rename, so `target` is never half-deleted), then delete it.
-    trash = pathlib.Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    try:
-      os.replace(target, trash / "old")
-    except FileNotFoundError:
-      pass  # Another process moved it meanwhile.
-    shutil.rmtree(trash, ignore_errors=True)
-  os.replace(tmp, target)
 
 
 def atomic_write_text(path: os.PathLike[str] | str, text: str):

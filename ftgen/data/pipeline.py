@@ -13,6 +13,7 @@ from typing import Any
 from ftgen.data import io
 from ftgen.data import lm_eval
 from ftgen.data import registry
+from ftgen.data import workdir as workdir_lib
 
 
 def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
@@ -28,8 +29,12 @@ def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
     The dataset directory.
   """
   start = time.perf_counter()
-  dataset = registry.generate(config.name, config.generator, config.seed)
   outdir = pathlib.Path(workdir) / config.name
+  # The directory is replaced whole: a user's directory there, or an input
+  # inside it, is refused before generating (docs/design.md#reliability).
+  workdir_lib.check_replaceable(outdir)
+  workdir_lib.check_inputs_outside(config.to_dict(), [outdir])
+  dataset = registry.generate(config.name, config.generator, config.seed)
   if config.lm_eval:
     dataset.extra_files.update(lm_eval.task_files(dataset))
   path = io.write_dataset(

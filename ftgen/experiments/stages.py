@@ -3,17 +3,20 @@
 A stage is done iff `WORKDIR/stages/NAME.json` exists; the marker holds what
 the stage returned plus its wall time. A stage directory without a marker is
 partial and is removed before the stage reruns (unless the stage resumes by
-itself, like fine-tuning from its orbax checkpoints).
+itself, like fine-tuning from its orbax checkpoints). Stage directories are
+made here with ftgen's sentinel (`ftgen.data.workdir`); one without it is
+not ftgen's and is never removed: the rerun refuses instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
-import shutil
 import time
 from typing import Any, Callable
 
+from ftgen.data import workdir as workdir_lib
 from ftgen.experiments import results as results_lib
 
 
@@ -66,9 +69,16 @@ class Stages:
       self.skipped.append(name)
       self.log(f"[skip] {name} (done in {done.get('wall_s', 0):.1f} s)")
       return done
-    if outdir is not None and outdir.exists() and not resumable:
-      self.log(f"[redo] {name}: removing partial {outdir}")
-      shutil.rmtree(outdir)
+    if outdir is not None:
+      if os.path.lexists(outdir) and not resumable:
+        # Only a directory ftgen made (its sentinel) is removed; anything
+        # else is the user's: refused (docs/design.md#reliability).
+        workdir_lib.check_replaceable(outdir)
+        self.log(f"[redo] {name}: removing partial {outdir}")
+        workdir_lib.remove_dir(outdir)
+      # Made (and marked) here, so a stage killed at any point leaves a
+      # directory that the rerun may remove.
+      workdir_lib.make_dir(outdir, f"stage {name}")
     self.log(f"[run ] {name}")
     t0 = time.perf_counter()
     info = dict(fn() or {})

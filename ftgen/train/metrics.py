@@ -8,6 +8,8 @@ import pathlib
 import sys
 from typing import Any
 
+from ftgen.data import io as data_io
+
 
 class MetricsWriter:
   """Appends metric rows to `workdir/metrics.jsonl` and TensorBoard.
@@ -30,6 +32,10 @@ class MetricsWriter:
         self._tb = tbx.SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
 
   def _truncate_after(self, step: int):
+    if self.path.is_symlink():
+      # Appending would write through the link, possibly out of the workdir
+      # (docs/design.md#reliability): the link goes, the rows start afresh.
+      self.path.unlink()
     if not self.path.exists():
       return
     keep = []
@@ -40,7 +46,7 @@ class MetricsWriter:
         continue  # A line cut short by a kill.
       if row.get("step", 0) <= step:
         keep.append(line)
-    self.path.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+    data_io.atomic_write_text(self.path, "".join(k + "\n" for k in keep))
 
   def write(self, step: int, values: dict[str, Any]):
     row = {"step": int(step)}

@@ -34,3 +34,29 @@ def test_bytes_identical_across_hash_seeds(repo_root, tmp_path, dataset,
                     for p in sorted(work.rglob("*")) if p.is_file()})
   assert outputs[0] == outputs[1]
   assert expected_file in outputs[0]
+
+
+def test_user_folder_in_the_output_is_never_removed(repo_root, tmp_path):
+  # The case: DIR/user holds the user's own files, one of them the
+  # input; generating `user` into DIR would replace DIR/user.
+  user = tmp_path / "user"
+  user.mkdir()
+  files = {"docs.jsonl": '{"id": "d1", "text": "A wug is a blicket."}\n',
+           "questions.jsonl": "", "notes.txt": "my notes\n"}
+  for name, text in files.items():
+    (user / name).write_text(text)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      [str(repo_root), os.environ.get("PYTHONPATH", "")]))
+  proc = subprocess.run(
+      [sys.executable, "launch/generate_data.py",
+       "--config=configs/data.py:user",
+       f"--config.generator.documents={user / 'docs.jsonl'}",
+       f"--workdir={tmp_path}"],
+      cwd=repo_root, env=env, capture_output=True, text=True, timeout=300,
+      check=False)
+  assert proc.returncode == 1, proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      f"error: {user} exists and was not made by ftgen (no manifest.json or"
+      " .ftgen); choose another --workdir or remove it yourself"]
+  assert {p.name: p.read_text() for p in user.iterdir()} == files
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["user"]

@@ -15,6 +15,7 @@ import pytest
 
 from ftgen import configs
 from ftgen.data import io as data_io
+from ftgen.data import workdir as workdir_lib
 from ftgen.experiments import conditions
 from ftgen.experiments import runner
 
@@ -44,7 +45,8 @@ class Fakes:
 
   def augment(self, cfg, data_dir, workdir):
     self._maybe_fail(f"augment/{cfg.strategy}")
-    workdir.mkdir(parents=True)
+    # The runner made it (with ftgen's sentinel) before calling the stage.
+    assert workdir_lib.made_by_ftgen(workdir)
     docs, _ = data_io.load_dataset_dir(data_dir)
     data_io.write_jsonl(workdir / "train.jsonl", [
         {"id": f"{cfg.strategy}-{i}", "text": d.text + " Indeed."}
@@ -65,7 +67,7 @@ class Fakes:
   def evaluate(self, cfg, workdir):
     cond = pathlib.Path(workdir).parent.name
     self._maybe_fail(f"eval/{cond}")
-    workdir.mkdir(parents=True)
+    assert workdir_lib.made_by_ftgen(workdir)
     if cfg.condition == "finetuned":
       assert pathlib.Path(cfg.checkpoint).is_dir()
     _, qs = data_io.load_dataset_dir(cfg.data, need_train=False)

@@ -1,0 +1,296 @@
+"""What ftgen owns on disk: sentinels, inputs kept out of outputs, one run
+per workdir (docs/design.md#reliability).
+
+* **Sentinels.** Every directory ftgen creates as an output carries a mark
+  of its maker: a dataset directory its `manifest.json` (written by
+  `ftgen.data.io.write_dataset`), a checkpoint-cache entry its
+  `ftgen_manifest.json`, every other one (experiment, stage, fine-tuning,
+  evaluation workdirs, fine-tuned exports) a small `.ftgen` file naming what
+  made it and when. ftgen removes or replaces a directory only when it
+  carries one (`check_replaceable`, `remove_dir`); anything else is the
+  user's, and ftgen refuses with one line naming the path.
+* **Inputs outside outputs.** `check_inputs_outside` fails before any work
+  when a path in a config lies inside a directory ftgen would replace.
+* **A lock per workdir.** `locked` holds `fcntl.flock` on `DIR/.ftgen.lock`
+  for the whole run; a second run on the same directory fails at once with
+  "another run (pid N) is using DIR". The lock is host-local (flock), and
+  under `jax.distributed` only process 0 takes it (`enabled`), as only
+  process 0 is meant to write.
+
+No jax here; `ftgen.data.io` uses this module for its directory
+replacement, so this module writes its two small files (sentinel, lock)
+itself, with `O_NOFOLLOW`, never through a symlink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import json
+import os
+import pathlib
+import re
+import shutil
+import tempfile
+import time
+from typing import Any, Iterable, Iterator, Mapping
+
+SENTINEL = ".ftgen"
+LOCK_FILE = ".ftgen.lock"
+# Written by ftgen.checkpoints.cache (cached_build) into every cache entry.
+CACHE_MANIFEST = "ftgen_manifest.json"
+# A dataset directory's manifest (ftgen.data.io.write_dataset) holds these.
+_DATASET_MANIFEST_KEYS = ("generator_version", "canary")
+
+
+class WorkdirError(ValueError):
+  """A directory ftgen would write is not its own, holds inputs, or is busy.
+
+  The message is one line naming the path and what to do.
+  """
+
+
+class WorkdirBusy(WorkdirError):
+  """Another run holds the workdir's lock."""
+
+
+def _is_file(path: pathlib.Path) -> bool:
+  return path.is_file() and not path.is_symlink()
+
+
+def _dataset_manifest(path: pathlib.Path) -> bool:
+  if not _is_file(path):
+    return False
+  try:
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+  except (OSError, UnicodeDecodeError, ValueError):
+    return False
+  return isinstance(manifest, dict) and all(
+      k in manifest for k in _DATASET_MANIFEST_KEYS)
+
+
+def made_by_ftgen(path: os.PathLike[str] | str) -> bool:
+  """Whether `path` is a real directory (not a symlink) with ftgen's sentinel."""
+  path = pathlib.Path(path)
+  if path.is_symlink() or not path.is_dir():
+    return False
+  return (_is_file(path / SENTINEL) or _is_file(path / CACHE_MANIFEST)
+          or _dataset_manifest(path / "manifest.json"))
+
+
+def check_replaceable(path: os.PathLike[str] | str):
+  """Raises `WorkdirError` unless `path` is absent or a directory ftgen made.
+
+  Args:
+    path: a directory ftgen is about to remove or replace.
+  """
+  path = pathlib.Path(path)
+  if not os.path.lexists(path):
+    return
+  if path.is_symlink():
+    why = "is a symbolic link"
+  elif not path.is_dir():
+    why = "exists and is not a directory"
+  elif made_by_ftgen(path):
+    return
+  else:
+    why = (f"exists and was not made by ftgen (no manifest.json or"
+           f" {SENTINEL})")
+  raise WorkdirError(f"{path} {why}; choose another --workdir or remove it"
+                     " yourself")
+
+
+def remove_dir(path: os.PathLike[str] | str, *, check: bool = True):
+  """Removes the directory `path` (or a symlink there, not its target).
+
+  The directory is first renamed aside, so `path` is never half-deleted.
+
+  Args:
+    path: the directory.
+    check: refuse (`WorkdirError`) unless ftgen made it. Only directories
+      that are ftgen's by location (the checkpoint cache) pass False.
+  """
+  path = pathlib.Path(path)
+  if check:
+    check_replaceable(path)
+  if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
+    path.unlink()
+    return
+  if not path.exists():
+    return
+  trash = pathlib.Path(
+      tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+  try:
+    os.replace(path, trash / "old")
+  except FileNotFoundError:
+    pass  # Another process moved it meanwhile.
+  shutil.rmtree(trash, ignore_errors=True)
+
+
+def _write_new(path: pathlib.Path, text: str):
+  """Creates `path` with `text`; never follows or replaces a symlink."""
+  fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+               0o644)
+  with os.fdopen(fd, "w", encoding="utf-8") as f:
+    f.write(text)
+
+
+def mark(directory: os.PathLike[str] | str, what: str):
+  """Writes the sentinel `.ftgen` into `directory` (kept if already there).
+
+  Args:
+    directory: an existing directory that ftgen made.
+    what: what it is (e.g. "experiment workdir"), recorded with the time.
+  """
+  info = {"made_by": "ftgen", "what": what, "pid": os.getpid(),
+          "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+              timespec="seconds")}
+  try:
+    _write_new(pathlib.Path(directory) / SENTINEL, json.dumps(info) + "\n")
+  except FileExistsError:
+    pass
+
+
+def make_dir(path: os.PathLike[str] | str, what: str) -> pathlib.Path:
+  """Creates the output directory `path` with a sentinel, unless it exists.
+
+  An existing directory is used as it is and not claimed: ftgen marks only
+  what it creates.
+
+  Args:
+    path: the directory; its parents are created.
+    what: recorded in the sentinel.
+
+  Returns:
+    `path` as a `pathlib.Path`.
+  """
+  path = pathlib.Path(path)
+  if path.is_dir():
+    return path
+  if os.path.lexists(path):
+    raise WorkdirError(f"{path} exists and is not a directory; choose another"
+                       " --workdir or remove it yourself")
+  path.parent.mkdir(parents=True, exist_ok=True)
+  try:
+    path.mkdir()
+  except FileExistsError:
+    return path  # Made meanwhile by another process.
+  mark(path, what)
+  return path
+
+
+# ----------------------------------------------------------- inputs
+
+
+def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+  if isinstance(tree, Mapping):
+    for k, v in tree.items():
+      yield from _leaves(v, f"{prefix}{k}.")
+  elif isinstance(tree, (list, tuple)):
+    for i, v in enumerate(tree):
+      yield from _leaves(v, f"{prefix}{i}.")
+  else:
+    yield prefix[:-1], tree
+
+
+def input_paths(config: Mapping[str, Any]) -> list[tuple[str, pathlib.Path]]:
+  """(dotted key, path) of every string in `config` naming an existing path.
+
+  A value with a scheme (`hf:DIR`, `gguf:FILE`) counts by its path part.
+  Only values that look like paths count (a separator or a file suffix):
+  names such as `reversals` or `finetune` would otherwise match the very
+  directories ftgen writes when the workdir is the current directory.
+  """
+  out = []
+  for key, value in _leaves(config):
+    if not isinstance(value, str) or not value:
+      continue
+    for candidate in (value, re.sub(r"^[a-z]+:", "", value)):
+      looks_like_path = os.sep in candidate or pathlib.Path(candidate).suffix
+      if looks_like_path and os.path.lexists(candidate):
+        out.append((key, pathlib.Path(candidate)))
+        break
+  return out
+
+
+def check_inputs_outside(config: Mapping[str, Any],
+                         outputs: Iterable[os.PathLike[str] | str]):
+  """Raises `WorkdirError` when an input path lies inside an output.
+
+  Args:
+    config: a (nested) config dict; every string naming an existing path
+      is an input.
+    outputs: directories ftgen may remove or replace.
+  """
+  outputs = [pathlib.Path(o) for o in outputs]
+  resolved = [o.resolve() for o in outputs]
+  for key, path in input_paths(config):
+    p = path.resolve()
+    for out, r in zip(outputs, resolved):
+      if p == r or r in p.parents:
+        raise WorkdirError(
+            f"config key {key!r} = {str(path)!r} lies inside {out}, which"
+            " ftgen replaces when it (re)writes it; move the input out of"
+            " there or choose another --workdir")
+
+
+# ----------------------------------------------------------- the lock
+
+
+def _holder(fd: int) -> str:
+  # The holder writes its pid right after taking the lock; allow it a moment.
+  for _ in range(20):
+    text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+    if text:
+      return text
+    time.sleep(0.01)
+  return "unknown"
+
+
+@contextlib.contextmanager
+def locked(directory: os.PathLike[str] | str, *,
+           lock_file: os.PathLike[str] | str | None = None,
+           enabled: bool = True) -> Iterator[None]:
+  """Holds the exclusive lock of `directory` for the `with` block.
+
+  Args:
+    directory: the workdir (it must exist).
+    lock_file: the lock's path; default `directory/.ftgen.lock`. A directory
+      that is replaced as a whole keeps its lock beside it.
+    enabled: False takes no lock (processes other than 0 of a multi-host
+      job, which share process 0's workdir).
+
+  Raises:
+    WorkdirBusy: another open of the lock holds it (another process, or
+      another `locked` block of this one): "another run (pid N) is using DIR".
+    WorkdirError: the lock file cannot be opened (read-only directory,
+      symlink).
+  """
+  if not enabled:
+    yield
+    return
+  directory = pathlib.Path(directory)
+  path = pathlib.Path(lock_file) if lock_file else directory / LOCK_FILE
+  try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+  except OSError as e:
+    why = ("is a symbolic link" if e.errno == errno.ELOOP
+           else f"cannot be opened ({e.strerror})")
+    raise WorkdirError(f"the lock file {path} {why}; choose another --workdir"
+                       " or fix its permissions") from None
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      raise WorkdirBusy(f"another run (pid {_holder(fd)}) is using"
+                        f" {directory}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+      yield
+    finally:
+      os.ftruncate(fd, 0)  # No stale pid for the next contender to read.
+  finally:
+    os.close(fd)  # Releases the lock.
