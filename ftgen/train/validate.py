@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from ftgen import configs
+from ftgen.checkpoints import gguf_export
 from ftgen.checkpoints import registry
 from ftgen.data import splitting
 from ftgen.train import optim
@@ -28,6 +29,7 @@ DTYPES = ("auto",) + registry.DTYPES
 # or workdir). A resume may change these; any other field must match.
 RESUME_FREE = ("progress", "log_every", "eval", "checkpoint_every",
                "max_to_keep", "async_checkpointing", "peak_flops", "export_hf",
+               "export_gguf", "export_gguf_type",
                "force_resume", "mesh", "num_devices", "remat",
                "loss_chunk_tokens", "data.dir", "data.augmented_path")
 
@@ -100,6 +102,10 @@ def check_config(config: Any) -> None:
   if int(config.eval.max_questions_per_split) < 0:
     _fail("eval.max_questions_per_split", config.eval.max_questions_per_split,
           "must be >= 0 (0: all)")
+  if config.get("export_gguf") and (config.export_gguf_type
+                                    not in gguf_export.TYPES):
+    _fail("export_gguf_type", config.export_gguf_type,
+          f"is not one of {', '.join(gguf_export.TYPES)}")
 
 
 def resume_changes(saved: dict[str, Any], config: Any) -> list[str]:

@@ -20,6 +20,7 @@ from ftgen.checkpoints import tiny_tokenizer as tiny_tok
 from ftgen.models import tiny
 from ftgen.models.decoder import Decoder
 from ftgen.train import loop
+from ftgen.train import validate
 
 TEXT = "Did you know that femp are more dangerous than glon? 42 times"
 CHAT = [{"role": "user", "content": "Are femp more dangerous than glon?"}]
@@ -197,6 +198,19 @@ def test_export_from_directory_and_launcher(tmp_path):
   assert bad.returncode == 1
   assert bad.stderr.strip().splitlines()[-1].startswith(
       "error: GGUF export: Gemma 3 sliding_window_pattern=3")
+
+
+def test_finetune_config_checks_the_export_type():
+  config = configs.load("finetune:reversals,tiny")
+  with config.unlocked():
+    config.export_gguf = True
+    config.export_gguf_type = "q4_k"
+  with pytest.raises(ValueError, match="config.export_gguf_type='q4_k' is not"
+                     " one of f16, q8_0, f32"):
+    validate.check_config(config)
+  with config.unlocked():
+    config.export_gguf = False  # unused then
+  validate.check_config(config)
 
 
 @pytest.mark.slow  # ~18 s: a 2-step fine-tune
