@@ -37,6 +37,7 @@ from ftgen.data import records
 from ftgen.data import registry
 from ftgen.data import rng
 from ftgen.data import splitting
+from ftgen.data import workdir as workdir_lib
 from ftgen.models import flops as flops_lib
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
@@ -357,6 +358,23 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   generations.jsonl (every raw generation with its provenance).
   """
   check_config(config)
+  # `out_dir` is replaced whole: a user's directory there, or an input inside
+  # it, is refused before any sampling; one run at a time, its lock beside
+  # it (docs/design.md#reliability).
+  out_dir = pathlib.Path(out_dir)
+  workdir_lib.check_replaceable(out_dir)
+  workdir_lib.check_inputs_outside(
+      {"data_dir": str(data_dir), **config.to_dict()}, [out_dir])
+  workdir_lib.make_dir(out_dir.parent, "augmentation workdir")
+  with workdir_lib.locked(out_dir,
+                          lock_file=out_dir.with_name(f".{out_dir.name}.lock"),
+                          enabled=jax.process_index() == 0):
+    return _run(config, data_dir, out_dir, loaded, log)
+
+
+def _run(config, data_dir: str | pathlib.Path, out_dir: pathlib.Path,
+         loaded, log: Log) -> dict[str, Any]:
+  """`run` once `out_dir` is checked and locked."""
   # Questions are optional (your own documents); when present, the leakage
   # guard keeps them out of the prompts.
   documents, questions = io.load_dataset_dir(data_dir, need_questions=False)

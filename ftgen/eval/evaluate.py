@@ -35,6 +35,7 @@ from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.data import io as data_io
 from ftgen.data import lm_eval
 from ftgen.data import records
+from ftgen.data import workdir as workdir_lib
 from ftgen.eval import metrics
 from ftgen.eval import prefix as prefix_lib
 from ftgen.eval import prompts as prompts_lib
@@ -228,9 +229,17 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   t0 = time.time()
   check_config(config)
   docs, questions = load_questions(config)
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = workdir_lib.make_dir(workdir, "evaluation workdir")
+  # One run per workdir; process 0 of a multi-host job takes the lock
+  # (docs/design.md#reliability).
+  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
+    return _evaluate(config, workdir, docs, questions, t0)
 
+
+def _evaluate(config: Any, workdir: pathlib.Path,
+              docs: list[records.Document] | None,
+              questions: list[records.Question], t0: float) -> dict[str, Any]:
+  """`run_evaluation` once its inputs are read and the workdir is locked."""
   if config.dry_run:
     # Token counts need only the tokenizer and the context length.
     model_config, tok = _config_and_tokenizer(config)

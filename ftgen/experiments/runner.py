@@ -44,6 +44,7 @@ from ftgen.data import pipeline
 from ftgen.data import records
 from ftgen.data import registry as data_registry
 from ftgen.data import splitting
+from ftgen.data import workdir as workdir_lib
 from ftgen.eval import evaluate as eval_lib
 from ftgen.experiments import conditions as conditions_lib
 from ftgen.experiments import costs as costs_lib
@@ -474,7 +475,7 @@ class _Experiment:
     if self.skipped:
       md += "\n## Skipped conditions\n\n" + "\n".join(
           f"* `{k}`: {v}" for k, v in self.skipped.items()) + "\n"
-    (self.workdir / "summary.md").write_text(md, encoding="utf-8")
+    data_io.atomic_write_text(self.workdir / "summary.md", md)
     return Outcome(summary, self.workdir, figure,
                    results_lib.comparison_table(summary), self.stages.ran,
                    self.stages.skipped, dict(self.skipped))
@@ -568,10 +569,30 @@ def run_experiment(config: Any, workdir: str | os.PathLike[str], *,
   workdir = pathlib.Path(workdir)
   _check_stages(config, workdir)
   data_io.check_writable_dir(workdir)
+  workdir_lib.check_inputs_outside(config.to_dict(),
+                                   _replaced_dirs(config, workdir))
   cfg_path = workdir / "config.json"
   new_cfg = json.loads(config.to_json_best_effort())
   _check_same_run(config, cfg_path, new_cfg, log)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir_lib.make_dir(workdir, "experiment workdir")
+  # One run per workdir; host-local, taken by process 0 only under
+  # jax.distributed (docs/design.md#reliability).
+  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
+    return _run(config, workdir, cfg_path, new_cfg, log)
+
+
+def _replaced_dirs(config: Any, workdir: pathlib.Path) -> list[pathlib.Path]:
+  """The directories of `workdir` that a (re)done stage removes or replaces:
+  no input may lie inside them."""
+  out = [workdir / d for d in ("augment", "finetune", "eval", "stages")]
+  if not config.data_dir:
+    out.append(workdir / "data" / config.data.name)
+  return out
+
+
+def _run(config: Any, workdir: pathlib.Path, cfg_path: pathlib.Path,
+         new_cfg: dict[str, Any], log: Callable[[str], None]) -> Outcome:
+  """`run_experiment` once the checks passed and the workdir is locked."""
   exp = _Experiment(config, workdir, log)
   t0 = time.perf_counter()
   exp.load_model_config()

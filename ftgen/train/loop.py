@@ -29,6 +29,7 @@ from ftgen.checkpoints import hf
 from ftgen.checkpoints import registry
 from ftgen.data import io as data_io
 from ftgen.data import pipeline
+from ftgen.data import workdir as workdir_lib
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding as sharding_lib
 from ftgen.train import checkpoint as ckpt_lib
@@ -270,11 +271,23 @@ def _batches_cost(setup: Setup, steps: int) -> tuple[int, float]:
 
 
 def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
-  """Fine-tunes per `config` in `workdir` (resuming), returns the summary."""
+  """Fine-tunes per `config` in `workdir` (resuming), returns the summary.
+
+  One run per workdir: the workdir's lock is held throughout (process 0 of
+  a multi-host job takes it), and no input may lie in `workdir/export`,
+  which each finished run replaces (docs/design.md#reliability).
+  """
   # Before anything is created or loaded (docs/reliability.md).
   validate.check_config(config)
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir_lib.check_inputs_outside(config.to_dict(), [workdir / "export"])
+  workdir_lib.make_dir(workdir, "fine-tuning workdir")
+  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
+    return _finetune(config, workdir)
+
+
+def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+  """`finetune` with the workdir locked."""
   setup = build(config, workdir)
   ckpt = ckpt_lib.Checkpointer(workdir, max_to_keep=config.max_to_keep,
                                async_save=config.async_checkpointing)
@@ -404,8 +417,21 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
 
 
 def _export(setup: Setup, params: Any, workdir: pathlib.Path) -> str:
-  """Writes the fine-tuned weights as an HF-style directory."""
+  """Writes the fine-tuned weights as an HF-style directory.
+
+  The directory is filled aside and renamed into place with ftgen's
+  sentinel, so a rerun replaces it whole and nothing is written through a
+  symlink in it (docs/design.md#reliability).
+  """
   out = workdir / "export"
-  hf.save_hf(out, setup.model_config, jax.device_get(params))
-  setup.tokenizer.save(out)
+  try:
+    with data_io.atomic_path(out, directory=True) as tmp:
+      hf.save_hf(tmp, setup.model_config, jax.device_get(params))
+      setup.tokenizer.save(tmp)
+      workdir_lib.mark(tmp, "fine-tuned export")
+  except OSError:
+    # The final rename loses a race when another process of a multi-host
+    # job put the same export in place meanwhile: keep that one.
+    if not workdir_lib.made_by_ftgen(out):
+      raise
   return str(out)
