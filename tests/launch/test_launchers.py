@@ -84,7 +84,8 @@ _CONFIG = {"generate_data": "configs/data.py:reversals,tiny",
            "augment": "configs/augment.py:reversals,local,tiny",
            "finetune": "configs/finetune.py:reversals,tiny",
            "evaluate": "configs/evaluate.py:icl,tiny",
-           "run_experiment": "configs/experiment.py:reversals,tiny"}
+           "run_experiment": "configs/experiment.py:reversals,tiny",
+           "export": "configs/export.py:gguf"}
 _BAD_INPUTS = [
     ("generate_data", ["--config.generator.num_factz=3"],
      r"config.generator.num_factz does not exist; did you mean"
@@ -120,6 +121,12 @@ _BAD_INPUTS = [
      r"config.evaluate.batch_size=0 must be >= 1"),
     ("run_experiment", ["--config.data_dir=/nonexistent"],
      r"config.data_dir='/nonexistent' is not a directory"),
+    ("export", ["--config.typ=q8_0"],
+     r"config.typ does not exist; did you mean config.type\?"),
+    ("export", ["--config.checkpoint=tiny", "--config.type=q9"],
+     r"type 'q9'; allowed: f16, q8_0, f32"),
+    ("export", ["--config.checkpoint=/nonexistent"],
+     r"unknown model '/nonexistent'"),
 ] + [(script, ["--workdir=FILE/w"],
       r"workdir .*/FILE/w cannot be created: .*/FILE is not a directory")
      for script in _CONFIG]
