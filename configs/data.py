@@ -117,6 +117,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.seed = 0
   config.parquet = False  # Also write train/test as Parquet.
   config.lm_eval = True  # Also write lm-evaluation-harness task YAMLs.
+  # Their group name and task-name prefix (lower-case letters, digits, _);
+  # "" = ftgen_<name>_<8 hex of the train/test digests> (ftgen/data/lm_eval.py).
+  config.task_prefix = ""
   config.generator = _GENERATORS[name](tiny)
   config.lock()
   return config

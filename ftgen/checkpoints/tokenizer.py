@@ -19,6 +19,9 @@ import os
 import pathlib
 from typing import Any, Sequence
 
+import tokenizers
+from tokenizers import processors
+
 SETTINGS_FILE = "ftgen_tokenizer.json"
 # Tokens that end a turn or a text in the model families we support; those
 # in a vocabulary join its `eos_ids`.
@@ -102,6 +105,17 @@ class Tokenizer:
     directory = pathlib.Path(directory)
     self.hf.save_pretrained(str(directory))
     _drop_load_keys(directory / "tokenizer_config.json")
+    if self.add_bos and not _post_processor_adds_bos(self.hf):
+      # Other tools (transformers, lm-eval) read only tokenizer.json: it
+      # must add the BOS that ftgen adds, or an export scores differently
+      # there (docs/design.md#protocol).
+      backend = tokenizers.Tokenizer.from_str(
+          self.hf.backend_tokenizer.to_str())
+      bos = self.token(self.bos_id)
+      backend.post_processor = processors.TemplateProcessing(
+          single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
+          special_tokens=[(bos, self.bos_id)])
+      backend.save(str(directory / "tokenizer.json"))
     with open(directory / SETTINGS_FILE, "w", encoding="utf-8") as f:
       json.dump({"add_bos": self.add_bos, "eos_ids": list(self.eos_ids),
                  "pad_id": self.pad_id}, f, indent=1)

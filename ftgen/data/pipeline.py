@@ -36,7 +36,8 @@ def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
   workdir_lib.check_inputs_outside(config.to_dict(), [outdir])
   dataset = registry.generate(config.name, config.generator, config.seed)
   if config.lm_eval:
-    dataset.extra_files.update(lm_eval.task_files(dataset))
+    dataset.extra_files.update(
+        lm_eval.task_files(dataset, config.get("task_prefix", "")))
   path = io.write_dataset(
       dataset, outdir, seed=config.seed, config=config.to_dict(),
       parquet=config.parquet)

@@ -13,16 +13,21 @@ share a long head), and writes to `workdir`:
 * `summary.json`: per split acc, stderr, n, chance for every variant; when
   any log-likelihood is not finite, `"invalid": "N of M log-likelihoods are
   not finite"` and no accuracy (those rows: null logliks, pred, correct);
-* `lm_eval_results.json`: the same in lm-evaluation-harness layout;
+* `results_<time>.json` and `samples_<task>_<time>.jsonl`: the same as
+  lm-evaluation-harness writes it for the dataset's exported tasks
+  (`write_lm_eval_layout`);
 * `context.json`: token counts of the prompts (also all a dry run writes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import hashlib
 import json
 import logging
 import pathlib
+import re
 import time
 from typing import Any, Sequence
 
@@ -302,11 +307,8 @@ def _evaluate(config: Any, workdir: pathlib.Path,
     _log.warning("%s evaluation is invalid: %s", config.condition, reason)
   write_results(workdir / "results.jsonl", rows)
   _write_json(workdir / "summary.json", summary)
-  tasks = {s: lm_eval.task_name(dataset_name, s)
-           for s in dict.fromkeys(q.split for q in questions)}
-  _write_json(workdir / "lm_eval_results.json", metrics.lm_eval_results(
-      per_split, tasks, {"model": config.model, "condition": config.condition,
-                         "data": str(config.data)}))
+  write_lm_eval_layout(workdir, config, questions, prompts, rows, per_split,
+                       tok, model_config, time.time() - t0)
   return summary
 
 
@@ -483,6 +485,101 @@ def _rows(condition: str, questions: Sequence[records.Question],
                  correct=None, margin=None, variants={})
     rows.append(row)
   return rows
+
+
+def write_lm_eval_layout(workdir: pathlib.Path, config: Any,
+                         questions: Sequence[records.Question],
+                         prompts: Sequence[prompts_lib.QuestionPrompt],
+                         rows: Sequence[dict[str, Any]],
+                         per_split: dict[str, dict[str, Any]], tokenizer: Any,
+                         model_config: Any, seconds: float
+                         ) -> list[pathlib.Path]:
+  """Writes lm-evaluation-harness 0.4's output beside ftgen's files.
+
+  `results_<time>.json` and one `samples_<task>_<time>.jsonl` per task, as
+  the harness writes them for the dataset's exported tasks
+  (ftgen/data/lm_eval.py: the task prefix, group and task configs), so the
+  tools that read the harness's output read this evaluation too; the
+  `results`/`groups` values are those the harness computes from the same
+  per-question outcomes (tests/eval/test_lm_eval_layout.py compares).
+
+  Returns:
+    The files written.
+  """
+  prefix = lm_eval.task_prefix_of(config.data)
+  by_split: dict[str, list[int]] = {}
+  for i, q in enumerate(questions):
+    by_split.setdefault(q.split, []).append(i)
+  tasks = {s: lm_eval.task_name(prefix, s) for s in by_split}
+  configs = {
+      tasks[s]: lm_eval.task_config(
+          prefix, s, any(len(questions[i].answers) > 1 for i in idx))
+      for s, idx in by_split.items()}
+  original: dict[str, int] = {}
+  for q in data_io.read_questions(pathlib.Path(config.data) / "test.jsonl"):
+    original[q.split] = original.get(q.split, 0) + 1
+  out = metrics.lm_eval_results(per_split, tasks, lm_eval.task_name(prefix),
+                                configs=configs, original_sizes=original)
+  neutral = config.calibration_prompt if config.calibration else None
+  samples: dict[str, list[dict[str, Any]]] = {}
+  for split, idx in by_split.items():
+    samples[tasks[split]] = []
+    for doc_id, i in enumerate(idx):
+      # The context: the condition's head (documents, instruction) and the
+      # question's prompt (prompts_lib.encode_prompts).
+      sample = metrics.lm_eval_samples(
+          rows[i], lm_eval.doc(questions[i]),
+          prompts[i].head + questions[i].prompt, neutral)
+      sample["doc_id"] = doc_id
+      samples[tasks[split]].append(sample)
+  model = config.checkpoint or config.model
+  out["config"] = {
+      "model": "ftgen",
+      "model_args": {"pretrained": model, "dtype": config.dtype or None,
+                     "ftgen_model": config.model,
+                     "condition": config.condition},
+      "batch_size": config.batch_size, "batch_sizes": [],
+      "device": jax.devices()[0].platform, "use_cache": None,
+      "limit": int(config.max_questions_per_split) or None,
+      # Standard errors are closed-form (metrics.mean_stderr), as the
+      # harness's for means; nothing is bootstrapped.
+      "bootstrap_iters": None, "gen_kwargs": {},
+      "random_seed": config.seed, "numpy_seed": None, "torch_seed": None,
+      "fewshot_seed": None,
+  }
+
+  def token(i):
+    return None if i is None else [tokenizer.token(i), str(i)]
+
+  template = (tokenizer.chat_template if config.use_chat_template else None)
+  out.update({
+      "git_hash": None, "date": time.time(), "upper_git_hash": None,
+      "task_hashes": {t: metrics.task_hash(s) for t, s in samples.items()},
+      "model_source": "ftgen", "model_name": model,
+      # The harness's sanitize_model_name.
+      "model_name_sanitized": re.sub(r"[\"<>:/|\\?*\[\]]+", "__", model),
+      "tokenizer_pad_token": token(tokenizer.pad_id),
+      "tokenizer_eos_token": token(tokenizer.eos_ids[0]),
+      "tokenizer_bos_token": token(tokenizer.bos_id),
+      "eot_token_id": tokenizer.eos_ids[0],
+      "max_length": model_config.max_seq_len,
+      "system_instruction": None, "system_instruction_sha": None,
+      "fewshot_as_multiturn": None, "chat_template": template,
+      "chat_template_sha": (hashlib.sha256(template.encode()).hexdigest()
+                            if template else None),
+      "total_evaluation_time_seconds": str(seconds),
+  })
+  # The harness's file-name timestamp.
+  date_id = datetime.datetime.now().isoformat().replace(":", "-")
+  paths = [workdir / f"results_{date_id}.json"]
+  data_io.atomic_write_json(paths[0], _clean(out), indent=2,
+                            ensure_ascii=False, default=_json_default)
+  for task, lines in samples.items():
+    paths.append(workdir / f"samples_{task}_{date_id}.jsonl")
+    data_io.atomic_write_text(paths[-1], "".join(
+        json.dumps(_clean(s), ensure_ascii=False, default=_json_default)
+        + "\n" for s in lines))
+  return paths
 
 
 def _dry_run_text(report: dict[str, Any]) -> str:

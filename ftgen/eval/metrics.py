@@ -13,6 +13,8 @@ Variants of the choice score, all from the same forward passes:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any, Iterable, Sequence
 
@@ -115,41 +117,148 @@ def summarize(rows: Sequence[dict[str, Any]],
   return out
 
 
-# lm-evaluation-harness metric names for our variants.
-_LM_EVAL_NAMES = {"raw": "acc", "per_byte": "acc_norm",
-                  "calibrated": "acc_mutual_info"}
+# lm-evaluation-harness metric names for our variants (the metric_list of
+# the exported tasks, ftgen/data/lm_eval.py).
+LM_EVAL_METRICS = {"raw": "acc", "per_byte": "acc_norm",
+                   "calibrated": "acc_mutual_info"}
+
+
+def pooled_stderr(stderrs: Sequence[float], sizes: Sequence[int]) -> float:
+  """A size-weighted group's stderr from its tasks' (lm-eval's
+  `pooled_sample_stderr`, which its group entries report)."""
+  sizes = np.asarray(sizes, np.float64)
+  var = np.asarray(stderrs, np.float64) ** 2
+  pooled = float(np.sum((sizes - 1) * var * sizes) / (sizes.sum() - len(sizes)))
+  return math.sqrt(pooled / sizes.sum())
+
+
+def _task_metrics(entry: dict[str, Any]) -> dict[str, Any]:
+  out = {}
+  for variant, name in LM_EVAL_METRICS.items():
+    suffix = "" if variant == "raw" else f"_{variant}"
+    if entry.get(f"acc{suffix}") is not None:
+      out[f"{name},none"] = entry[f"acc{suffix}"]
+      out[f"{name}_stderr,none"] = _nan_to_na(entry[f"stderr{suffix}"])
+  return out
 
 
 def lm_eval_results(summary: dict[str, dict[str, Any]],
-                    task_names: dict[str, str],
-                    config: dict[str, Any]) -> dict[str, Any]:
-  """The summary in the lm-evaluation-harness results layout.
+                    task_names: dict[str, str], group: str, *,
+                    configs: dict[str, dict[str, Any]],
+                    original_sizes: dict[str, int] | None = None,
+                    version: float = 1.0) -> dict[str, Any]:
+  """The summary as lm-evaluation-harness 0.4's `results_<time>.json`
+  (without the run facts: `config`, `date`, ... are the caller's).
+
+  Keys and values as the harness writes them for the exported tasks
+  (tests/eval/test_lm_eval_layout.py compares with its own file): per-task
+  entries, the group entry (size-weighted means, pooled stderr), and
+  `groups`, `group_subtasks`, `configs`, `versions`, `n-shot`,
+  `higher_is_better`, `n-samples`.
 
   Args:
-    summary: `summarize` output.
+    summary: `summarize` output ("all" is ignored: the group is computed).
     task_names: split -> harness task name (ftgen.data.lm_eval.task_name).
-    config: run facts recorded under "config".
+    group: the group's name (the task prefix).
+    configs: task name -> its task config.
+    original_sizes: split -> questions in the dataset (default: scored).
+    version: the tasks' version.
   """
-  results, n_samples = {}, {}
-  for split, entry in summary.items():
-    if split == "all":
+  results: dict[str, Any] = {}
+  n_samples = {}
+  for split, task in task_names.items():
+    entry = summary[split]
+    results[task] = {"name": task, "alias": task, "sample_len": entry["n"],
+                     **_task_metrics(entry)}
+    original = (original_sizes or {}).get(split, entry["n"])
+    n_samples[task] = {"original": original, "effective": entry["n"]}
+  tasks = list(task_names.values())
+  sizes = [results[t]["sample_len"] for t in tasks]
+  group_entry: dict[str, Any] = {"alias": group, "name": group,
+                                 "sample_len": sum(sizes)}
+  sample_count = {}
+  for name in LM_EVAL_METRICS.values():
+    key, se_key = f"{name},none", f"{name}_stderr,none"
+    if not all(key in results[t] for t in tasks):
       continue
-    task = task_names[split]
-    res: dict[str, Any] = {"alias": task}
-    for variant, name in _LM_EVAL_NAMES.items():
-      suffix = "" if variant == "raw" else f"_{variant}"
-      if f"acc{suffix}" in entry:
-        res[f"{name},none"] = entry[f"acc{suffix}"]
-        res[f"{name}_stderr,none"] = _nan_to_na(entry[f"stderr{suffix}"])
-    results[task] = res
-    n_samples[task] = {"original": entry["n"], "effective": entry["n"]}
+    values = [results[t][key] for t in tasks]
+    group_entry[key] = float(np.dot(values, sizes) / sum(sizes))
+    stderrs = [results[t][se_key] for t in tasks]
+    group_entry[se_key] = ("N/A" if "N/A" in stderrs
+                           else pooled_stderr(stderrs, sizes))
+    sample_count[key] = sum(sizes)
+  if sample_count:
+    group_entry["sample_count"] = sample_count
+  results[group] = group_entry
+  higher = {t: {name: True for name in LM_EVAL_METRICS.values()}
+            for t in [group] + tasks}
   return {
       "results": results,
-      "versions": {t: 1.0 for t in results},
-      "n-shot": {t: 0 for t in results},
+      "groups": {group: group_entry},
+      "group_subtasks": {group: tasks},
+      "configs": {t: configs[t] for t in tasks},
+      # The harness writes a group's version as the YAML's text.
+      "versions": {group: str(version), **{t: version for t in tasks}},
+      "n-shot": {t: 0 for t in [group] + tasks},
+      "higher_is_better": higher,
       "n-samples": n_samples,
-      "config": config,
   }
+
+
+def lm_eval_samples(row: dict[str, Any], doc: dict[str, Any], head: str,
+                    neutral_head: str | None) -> dict[str, Any]:
+  """One line of lm-evaluation-harness's `samples_<task>_<time>.jsonl` for
+  a results row: the doc, the (context, choice) pairs scored, each pair's
+  [log-likelihood, is-greedy] as strings, the per-metric outcomes and the
+  harness's hashes. The neutral prompt's pairs (calibration) follow the
+  choices' as the harness's `acc_mutual_info` requests do; their greedy flag
+  is not kept ("None").
+  """
+  choices = doc["choices"]
+  answers = doc["answers"]
+  target = doc["answer"] if len(answers) <= 1 else list(answers)
+  args = [(head, c) for c in choices]
+  resps = [[_fmt(ll), str(g)] for ll, g in zip(row["logliks"],
+                                                row["greedy"])]
+  if neutral_head is not None and row.get("neutral_logliks") is not None:
+    args += [(neutral_head, c) for c in choices]
+    resps += [[_fmt(ll), "None"] for ll in row["neutral_logliks"]]
+  outcome = {}
+  if row["correct"] is not None:
+    outcome["acc"] = float(row["correct"])
+  for variant, name in LM_EVAL_METRICS.items():
+    if variant in row["variants"]:
+      outcome[name] = float(row["variants"][variant]["correct"])
+  sample = {
+      "doc_id": None,  # The caller numbers the docs of a task.
+      "doc": doc,
+      "target": str(target),
+      "arguments": {f"gen_args_{i}": {"arg_0": a, "arg_1": b}
+                    for i, (a, b) in enumerate(args)},
+      "resps": [[r] for r in resps],
+      "filtered_resps": resps,
+      "filter": "none",
+      "metrics": list(outcome),
+      "doc_hash": _sha256(json.dumps(doc, indent=2, ensure_ascii=False)),
+      "prompt_hash": _sha256(head),
+      "target_hash": _sha256(str(target)),
+  }
+  sample.update(outcome)
+  return sample
+
+
+def task_hash(samples: Sequence[dict[str, Any]]) -> str:
+  """lm-eval's `task_hashes` entry: over its samples' three hashes."""
+  return _sha256("".join(s["doc_hash"] + s["prompt_hash"] + s["target_hash"]
+                         for s in samples))
+
+
+def _sha256(text: str) -> str:
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fmt(x: float | None) -> str:
+  return str(x) if x is not None else "None"
 
 
 def _nan_to_na(x: float):

@@ -9,6 +9,7 @@ import pytest
 
 from configs import data as data_configs
 from ftgen.data import io
+from ftgen.data import lm_eval
 from ftgen.data import pipeline
 from ftgen.data import registry
 from ftgen.data import user_docs
@@ -50,7 +51,9 @@ def test_reads_documents_and_questions(files, tmp_path):
   assert [q.answer for q in ds.test] == [0, 1]
   assert registry.failures(ds) == {}
   out = pipeline.generate_to_dir(cfg, tmp_path / "out")
-  assert (out / "lm_eval" / "ftgen_user_reversal.yaml").is_file()
+  prefix = lm_eval.task_prefix_of(out)
+  assert prefix.startswith("ftgen_user_")
+  assert (out / "lm_eval" / f"{prefix}_reversal.yaml").is_file()
   again = pipeline.generate_to_dir(cfg, tmp_path / "again")
   for name in ("train.jsonl", "test.jsonl", "manifest.json"):
     assert (out / name).read_bytes() == (again / name).read_bytes()

@@ -7,6 +7,7 @@ import pytest
 
 from ftgen import configs
 from ftgen.checkpoints import finetuned as ckpt_lib
+from ftgen.data import lm_eval
 from ftgen.data import records
 from ftgen.eval import evaluate
 from ftgen.eval import prompts
@@ -88,9 +89,16 @@ def test_icl_outputs_and_prefix_equals_brute_force(patched, data_dir,
     assert len(row["num_tokens"]) == len(row["logliks"])
     assert row["context_tokens"] > summary["prefix_tokens_cached"]
     assert len(row["variants"]["calibrated"]["scores"]) == len(row["logliks"])
-  lm = json.loads((tmp_path / "cached" / "lm_eval_results.json").read_text())
-  assert lm["results"]["ftgen_toy_reversal"]["acc,none"] == (
+  # lm-eval's layout beside ftgen's files (tests/eval/test_lm_eval_layout.py
+  # compares it with the harness's own).
+  [results] = list((tmp_path / "cached").glob("results_*.json"))
+  lm = json.loads(results.read_text())
+  task = f"{lm_eval.task_prefix_of(cfg.data)}_reversal"
+  assert lm["results"][task]["acc,none"] == (
       summary["splits"]["reversal"]["acc"])
+  [samples] = list((tmp_path / "cached").glob(f"samples_{task}_*.jsonl"))
+  assert len(samples.read_text().splitlines()) == (
+      summary["splits"]["reversal"]["n"])
 
   cfg.prefix_cache = False
   cfg.calibration = False

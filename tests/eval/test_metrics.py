@@ -53,9 +53,24 @@ def test_summarize_per_split_and_all():
   assert out["b"]["acc_calibrated"] == 1.0 and out["a"]["acc_calibrated"] == 0.0
   assert out["all"]["n"] == 5 and out["all"]["acc"] == pytest.approx(0.6)
   assert out["all"]["chance"] == pytest.approx((2 * 0.5 + 3 / 3) / 5)
-  lm = metrics.lm_eval_results(out, {"a": "t_a", "b": "t_b"}, {"model": "m"})
-  assert set(lm["results"]) == {"t_a", "t_b"}
+  lm = metrics.lm_eval_results(out, {"a": "t_a", "b": "t_b"}, "t",
+                               configs={"t_a": {}, "t_b": {}},
+                               original_sizes={"a": 4, "b": 3})
+  assert set(lm["results"]) == {"t_a", "t_b", "t"}
   assert lm["results"]["t_b"]["acc,none"] == pytest.approx(2 / 3)
   assert lm["results"]["t_a"]["acc_mutual_info,none"] == 0.0
   assert np.isfinite(lm["results"]["t_a"]["acc_stderr,none"])
-  assert lm["n-samples"]["t_b"]["effective"] == 3
+  assert lm["n-samples"]["t_b"] == {"original": 3, "effective": 3}
+  assert lm["n-samples"]["t_a"] == {"original": 4, "effective": 2}
+  # The group: size-weighted mean (= over all questions) and the harness's
+  # pooled stderr (not ftgen's stderr of "all").
+  group = lm["groups"]["t"]
+  assert lm["results"]["t"] == group and lm["group_subtasks"]["t"] == [
+      "t_a", "t_b"]
+  assert group["acc,none"] == pytest.approx(out["all"]["acc"])
+  se = [out["a"]["stderr"], out["b"]["stderr"]]
+  pooled = math.sqrt(((2 - 1) * se[0]**2 * 2 + (3 - 1) * se[1]**2 * 3)
+                     / (5 - 2) / 5)
+  assert group["acc_stderr,none"] == pytest.approx(pooled)
+  assert group["acc_stderr,none"] != pytest.approx(out["all"]["stderr"])
+  assert group["sample_count"] == {"acc,none": 5, "acc_mutual_info,none": 5}
