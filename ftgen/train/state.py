@@ -147,6 +147,17 @@ def checkpoint_digest(tree: Any) -> tuple[str, list[str]]:
   return h.hexdigest(), bad
 
 
+def layout_digest(tree: Any) -> str:
+  """sha256 of a tree's leaf paths, dtypes and shapes (arrays or abstract).
+
+  Orbax casts a restored checkpoint to the target's dtypes, so a
+  checkpoint's digest can only be compared when the layouts match.
+  """
+  lines = sorted(f"{path}|{np.dtype(x.dtype).name}|{tuple(np.shape(x))}"
+                 for path, x in _paths(tree))
+  return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
 def tree_size(tree: Any) -> int:
   return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))
 

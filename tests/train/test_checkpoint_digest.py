@@ -5,11 +5,13 @@ import logging
 import pathlib
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ftgen import configs
+from ftgen.train import checkpoint as ckpt_lib
 from ftgen.train import loop
 from ftgen.train import state as state_lib
 
@@ -35,6 +37,55 @@ def test_digest_sees_every_byte_and_dtype_and_flags_non_finite_leaves():
   nan = dict(tree, params=dict(tree["params"],
                                b=jnp.array([1, np.inf, 0], jnp.bfloat16)))
   assert state_lib.checkpoint_digest(nan)[1] == ["params/b"]
+
+
+def _state(step, dtype=jnp.float32):
+  w = np.random.default_rng(step).normal(size=(64, 256))
+  return {"params": {"w": jnp.asarray(w, dtype)}, "step": jnp.int32(step)}
+
+
+def _abstract(state):
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      state)
+
+
+def _save_steps(workdir, steps):
+  ckpt = ckpt_lib.Checkpointer(workdir, async_save=False)
+  for step in steps:
+    ckpt.save(step, _state(step), {"step": step})
+  ckpt.close()
+
+
+def test_changed_bytes_move_the_step_aside_and_restore_the_previous(
+    tmp_path, caplog):
+  _save_steps(tmp_path, [1, 2])
+  _flip_64_bytes_of_largest_file(tmp_path / "checkpoints" / "2")
+  ckpt = ckpt_lib.Checkpointer(tmp_path, async_save=False)
+  with caplog.at_level(logging.WARNING, logger="ftgen.train.checkpoint"):
+    state, meta = ckpt.restore_latest(_abstract(_state(0)))
+  ckpt.close()
+  assert meta["step"] == 1 and int(state["step"]) == 1
+  np.testing.assert_array_equal(state["params"]["w"],
+                                _state(1)["params"]["w"])
+  # Random float32 values are stored uncompressed: orbax reads the changed
+  # bytes without complaint, only the digest sees them.
+  assert "checkpoint at step 2 fails its digest check" in caplog.text
+  assert [p.name.split("-")[0] for p in
+          (tmp_path / "checkpoints_broken").iterdir()] == ["2"]
+
+
+def test_restore_into_another_dtype_is_not_taken_for_corruption(
+    tmp_path, caplog):
+  _save_steps(tmp_path, [1])
+  ckpt = ckpt_lib.Checkpointer(tmp_path, async_save=False)
+  with caplog.at_level(logging.WARNING, logger="ftgen.train.checkpoint"):
+    state, _ = ckpt.restore_latest(_abstract(_state(0, jnp.bfloat16)))
+  ckpt.close()
+  assert state["params"]["w"].dtype == jnp.bfloat16
+  assert "restored into other dtypes" in caplog.text
+  assert not (tmp_path / "checkpoints_broken").exists()
 
 
 def _config(steps):
