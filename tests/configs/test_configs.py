@@ -16,6 +16,8 @@ _ARGS = {
                  for v in ("", ",tiny")],
     "experiment": [f"{n}{v}" for n in configs.module("experiment").DATASETS
                    for v in ("", ",tiny")],
+    "export": [f"{f}{v}" for f in configs.module("export").FORMATS
+               for v in ("", ",tiny")],
 }
 
 
