@@ -305,10 +305,14 @@ def _evaluate(config: Any, workdir: pathlib.Path,
   if reason:  # docs/design.md#reliability: a mark, never a number.
     summary["invalid"] = reason
     _log.warning("%s evaluation is invalid: %s", config.condition, reason)
+    # lm-eval's layout has no invalid mark: no file rather than "None"s
+    # that a tool reading it would take for scores.
+    summary["lm_eval_layout"] = "not written: the evaluation is invalid"
   write_results(workdir / "results.jsonl", rows)
   _write_json(workdir / "summary.json", summary)
-  write_lm_eval_layout(workdir, config, questions, prompts, rows, per_split,
-                       tok, model_config, time.time() - t0)
+  if not reason:
+    write_lm_eval_layout(workdir, config, questions, prompts, rows, per_split,
+                         tok, model_config, time.time() - t0)
   return summary
 
 

@@ -85,6 +85,8 @@ def _import_tensorboardx():
 
 
 def _plain(v: Any) -> Any:
+  if v is None:
+    return None  # JSON null (an invalid evaluation's accuracy), not "None".
   try:
     return float(v) if not isinstance(v, (str, bool, int)) else v
   except (TypeError, ValueError):

@@ -68,12 +68,17 @@ def test_nan_logliks_mark_the_evaluation_invalid(nan, data_dir, tmp_path,
   saved = _strict((tmp_path / "summary.json").read_text())
   rows = [_strict(line) for line in
           (tmp_path / "results.jsonl").read_text().splitlines()]
+  lm_eval_files = sorted(p.name for p in tmp_path.glob("results_*.json"))
   if not nan:
     assert "invalid" not in saved
     assert all(isinstance(r["correct"], bool) for r in rows)
     assert saved["splits"]["reversal"]["acc"] in (0.0, 1.0)
+    assert len(lm_eval_files) == 1
     return
   assert summary["invalid"] == "5 of 5 log-likelihoods are not finite"
+  # No lm-eval results a tool could take for scores.
+  assert not lm_eval_files and not list(tmp_path.glob("samples_*.jsonl"))
+  assert saved["lm_eval_layout"] == "not written: the evaluation is invalid"
   assert saved["invalid"] == summary["invalid"]
   for split in ("reversal", "rephrase", "all"):
     entry = saved["splits"][split]

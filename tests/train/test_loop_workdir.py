@@ -64,6 +64,16 @@ def test_metrics_file_symlink_is_replaced_not_written_through(tmp_path):
   assert outside.read_text() == '{"step": 1, "loss": 9.0}\n'
 
 
+def test_an_invalid_evaluation_logs_null_not_a_string(tmp_path):
+  # An invalid in-training evaluation has no accuracy: JSON null, never the
+  # string "None" that a plot or pandas would carry on as a category.
+  writer = metrics.MetricsWriter(tmp_path, resume_step=0, tensorboard=False)
+  writer.write(3, {"eval/reversal/acc": None, "loss": 1.5})
+  writer.close()
+  assert metrics.read_metrics(tmp_path) == [
+      {"step": 3, "eval/reversal/acc": None, "loss": 1.5}]
+
+
 @pytest.mark.slow  # Two tiny fine-tunings: ~15 s on 2 cores.
 def test_export_is_replaced_whole_with_the_sentinel(tmp_path):
   run = tmp_path / "run"
