@@ -7,11 +7,13 @@ import sys
 import pytest
 
 from ftgen import configs
+from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import registry as data_registry
 from ftgen.augment import run as augment
 from ftgen.augment import prompts
 from ftgen.models import flops
+from ftgen.checkpoints import registry
 from ftgen.checkpoints import tiny_tokenizer as tiny_tokenizer
 
 
@@ -99,8 +101,6 @@ def test_prompt_parts_rebuild_the_full_prompt(chat):
 
 
 def test_bad_input_errors():
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-
   loaded = registry.load_model("tiny")
   config = _config("reversals,local,tiny")
   with pytest.raises(ValueError, match="empty document set"):
@@ -122,9 +122,6 @@ def test_bad_input_errors():
 
 def test_local_run_in_process(tmp_path, monkeypatch):
   """Tiny model: every prompt passes the guard; the report is complete."""
-  from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-
   data = _dataset("reversals")
   io.write_dataset(data, tmp_path / "data", seed=0)
   calls = []
@@ -162,8 +159,6 @@ def test_documents_too_long_for_the_context_are_skipped():
   """A 64 KB document (one sentence, ~24x the tiny model's context) is
   skipped and counted, in context and as an item; the rest is augmented
   (1 MB behaves the same, only slower)."""
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-
   loaded = registry.load_model("tiny")
   docs = _dataset("reversals").train[:4]
   huge = records.Document("huge", "glon femp trisk " * 4096)

@@ -13,6 +13,7 @@ from safetensors.numpy import load_file, save_file
 from ftgen.checkpoints import hf
 from ftgen.checkpoints import tiny_tokenizer
 from ftgen.checkpoints import tokenizer as tokenizer_lib
+from ftgen.models.decoder import Decoder
 from ftgen.models.tiny import tiny_config, tiny_params
 
 
@@ -100,7 +101,6 @@ def test_transformers_loads_our_export(tmp_path):
   """save_hf output is a valid HF checkpoint with the same logits."""
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
-  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
   config = tiny_config("gemma3")
   params = _np(tiny_params(config, seed=3))
   hf.save_hf(tmp_path, config, params)

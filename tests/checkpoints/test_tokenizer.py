@@ -5,10 +5,17 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from ftgen.augment import run as augment_run
 from ftgen.checkpoints import registry
 from ftgen.checkpoints import sources
 from ftgen.checkpoints import tiny_tokenizer as tiny_tok
 from ftgen.checkpoints import tokenizer as tokenizer_lib
+from ftgen.data import records
+from ftgen.data import splitting
+from ftgen.eval import evaluate
+from ftgen.eval import prompts
+from ftgen.train import data
+from ftgen.train import evaluate as train_evaluate
 
 SENTENCE = "Did you know that femp are more dangerous than glon? 42 Ünïcödé ✓"
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
@@ -238,14 +245,6 @@ def test_head_spelling_out_bos_keeps_one():
 def test_every_use_starts_sequences_the_same_way(kind):
   """Training examples, in-training and final evaluation requests,
   calibration requests and augmentation prompts follow one rule."""
-  from ftgen.augment import run as augment_run  # pylint: disable=g-import-not-at-top
-  from ftgen.data import records  # pylint: disable=g-import-not-at-top
-  from ftgen.data import splitting  # pylint: disable=g-import-not-at-top
-  from ftgen.eval import evaluate  # pylint: disable=g-import-not-at-top
-  from ftgen.eval import prompts  # pylint: disable=g-import-not-at-top
-  from ftgen.train import data  # pylint: disable=g-import-not-at-top
-  from ftgen.train import evaluate as train_evaluate  # pylint: disable=g-import-not-at-top
-
   tok = _variant(kind)
   start = tokenizer_lib.start_ids(tok)
   # What a sequence with nothing before its scored text starts with.

@@ -5,6 +5,9 @@ import re
 
 import pytest
 
+from ftgen.models import tiny
+from ftgen.models.decoder import Decoder
+
 
 class ToyTokenizer:
   """Word-level tokenizer: ids for ' word' / 'word' pieces, built on the fly.
@@ -46,7 +49,6 @@ def random_params(config, seed=0):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
 
   model = Decoder(config)
   shapes = jax.eval_shape(lambda: nn.unbox(model.init(
@@ -64,7 +66,6 @@ def random_params(config, seed=0):
 
 @pytest.fixture(scope="session")
 def tiny_model():
-  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
   return random_params(tiny.tiny_config("llama", max_seq_len=512))
 
 

@@ -7,10 +7,15 @@ import pytest
 
 from ftgen import configs
 from ftgen.checkpoints import finetuned as ckpt_lib
+from ftgen.checkpoints import hf
+from ftgen.checkpoints import registry
+from ftgen.checkpoints import tiny_tokenizer as tiny_tok
+from ftgen.data import io
 from ftgen.data import lm_eval
 from ftgen.data import records
 from ftgen.eval import evaluate
 from ftgen.eval import prompts
+from ftgen.models import tiny
 
 from tests.eval import conftest
 
@@ -26,9 +31,6 @@ def _eval_config(mode, **overrides):
 @pytest.fixture(scope="module")
 def fast_tiny():
   """The `tiny` registry model's config and tokenizer, params from numpy."""
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import tiny_tokenizer as tiny_tok  # pylint: disable=g-import-not-at-top
   tok = tiny_tok.tiny_tokenizer()
   config = tiny.tiny_config("llama", vocab_size=tok.vocab_size,
                             max_seq_len=2048)
@@ -44,8 +46,6 @@ def patched(monkeypatch, fast_tiny):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  from ftgen.data import io  # pylint: disable=g-import-not-at-top
-  from ftgen.data import records  # pylint: disable=g-import-not-at-top
   # A small reversal-style set: 6 facts, 2 splits, 2 choices each.
   docs, qs = [], []
   words = ["glon", "femp", "zib", "wug", "plok", "snee", "mave", "trel",
@@ -182,7 +182,6 @@ def test_bad_inputs(patched, data_dir, tmp_path):
 
 
 def test_checkpoint_of_another_model_is_rejected(tmp_path, fast_tiny):
-  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
   other = fast_tiny.config.replace(num_layers=3)
   _, params = conftest.random_params(other)
   hf.save_hf(tmp_path / "export", other, params)
@@ -197,7 +196,6 @@ def test_checkpoint_of_another_model_is_rejected(tmp_path, fast_tiny):
 
 
 def test_finetuned_export_is_scored(data_dir, tmp_path, fast_tiny):
-  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
   hf.save_hf(tmp_path / "run" / "export", fast_tiny.config, fast_tiny.params)
   cfg = _eval_config("finetuned", data=str(data_dir),
                      checkpoint=str(tmp_path / "run"), calibration=False)
@@ -207,7 +205,6 @@ def test_finetuned_export_is_scored(data_dir, tmp_path, fast_tiny):
 
 def test_fit_icl_subsample_is_the_smallest_factor_that_fits(
     fast_tiny, data_dir):
-  from ftgen.data import io  # pylint: disable=g-import-not-at-top
   docs = io.read_documents(data_dir / "train.jsonl")
   questions = io.read_questions(data_dir / "test.jsonl")
   cfg = _eval_config("icl", data=str(data_dir), icl_subsample=1)

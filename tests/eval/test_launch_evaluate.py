@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from ftgen import configs
+from ftgen.data import pipeline
 
 pytestmark = pytest.mark.slow  # Subprocesses importing jax: ~10 s each.
 
@@ -23,7 +24,6 @@ def _run(repo_root, *args):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  from ftgen.data import pipeline  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("data")
   return pipeline.generate_to_dir(configs.load("data:reversals,tiny"), root)
 

@@ -5,6 +5,7 @@ import pytest
 
 from ftgen.eval import prefix
 from ftgen.eval import scoring
+from ftgen.models import tiny
 
 from tests.eval import conftest
 
@@ -70,7 +71,6 @@ def test_choose_mode_follows_the_sharing_pattern():
 # path must apply windows across the prefix/suffix boundary too.
 @pytest.mark.parametrize("family", ["llama", "gemma3"])
 def test_prefix_scores_equal_brute_force(family):
-  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
   model, params = conftest.random_params(
       tiny.tiny_config(family, max_seq_len=512), seed=1)
   rng = np.random.default_rng(0)
@@ -100,7 +100,6 @@ def test_short_common_prefix_falls_back_to_plain_scoring(tiny_model):
 
 @pytest.mark.parametrize("family", ["llama", "gemma3"])
 def test_per_context_scores_equal_brute_force(family):
-  from ftgen.models import tiny  # pylint: disable=g-import-not-at-top
   model, params = conftest.random_params(
       tiny.tiny_config(family, max_seq_len=512), seed=2)
   rng = np.random.default_rng(5)

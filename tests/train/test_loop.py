@@ -7,11 +7,13 @@ import jax
 import pytest
 
 from ftgen import configs
+from ftgen.checkpoints import hf
 from ftgen.checkpoints import registry
 from ftgen.models import flops
 from ftgen.train import checkpoint as ckpt_lib
 from ftgen.train import loop
 from ftgen.train import metrics
+from ftgen.train import state as state_lib
 
 def _tiny(name="reversals", **overrides):
   config = configs.load(f"finetune:{name},tiny")
@@ -87,9 +89,6 @@ def test_lora_run_trains_adapters_and_exports_merged(tmp_path):
                  export_hf=True)
   summary = loop.finetune(config, tmp_path / "run")
   assert summary["steps"] == 3
-  from ftgen.checkpoints import hf  # pylint: disable=g-import-not-at-top
-  from ftgen.checkpoints import registry  # pylint: disable=g-import-not-at-top
-  from ftgen.train import state as state_lib  # pylint: disable=g-import-not-at-top
   base = registry.load_model("tiny", seed=0).params
   export = tmp_path / "run" / "export"
   merged = hf.load_hf_params(export, hf.load_hf_config(export), "float32")
