@@ -111,6 +111,25 @@ def load(spec: str, config_dir: str | os.PathLike[str] | None = None
   return mod.get_config(arg) if arg is not None else mod.get_config()
 
 
+def parent(config: Any, dotted: str) -> tuple[Any, str]:
+  """(the ConfigDict holding dotted key `dotted`, its last part)."""
+  *parents, leaf = dotted.split(".")
+  for p in parents:
+    config = config[p]
+  return config, leaf
+
+
+def override(config: Any, values: dict[str, Any]) -> Any:
+  """Sets dotted keys (`{"data.max_len": 64}`) on `config`; returns it.
+
+  The same overrides as `--config.data.max_len=64`, for notebooks and tests.
+  """
+  for dotted, value in values.items():
+    node, leaf = parent(config, dotted)
+    node[leaf] = value
+  return config
+
+
 def _keys(config: Any, prefix: str = "") -> list[str]:
   out = []
   for k, v in config.items():

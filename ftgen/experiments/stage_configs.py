@@ -18,6 +18,8 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
+from ftgen import configs
+
 # Per embedded stage config: field -> what to set instead (a flag or a word
 # on which experiment setting decides it).
 _DATA_DIR = "--config.data_dir (or --config.data.* to generate it)"
@@ -61,14 +63,6 @@ SET_BY_EXPERIMENT: dict[str, dict[str, str]] = {
 }
 
 
-def parent(config: Any, dotted: str) -> tuple[Any, str]:
-  """(the ConfigDict holding dotted key `dotted`, its last part)."""
-  *parents, leaf = dotted.split(".")
-  for p in parents:
-    config = config[p]
-  return config, leaf
-
-
 def leave_to_experiment(config: ml_collections.ConfigDict) -> None:
   """Empties the experiment-set fields of the embedded stage configs.
 
@@ -78,7 +72,7 @@ def leave_to_experiment(config: ml_collections.ConfigDict) -> None:
   """
   for stage, fields in SET_BY_EXPERIMENT.items():
     for dotted in fields:
-      node, leaf = parent(config[stage], dotted)
+      node, leaf = configs.parent(config[stage], dotted)
       value = node[leaf]
       kind = (ml_collections.ConfigDict
               if isinstance(value, ml_collections.ConfigDict) else type(value))
@@ -90,7 +84,7 @@ def overridden(config: Any) -> list[str]:
   out = []
   for stage, fields in SET_BY_EXPERIMENT.items():
     for dotted, instead in fields.items():
-      node, leaf = parent(config[stage], dotted)
+      node, leaf = configs.parent(config[stage], dotted)
       if node[leaf] is not None:
         out.append(f"config.{stage}.{dotted} is set by the experiment; use"
                    f" {instead}")
@@ -105,7 +99,7 @@ def _fill(embedded: Any, stage: str, values: dict[str, Any]) -> Any:
                          " listed and filled")
   cfg = copy.deepcopy(embedded)
   for dotted, value in values.items():
-    node, leaf = parent(cfg, dotted)
+    node, leaf = configs.parent(cfg, dotted)
     node[leaf] = value
   return cfg
 

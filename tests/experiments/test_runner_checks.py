@@ -16,14 +16,9 @@ from ftgen.experiments import runner
 
 
 def _config(**overrides):
-  c = configs.load("experiment:reversals,tiny")
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split("__")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
+  return configs.override(
+      configs.load("experiment:reversals,tiny"),
+      {k.replace("__", "."): v for k, v in overrides.items()})
 
 
 @pytest.mark.parametrize("overrides,error,message", [

@@ -17,7 +17,7 @@ def _config():
 
 def _value_for(config, stage, dotted):
   """A value of the field's own type (what a command line would give)."""
-  node, leaf = stage_configs.parent(config[stage], dotted)
+  node, leaf = configs.parent(config[stage], dotted)
   kind = node.get_type(leaf)
   if kind is str:
     return "x"
@@ -33,7 +33,7 @@ def _value_for(config, stage, dotted):
 @pytest.mark.parametrize("stage,dotted", _FIELDS)
 def test_setting_an_experiment_field_names_the_key_to_use(stage, dotted):
   c = _config()
-  node, leaf = stage_configs.parent(c[stage], dotted)
+  node, leaf = configs.parent(c[stage], dotted)
   node[leaf] = _value_for(c, stage, dotted)
   (message,) = stage_configs.overridden(c)
   instead = stage_configs.SET_BY_EXPERIMENT[stage][dotted]
@@ -85,7 +85,7 @@ def test_builders_fill_every_experiment_field():
   for built, stage in ((ft, "finetune"), (ev, "evaluate"),
                        (aug, "augment_global")):
     for dotted in stage_configs.SET_BY_EXPERIMENT[stage]:
-      node, leaf = stage_configs.parent(built, dotted)
+      node, leaf = configs.parent(built, dotted)
       assert node[leaf] is not None, (stage, dotted)
   # The embedded configs stay empty: each build works on a copy.
   assert stage_configs.overridden(c) == []

@@ -15,19 +15,9 @@ from ftgen.train import loop
 from ftgen.train import metrics
 from ftgen.train import state as state_lib
 
-def _tiny(name="reversals", **overrides):
-  config = configs.load(f"finetune:{name},tiny")
-  config.progress = False
-  config.export_hf = False
-  config.eval.every = -1
-  config.num_devices = 1
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split("__")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+import tiny_finetune  # tests/train/tiny_finetune.py
+
+_tiny = tiny_finetune.config
 
 
 def _datasets():

@@ -7,21 +7,14 @@ import time
 
 import pytest
 
-from ftgen import configs
 from ftgen.data import workdir as workdir_lib
 from ftgen.train import loop
 from ftgen.train import metrics
 
+import tiny_finetune  # tests/train/tiny_finetune.py
 
-def _tiny(**overrides):
-  config = configs.load("finetune:reversals,tiny")
-  config.progress = False
-  config.export_hf = False
-  config.eval.every = -1
-  config.num_devices = 1
-  for key, value in overrides.items():
-    config[key] = value
-  return config
+
+_tiny = tiny_finetune.config
 
 
 def test_second_run_on_a_locked_workdir_fails_at_once(tmp_path):

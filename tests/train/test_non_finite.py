@@ -7,20 +7,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ftgen import configs
 from ftgen.train import checkpoint as ckpt_lib
 from ftgen.train import loop
 from ftgen.train import step as step_lib
 
+import tiny_finetune  # tests/train/tiny_finetune.py
+
 
 def _tiny(**overrides):
-  config = configs.load("finetune:reversals,tiny")
-  config.progress = False
-  config.eval.every = -1
-  config.num_devices = 1
-  for key, value in overrides.items():
-    config[key] = value
-  return config
+  # Export on, so that "nothing exported" is a real check.
+  return tiny_finetune.config(**{"export_hf": True, **overrides})
 
 
 @pytest.mark.slow  # ~10-20 s: dataset, build and compile of a tiny run.

@@ -10,20 +10,13 @@ from ftgen import configs
 from ftgen.train import loop
 from ftgen.train import validate
 
+import tiny_finetune  # tests/train/tiny_finetune.py
+
 
 def _config(arg="reversals,tiny", **overrides):
-  config = configs.load(f"finetune:{arg}")
-  config.progress = False
-  config.export_hf = False
-  config.eval.every = -1
-  config.num_devices = 1
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split("__")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  name, _, variant = arg.partition(",")
+  assert variant == "tiny", arg  # The tests use the tiny variant only.
+  return tiny_finetune.config(name, **overrides)
 
 
 @pytest.mark.parametrize("arg", ["reversals,tiny", "reversals", "semantic",
