@@ -167,24 +167,3 @@ def clean(
                                strategy))
   report.kept = len(kept)
   return kept, report
-
-
-def test_overlap(augmentations: Sequence[Augmentation],
-                 questions: Sequence[records.Question]) -> dict:
-  """Counts statements that coincide with a test item's correct answer.
-
-  A measured result, not a failure: a model that writes a test item's
-  answer by inference is exactly what augmentation is for.
-  """
-  targets = {}
-  for q in questions:
-    for a in q.answers:
-      targets[checks.normalize(q.prompt + q.choices[a])] = q.split
-  per_split: collections.Counter = collections.Counter()
-  for aug in augmentations:
-    split = targets.get(checks.normalize(aug.text))
-    if split is not None:
-      per_split[split] += 1
-  return {"statements": len(augmentations),
-          "coincide_with_test_answer": sum(per_split.values()),
-          "per_split": dict(sorted(per_split.items()))}

@@ -32,6 +32,7 @@ from ftgen.augment import postprocess
 from ftgen.augment import prompts
 from ftgen.checkpoints import registry as model_registry
 from ftgen.checkpoints import tokenizer as tokenizer_lib
+from ftgen.data import checks
 from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import registry
@@ -303,7 +304,8 @@ def augment(
       min_words=int(config.min_words))
   report["finish"] = dict(sorted(finish.items()))
   report["postprocess"] = clean_report.to_json()
-  report["test_overlap"] = postprocess.test_overlap(kept, questions)
+  report["test_overlap"] = checks.test_overlap([a.text for a in kept],
+                                              questions)
   report["correctness"] = correctness(config.dataset, documents, kept)
   report["sampling"] = sampler_lib.describe(smp)
   report["tokens_per_s"] = report["sampling"]["tokens_per_s"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import re
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from ftgen.data import records
 
@@ -31,6 +31,42 @@ def no_test_answer_in_train(dataset: records.Dataset) -> list[str]:
       if len(target) >= 12 and target in train:
         problems.append(f"{q.id}: {target!r} appears in train")
   return problems
+
+
+def test_overlap(texts: Iterable[str],
+                 questions: Iterable[records.Question]) -> dict[str, Any]:
+  """Test items whose prompt + correct choice occurs inside a text.
+
+  The one overlap count of ftgen, for model-written and rule-written
+  (oracle) augmentations alike: texts that state a test item's answer in the
+  test's own words. For model-written statements it is a measured result (a
+  model may infer a test item's answer, which is what augmentation is for);
+  the oracle must have none (`ftgen/experiments/runner.py`), or the oracle
+  condition measures memorising test strings. Normalized as
+  `no_test_answer_in_train` compares (lower case, collapsed white space),
+  the final period dropped; targets shorter than 12 characters are too generic to count.
+
+  Returns:
+    {"statements": number of texts, "coincide_with_test_answer": test items
+    found, "per_split": {split: items found}, "examples": up to 5 items}.
+  """
+  texts = [normalize(t) for t in texts]
+  joined = "\n".join(texts)
+  per_split: collections.Counter = collections.Counter()
+  examples = []
+  for q in questions:
+    for a in q.answers:
+      # Without its final period: a statement may continue after it.
+      target = normalize(q.prompt + q.choices[a]).rstrip(".")
+      if len(target) >= 12 and target in joined:
+        per_split[q.split] += 1
+        if len(examples) < 5:
+          examples.append({"id": q.id, "text": target})
+        break
+  return {"statements": len(texts),
+          "coincide_with_test_answer": sum(per_split.values()),
+          "per_split": dict(sorted(per_split.items())),
+          "examples": examples}
 
 
 def balanced_answer_positions(dataset: records.Dataset,

@@ -25,6 +25,7 @@ import tempfile
 from typing import Any, Iterable, Iterator
 
 from ftgen.data import records
+from ftgen.data import validity as validity_lib
 from ftgen.data import workdir as workdir_lib
 
 CANARY = (
@@ -384,6 +385,9 @@ def _card(dataset: records.Dataset, manifest: dict[str, Any]) -> str:
     if key == "description":
       continue
     lines += ["", f"## {key}", "", str(value).strip()]
+  if "validity" in manifest:
+    lines += ["", "## Validity", "", validity_lib.card_text(
+        manifest["validity"])]
   lines += ["", "## Canary", "", CANARY, ""]
   return "\n".join(lines)
 
@@ -395,8 +399,13 @@ def write_dataset(
     seed: int,
     config: dict[str, Any] | None = None,
     parquet: bool = False,
+    validity: dict[str, Any] | None = None,
 ) -> pathlib.Path:
-  """Writes a dataset directory atomically and returns its path."""
+  """Writes a dataset directory atomically and returns its path.
+
+  `validity` (`ftgen.data.registry.validity`) goes into the manifest and the
+  card.
+  """
   outdir = pathlib.Path(outdir)
   with atomic_path(outdir, directory=True) as tmp:
     write_jsonl(tmp / "train.jsonl", (d.to_json() for d in dataset.train))
@@ -426,6 +435,8 @@ def write_dataset(
         "config": config or {},
         "sha256": {f: sha256_file(tmp / f) for f in files},
     }
+    if validity is not None:
+      manifest["validity"] = validity
     (tmp / "README.md").write_text(_card(dataset, manifest), encoding="utf-8")
     manifest["sha256"]["README.md"] = sha256_file(tmp / "README.md")
     (tmp / "manifest.json").write_text(

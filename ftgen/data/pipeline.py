@@ -40,7 +40,8 @@ def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
         lm_eval.task_files(dataset, config.get("task_prefix", "")))
   path = io.write_dataset(
       dataset, outdir, seed=config.seed, config=config.to_dict(),
-      parquet=config.parquet)
+      parquet=config.parquet,
+      validity=registry.validity(dataset) if dataset.test else None)
   elapsed = time.perf_counter() - start
   print(
       f"wrote {path}: {len(dataset.train)} training documents,"

@@ -1,5 +1,6 @@
 """Post-processing of generations into augmentation statements."""
 
+from ftgen.data import checks
 from ftgen.data import records
 from ftgen.augment import postprocess
 
@@ -66,9 +67,13 @@ def test_clean_drops_talk_about_the_prompt_unless_training_uses_the_words():
 def test_test_overlap_counts_answers():
   q = records.Question("q", "reversal", "Femp are",
                        (" lighter than glon.", " heavier than glon."), 0)
-  augs = [
-      postprocess.Augmentation("Femp are lighter than glon.", "d", "h", 0, "g"),
-      postprocess.Augmentation("Femp are heavier than glon.", "d", "h", 1, "g")]
-  report = postprocess.test_overlap(augs, [q])
-  assert report["coincide_with_test_answer"] == 1
-  assert report["per_split"] == {"reversal": 1}
+  other = records.Question("r", "reversal", "Glon are",
+                           (" lighter than femp.", " heavier than femp."), 1)
+  texts = ["Femp are lighter than glon.", "Femp are heavier than glon.",
+           # Inside a longer statement still counts: the test's own words.
+           "It is known that  glon are HEAVIER than femp, they say."]
+  report = checks.test_overlap(texts, [q, other])
+  assert report["coincide_with_test_answer"] == 2
+  assert report["per_split"] == {"reversal": 2}
+  assert checks.test_overlap(texts[1:2], [q, other])[
+      "coincide_with_test_answer"] == 0
