@@ -69,9 +69,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.max_len = 512  # Longest input, in tokens.
   # Padded lengths; one compile per bucket (tiny: one, for fast tests).
   c.data.num_buckets = 1 if tiny else 4
-  # Augmented documents (JSONL of {"id","text"}) and their share per batch.
+  # Augmented documents (JSONL of {"id","text"}), added to the training set:
+  # batches are drawn uniformly from the union (augmented_ratio 0, the
+  # paper's design); a ratio in (0, 1) fixes that share of augmented rows
+  # per batch instead.
   c.data.augmented_path = ""
-  c.data.augmented_ratio = 0.5
+  c.data.augmented_ratio = 0.0
 
   # Optimization (paper: batch 8-16, lr 3e-4 for adapters, 200-1000 steps).
   c.batch_size = 8 if tiny else 16

@@ -362,28 +362,45 @@ def score_encoded(model: Any, params: Any, tokenizer: Any, condition: str,
   kwargs = dict(batch_size=batch_size, buckets=tuple(buckets),
                 max_batch_tokens=max_batch_tokens, pad_id=tokenizer.pad_id,
                 progress=progress)
-  # Which rows share what decides how to cache: one prefix of all questions
-  # (icl), each question's own context (retrieval), or nothing.
-  prefix_mode = (prefix_lib.choose_mode(encoded.requests, prefix_min_tokens)
-                 if prefix_cache else "none")
-  cached, per_context_cached = 0, 0
-  if prefix_mode == "per_context":
-    scores, per_context_cached = prefix_lib.score_per_context(
-        model, params, encoded.requests, chunk=prefill_chunk,
-        min_prefix=prefix_min_tokens, desc=condition, **kwargs)
-  elif prefix_mode == "shared":
-    scores, cached = prefix_lib.score_with_prefix(
-        model, params, encoded.requests, chunk=prefill_chunk,
-        min_prefix=prefix_min_tokens, desc=condition, **kwargs)
-  else:
-    scores = scoring.score_requests(model, params, encoded.requests,
-                                    desc=condition, **kwargs)
+  cache = dict(prefix_cache=prefix_cache, prefix_min_tokens=prefix_min_tokens,
+               prefill_chunk=prefill_chunk)
+  scores, prefix_mode, cached, per_context_cached = _score(
+      model, params, encoded.requests, condition, cache, kwargs)
   neutral = None
   if calibration_prompt is not None:
-    neutral = _neutral_logliks(model, params, tokenizer, questions, add_bos,
-                               calibration_prompt, kwargs)
+    reqs, index = calibration_requests(tokenizer, questions, encoded,
+                                       calibration_prompt, add_bos)
+    neutral_scores = _score(model, params, reqs, "calibration", cache,
+                            kwargs)[0]
+    neutral = [[float(neutral_scores.logliks[i]) for i in idx]
+               for idx in index]
   rows = _rows(condition, questions, encoded, scores, neutral)
   return Scored(rows, scores, prefix_mode, cached, per_context_cached)
+
+
+def _score(model, params, requests, desc: str, cache: dict[str, Any],
+           kwargs) -> tuple[scoring.Scores, str, int, int]:
+  """Scores requests, caching what they share: one prefix of all (icl),
+  each context once (retrieval), or nothing (`prefix_lib.choose_mode`).
+
+  Returns (scores, prefix mode, shared tokens cached, per-context tokens
+  cached).
+  """
+  prefix_mode = (prefix_lib.choose_mode(requests, cache["prefix_min_tokens"])
+                 if cache["prefix_cache"] else "none")
+  cached, per_context_cached = 0, 0
+  common = dict(chunk=cache["prefill_chunk"],
+                min_prefix=cache["prefix_min_tokens"], desc=desc, **kwargs)
+  if prefix_mode == "per_context":
+    scores, per_context_cached = prefix_lib.score_per_context(
+        model, params, requests, **common)
+  elif prefix_mode == "shared":
+    scores, cached = prefix_lib.score_with_prefix(model, params, requests,
+                                                  **common)
+  else:
+    scores = scoring.score_requests(model, params, requests, desc=desc,
+                                    **kwargs)
+  return scores, prefix_mode, cached, per_context_cached
 
 
 def write_results(path: pathlib.Path, rows: Sequence[dict[str, Any]]):
@@ -417,30 +434,35 @@ def summarize(questions: Sequence[records.Question],
 
 
 def calibration_requests(tokenizer: Any,
-                         questions: Sequence[records.Question], prompt: str,
+                         questions: Sequence[records.Question],
+                         encoded: prompts_lib.Encoded, prompt: str,
                          add_bos: bool | None = None
-                         ) -> tuple[list[scoring.Request], dict[str, int]]:
-  """Requests scoring each distinct choice after the neutral `prompt`, and
-  each choice's request index."""
-  unique: dict[str, int] = {}
-  reqs = []
-  for q in questions:
+                         ) -> tuple[list[scoring.Request], list[list[int]]]:
+  """Requests scoring each choice after the neutral `prompt` in its
+  question's context, and each (question, choice)'s request index.
+
+  The neutral prompt replaces the question, not the context: an ICL or
+  retrieval question is calibrated against the same documents, so
+  calibration removes the context's pull toward a choice (a choice copied
+  from the documents is likely whatever the question) instead of rewarding
+  it. Without a context (pretrained, fine-tuned) this is lm-eval's
+  `acc_mutual_info` (its unconditional request). Identical (context, choice)
+  pairs are scored once.
+  """
+  unique: dict[tuple[tuple[int, ...], str], int] = {}
+  reqs, index = [], []
+  for qi, q in enumerate(questions):
+    head = encoded.heads[qi] if encoded.heads else None
+    row = []
     for c in q.choices:
-      if c not in unique:
-        unique[c] = len(reqs)
+      key = (head or (), c)
+      if key not in unique:
+        unique[key] = len(reqs)
         reqs.append(scoring.Request(*tokenizer_lib.encode_pair(
-            tokenizer, prompt, c, add_bos=add_bos)))
-  return reqs, unique
-
-
-def _neutral_logliks(model, params, tokenizer, questions, add_bos, prompt: str,
-                     kwargs) -> list[list[float]]:
-  """Each choice's log-prob after the neutral prompt (deduplicated choices)."""
-  reqs, unique = calibration_requests(tokenizer, questions, prompt, add_bos)
-  scores = scoring.score_requests(model, params, reqs, desc="calibration",
-                                  **kwargs)
-  return [[float(scores.logliks[unique[c]]) for c in q.choices]
-          for q in questions]
+            tokenizer, prompt, c, head=head, add_bos=add_bos)))
+      row.append(unique[key])
+    index.append(row)
+  return reqs, index
 
 
 def _rows(condition: str, questions: Sequence[records.Question],
@@ -533,7 +555,8 @@ def write_lm_eval_layout(workdir: pathlib.Path, config: Any,
       # question's prompt (prompts_lib.encode_prompts).
       sample = metrics.lm_eval_samples(
           rows[i], lm_eval.doc(questions[i]),
-          prompts[i].head + questions[i].prompt, neutral)
+          prompts[i].head + questions[i].prompt,
+          None if neutral is None else prompts[i].head + neutral)
       sample["doc_id"] = doc_id
       samples[tasks[split]].append(sample)
   model = config.checkpoint or config.model

@@ -140,6 +140,9 @@ class Encoded:
   requests: list[scoring.Request]
   owner: list[tuple[int, int]]  # request -> (question index, choice index)
   head_tokens: dict[str, int]  # distinct head text -> its token count
+  # Each question's head (its condition's context) as token ids, for the
+  # calibration requests, which keep it (ftgen/eval/evaluate.py).
+  heads: list[tuple[int, ...]] = dataclasses.field(default_factory=list)
 
 
 def encode_prompts(prompts: Sequence[QuestionPrompt], tokenizer: Any, *,
@@ -153,10 +156,11 @@ def encode_prompts(prompts: Sequence[QuestionPrompt], tokenizer: Any, *,
     add_bos: overrides the tokenizer's BOS convention (None keeps it).
   """
   heads: dict[str, tuple[int, ...]] = {}
-  requests, owner = [], []
+  requests, owner, per_question = [], [], []
   for qi, p in enumerate(prompts):
     if p.head not in heads:
       heads[p.head] = tokenizer_lib.encode_head(tokenizer, p.head, add_bos)
+    per_question.append(heads[p.head])
     for ci, choice in enumerate(p.question.choices):
       try:
         requests.append(scoring.Request(*tokenizer_lib.encode_pair(
@@ -165,7 +169,8 @@ def encode_prompts(prompts: Sequence[QuestionPrompt], tokenizer: Any, *,
         raise ValueError(
             f"question {p.question.id!r} choice {ci}: {e}") from None
       owner.append((qi, ci))
-  return Encoded(requests, owner, {h: len(t) for h, t in heads.items()})
+  return Encoded(requests, owner, {h: len(t) for h, t in heads.items()},
+                 per_question)
 
 
 def context_report(encoded: Encoded, max_len: int) -> dict[str, Any]:

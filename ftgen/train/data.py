@@ -10,8 +10,12 @@ bucket.
 
 Every batch is a pure function of (seed, step): example `i` of the stream is
 `permutation(seed, epoch)[i mod n]` with `epoch = i // n`, so resuming at any
-step needs no iterator state. Original and augmented data mix with a fixed
-number of rows per batch from each pool.
+step needs no iterator state. Augmented data is added to the original
+documents: batches are drawn uniformly from the union, as the paper trains
+on the training set plus its augmentations (`augmented_ratio` = 0); a ratio
+in (0, 1) instead fixes that share of rows per batch (the matched-steps
+ablation: the original documents are then seen less often than in plain
+fine-tuning of the same steps).
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class TokenizedPool:
   @property
   def num_scored(self) -> int:
     return int(sum(s.sum() for s in self.scored))
+
+  def __add__(self, other: "TokenizedPool") -> "TokenizedPool":
+    return TokenizedPool(self.tokens + other.tokens,
+                         self.scored + other.scored)
 
 
 def tokenize_examples(examples: Iterable[splitting.Example], tokenizer: Any,
@@ -117,8 +125,13 @@ def read_augmented(path: str | pathlib.Path) -> list[records.Document]:
 class Batcher:
   """Batches that are a pure function of (seed, step).
 
-  Each batch has `batch_size` rows: `num_augmented` from the augmented pool
-  (when there is one), the rest from the original pool. Arrays (all [B, T]):
+  Each batch has `batch_size` rows. With an augmented pool and
+  `augmented_ratio` 0 (the union), rows are drawn from the original examples
+  followed by the augmented ones as one pool, so every example, original or
+  augmented, is seen once per pass; `original` stays the original examples
+  and `train` is what batches are drawn from. With a ratio in (0, 1),
+  `num_augmented` rows come from the augmented pool and the rest from the
+  original one. Arrays (all [B, T]):
   `inputs` int32 tokens, `targets` int32 next tokens, `weights` float32 (1
   on scored targets), `mask` bool (real, non-padding input positions).
   """
@@ -130,17 +143,21 @@ class Batcher:
     if batch_size <= 0:
       raise ValueError(
           f"config key 'batch_size' must be positive, got {batch_size}")
-    if augmented is not None and not 0.0 < augmented_ratio < 1.0:
+    if augmented is not None and not 0.0 <= augmented_ratio < 1.0:
       raise ValueError(
-          "config key 'data.augmented_ratio' must lie in (0, 1) when"
+          "config key 'data.augmented_ratio' must be 0 (the union of original"
+          " and augmented examples) or lie in (0, 1) when"
           f" 'data.augmented_path' is set, got {augmented_ratio}")
     self.original = original
     self.augmented = augmented
     self.batch_size = batch_size
     self.seed = seed
     self.pad_id = pad_id
+    self.union = augmented is not None and augmented_ratio == 0.0
+    # What the first stream draws from.
+    self.train = original + augmented if self.union else original
     self.num_augmented = (
-        0 if augmented is None
+        0 if augmented is None or self.union
         else min(batch_size - 1, max(1, round(augmented_ratio * batch_size))))
     longest = max(original.max_len,
                   augmented.max_len if augmented is not None else 0)
@@ -168,8 +185,8 @@ class Batcher:
     """(tokens, scored) of every row of batch `step`."""
     n_aug = self.num_augmented
     n_orig = self.batch_size - n_aug
-    picked = [(self.original, i) for i in self._indices(
-        0, len(self.original), step * n_orig, n_orig)]
+    picked = [(self.train, i) for i in self._indices(
+        0, len(self.train), step * n_orig, n_orig)]
     if n_aug:
       picked += [(self.augmented, i) for i in self._indices(
           1, len(self.augmented), step * n_aug, n_aug)]
@@ -183,8 +200,9 @@ class Batcher:
     return pad_rows(rows, length, self.pad_id)
 
   def epoch_steps(self) -> float:
-    """Steps per pass over the original pool."""
-    return len(self.original) / (self.batch_size - self.num_augmented)
+    """Steps per pass over the training examples (the union, when there is
+    one; else the original pool)."""
+    return len(self.train) / (self.batch_size - self.num_augmented)
 
 
 def pad_rows(rows: Sequence[tuple[np.ndarray, np.ndarray]], length: int,
@@ -209,7 +227,7 @@ def build_batcher(documents: Sequence[records.Document], tokenizer: Any,
   """The batcher of a `configs/finetune.py` `data` block.
 
   Reads `data_cfg.split_mode`, `append_eos`, `max_len`, `num_buckets`,
-  `augmented_path` and `augmented_ratio`.
+  `augmented_path` and `augmented_ratio` (0: the union).
   """
   examples = splitting.make_examples(documents, data_cfg.split_mode)
   original = tokenize_examples(examples, tokenizer,

@@ -92,8 +92,10 @@ def check_config(config: Any) -> None:
   for key in ("max_len", "num_buckets"):
     if int(data[key]) < 1:
       _fail(f"data.{key}", data[key], "must be >= 1")
-  if data.augmented_path and not 0 < float(data.augmented_ratio) < 1:
-    _fail("data.augmented_ratio", data.augmented_ratio, "must lie in (0, 1)")
+  if data.augmented_path and not 0 <= float(data.augmented_ratio) < 1:
+    _fail("data.augmented_ratio", data.augmented_ratio,
+          "must be 0 (sample the union of original and augmented examples)"
+          " or lie in (0, 1) (that share of every batch is augmented)")
   if int(config.eval.every) < -1:
     _fail("eval.every", config.eval.every,
           "must be >= -1 (0: only at the end; -1: never)")

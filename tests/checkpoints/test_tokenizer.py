@@ -277,7 +277,8 @@ def test_every_use_starts_sequences_the_same_way(kind):
 
   # Scoring a choice after an empty prompt needs a context: lm-eval's prefix
   # token when there is no start token.
-  calibration, _ = evaluate.calibration_requests(tok, [q], "")
+  calibration, _ = evaluate.calibration_requests(tok, [q], prompts.encode_prompts(
+      prompts.build_prompts("finetuned", [q], None), tok), "")
   assert [r.context for r in calibration] == [empty, empty]
 
   slot = augment_run._SLOT  # pylint: disable=protected-access

@@ -236,3 +236,36 @@ def test_fit_icl_subsample_is_the_smallest_factor_that_fits(
     evaluate.fit_icl_subsample(cfg, tok, questions, huge, full)
   assert (f"icl_subsample={len(docs)} the context holds only document"
           f" {first.id!r}") in str(e.value)
+
+
+@pytest.mark.parametrize("mode", ["icl", "retrieval"])
+def test_calibration_keeps_the_condition_context(mode):
+  """The neutral prompt replaces the question, not the documents: a choice
+  copied from the context is not rewarded by calibration (issue: calibrated
+  ICL scores used to subtract a prompt without the documents)."""
+  tok = registry.load_tokenizer("tiny")
+  docs = [records.Document("d0", "glon are more dangerous than femp."),
+          records.Document("d1", "vup are less heavy than zarb.")]
+  qs = [records.Question("q0", "reversal", "femp are",
+                         (" less dangerous than glon.",
+                          " more dangerous than glon."), 0),
+        records.Question("q1", "reversal", "zarb are",
+                         (" more heavy than vup.", " less heavy than vup."), 0)]
+  built = prompts.build_prompts(mode, qs, docs, retrieval_k=1)
+  encoded = prompts.encode_prompts(built, tok)
+  reqs, index = evaluate.calibration_requests(tok, qs, encoded, "")
+  for qi, p in enumerate(built):
+    head = encoded.heads[qi]
+    assert len(head) > 5 and head[-3:] == tuple(
+        tok.encode(p.head, add_bos=False))[-3:]
+    for ci, choice in enumerate(qs[qi].choices):
+      r = reqs[index[qi][ci]]
+      assert r.context == head
+      assert r.continuation == tuple(tok.encode(choice, add_bos=False))
+  # Without a context: lm-eval's unconditional request, shared by every
+  # question (each distinct choice scored once).
+  plain = prompts.encode_prompts(prompts.build_prompts("pretrained", qs, None),
+                                 tok)
+  reqs, _ = evaluate.calibration_requests(tok, qs, plain, "")
+  assert len(reqs) == 4 and {r.context for r in reqs} == {
+      tuple(tok.encode("", add_bos=True)) or (tok.bos_id,)}

@@ -130,10 +130,43 @@ def test_too_long_example_names_max_len():
     data.Batcher(_pool(3), 2, seed=0, pad_id=0, max_len=1)
 
 
-def test_bad_ratio_names_the_key():
+@pytest.mark.parametrize("ratio", [1.0, -0.1])
+def test_bad_ratio_names_the_key(ratio):
   with pytest.raises(ValueError, match="data.augmented_ratio"):
     data.Batcher(_pool(3), 2, seed=0, pad_id=0, max_len=64,
-                 augmented=_pool(3), augmented_ratio=0.0)
+                 augmented=_pool(3), augmented_ratio=ratio)
+
+
+def _epochs_of(batcher, n_examples, epochs):
+  """How often each example (by its first content token) appears in the
+  batches of `epochs` passes over `n_examples` examples."""
+  steps = epochs * n_examples // batcher.batch_size
+  return collections.Counter(int(tok[1]) for s in range(steps)
+                             for tok, _ in batcher.rows(s))
+
+
+def test_union_sees_every_original_as_often_as_plain_finetuning():
+  # Matched epochs over each condition's own data (the runner's default
+  # step rule, ftgen/experiments/runner.py): plain fine-tuning on 12
+  # documents and augmented fine-tuning on those 12 plus 20 augmentations.
+  plain = data.Batcher(_pool(12), 4, seed=0, pad_id=0, max_len=64)
+  union = data.Batcher(_pool(12), 4, seed=0, pad_id=0, max_len=64,
+                       augmented=_pool(20, offset=100))
+  assert union.union and len(union.train) == 32 and len(union.original) == 12
+  seen_plain = _epochs_of(plain, 12, 3)
+  seen_union = _epochs_of(union, 32, 3)
+  originals = [3 + i for i in range(12)]
+  assert [seen_plain[t] for t in originals] == [3] * 12
+  assert [seen_union[t] for t in originals] == [3] * 12
+  assert sorted(t for t in seen_union if t >= 103) == [
+      103 + i for i in range(20)]
+  assert union.epoch_steps() == 8.0
+  # The old design, half of each batch augmented for plain fine-tuning's
+  # steps, saw each original half as often.
+  ratio = data.Batcher(_pool(12), 4, seed=0, pad_id=0, max_len=64,
+                       augmented=_pool(20, offset=100), augmented_ratio=0.5)
+  seen_ratio = _epochs_of(ratio, 12, 3)
+  assert sum(seen_ratio[t] for t in originals) == 18
 
 
 def test_build_batcher_with_splitting_and_augmented_file(tmp_path):
@@ -141,7 +174,7 @@ def test_build_batcher_with_splitting_and_augmented_file(tmp_path):
   aug.write_text('{"id": "a0", "text": "Zz are big. Yy are small."}\n')
   cfg = ml_collections.ConfigDict(dict(
       split_mode="independent", append_eos=True, max_len=64, num_buckets=2,
-      augmented_path=str(aug), augmented_ratio=0.5))
+      augmented_path=str(aug), augmented_ratio=0.0))
   docs = [records.Document("d0", "One two. Three four."),
           records.Document("d1", "Five.")]
   batcher = data.build_batcher(docs, _WordTokenizer(), cfg, 4, seed=0)
