@@ -13,26 +13,36 @@ differentiation but differ from it:
 
 Labels are computed by a small interpreter (parse -> AST -> rewrite ->
 print), never typed by hand. A "combination" is a (parent rule, child rule)
-pair of adjacent nodes, e.g. (sum, func) in `T(h(x) + 3)`. A seeded subset
-of the combinations of composite rules is held out: training documents
-(worked rewrites, step by step) never contain them; the `heldout_combinations`
-test split uses at least one, `seen_combinations` none (new expressions).
+pair the derivation applies: the child's rule rewrites an operand that the
+parent's rule transforms, e.g. (sum, func) in `T(h(x) + 3)`, but not in
+`T(3 + h(x))`, whose sum rule copies `h(x)` untransformed. A seeded subset of
+the combinations of composite rules is held out: training documents (worked
+rewrites, step by step) never apply them; every `heldout_combinations` test
+item applies at least one, every `seen_combinations` item none (new
+expressions).
 
 Test prompts are `T(expr) =>`; the 4 choices are the correct output and
 outputs with a wrong rule applied at exactly one node (likelihood scoring).
-`meta.reference` and `references.jsonl` hold the exact output for
-exact-match scoring of generations.
+The distractors of a split are chosen so that surface features (length,
+how much of the expression is rewritten, closeness to the other choices, the
+first word) point to the correct output no more often than to any other
+choice (`HEURISTICS`, `ftgen.data.validity`). `meta.reference` and
+`references.jsonl` hold the exact output for exact-match scoring of
+generations.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import json
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ftgen.data import records
 from ftgen.data import rng
+from ftgen.data import validity
 from ftgen.data import vocab
 
 # ------------------------------------------------------------------ AST
@@ -210,10 +220,24 @@ def nodes(node: Node, path: tuple[int, ...] = ()):
       yield from nodes(c, path + (i,))
 
 
-def combinations(node: Node) -> set[tuple[str, str]]:
-  """(parent rule, child rule) pairs of adjacent nodes."""
-  return {(kind(n), kind(c)) for _, n in nodes(node)
-          for c in n if isinstance(c, tuple)}
+def combinations(node: Node, lang: Language) -> set[tuple[str, str]]:
+  """(parent rule, child rule) pairs that the derivation of T(node) applies.
+
+  A child counts only when its parent's rule transforms it: the sum rule
+  copies its right operand, so a held-out pair there would never be used.
+  Read off the correct rules themselves (each call of their `t` is one
+  application below the parent), so the pairs follow any change of a rule.
+  """
+  pairs: set[tuple[str, str]] = set()
+
+  def apply(n: Node) -> Node:
+    def t(i: int) -> Node:
+      pairs.add((kind(n), kind(n[i])))
+      return apply(n[i])
+    return CORRECT[kind(n)](n, lang, t)
+
+  apply(node)
+  return pairs
 
 
 def distractors(node: Node, lang: Language) -> list[tuple[str, Node]]:
@@ -228,6 +252,133 @@ def distractors(node: Node, lang: Language) -> list[tuple[str, Node]]:
         out.append((f"{kind(n)}#{j}@{'.'.join(map(str, path)) or 'root'}",
                     wrong))
   return out
+
+
+# ------------------------------------------------------------ heuristics
+
+# Tokens a rewrite can change; parentheses are layout (the printer drops the
+# ones it can), so they do not count.
+_SURFACE_TOKEN = re.compile(r"\d+|[a-z]+|[+*]")
+_PROMPT_EXPRESSION = re.compile(r"\((.*)\)\s*=>\s*$")
+
+
+def rewritten(expression: str, output: str) -> int:
+  """How much of `expression` `output` changed: tokens dropped plus added
+  (as multisets)."""
+  before = collections.Counter(_SURFACE_TOKEN.findall(expression))
+  after = collections.Counter(_SURFACE_TOKEN.findall(output))
+  return sum(((before - after) + (after - before)).values())
+
+
+def _rewrite_scores(q: records.Question) -> list[int]:
+  m = _PROMPT_EXPRESSION.search(q.prompt)
+  expression = m.group(1) if m else q.prompt
+  return [rewritten(expression, c) for c in q.choices]
+
+
+def most_rewritten(q: records.Question, ctx: validity.Context) -> list[int]:
+  """Process's "always more": a transform rewrites, so guess the choice
+  that changed the most of the expression (wrong rules that skip a step,
+  e.g. T(3) = 3, change less; some, e.g. T(x) = x * x, change more)."""
+  del ctx
+  return _rewrite_scores(q)
+
+
+def least_rewritten(q: records.Question, ctx: validity.Context) -> list[int]:
+  """The opposite guess: the choice closest to the expression."""
+  del ctx
+  return [-s for s in _rewrite_scores(q)]
+
+
+def closest_to_others(q: records.Question,
+                      ctx: validity.Context) -> list[int]:
+  """The choice that differs least from the other choices. Each distractor
+  is the correct output with one rule changed, so unless the distractors
+  are chosen with care the correct output sits in their middle."""
+  del ctx
+  return [-sum(rewritten(c, d) for d in q.choices) for c in q.choices]
+
+
+# The dataset's own heuristics (`registry` adds them to the generic ones).
+HEURISTICS: dict[str, validity.Heuristic] = {
+    "most_rewritten": most_rewritten,
+    "least_rewritten": least_rewritten,
+    "closest_to_others": closest_to_others,
+}
+
+# The heuristics that read only the question, which distractor choice can
+# steer. The co-occurrence ones of `validity` find no rare word in a prompt
+# (the operator, the function names and x occur in most documents), so they
+# cannot tell the choices apart whatever the distractors.
+_SURFACE = ("longest_choice", "shortest_choice", "majority_first_word")
+# Distractor sets tried per question; sampled when an expression has more.
+_MAX_DISTRACTOR_SETS = 256
+
+
+def _choose_distractors(items: Sequence[tuple[str, str, Sequence[str]]],
+                        k: int, seed: int, split: str
+                        ) -> list[tuple[int, ...]]:
+  """The indices of each question's `k` distractors, for one split.
+
+  Any `k` of an expression's wrong-rule outputs make a valid question, but
+  drawn at random they tend to be longer than the correct output (a wrong
+  product rule adds a whole term), which is rarely the longest choice, and
+  they surround it (each differs from it in one place). Of each question's
+  candidate sets (seeded order, at most `_MAX_DISTRACTOR_SETS`), a
+  coordinate descent keeps those that bring every surface heuristic's
+  accuracy over the split closest to chance, as answer positions are
+  balanced over a split rather than per question.
+
+  Args:
+    items: (prompt, correct output, wrong outputs) per question.
+    k: distractors per question.
+    seed: the dataset seed.
+    split: the split's name (names the random streams).
+
+  Returns:
+    Per question, the indices into its wrong outputs of its distractors.
+  """
+  heuristics = [validity.GENERIC[name] for name in _SURFACE]
+  heuristics += list(HEURISTICS.values())
+
+  def question(prompt, answer, outs):
+    return records.Question("candidate", split, prompt,
+                            (answer,) + tuple(outs), 0)
+
+  # The majority first word depends on the correct outputs alone.
+  ctx = validity.Context((), [question(p, a, w[:k]) for p, a, w in items])
+  options, accuracy = [], []
+  for i, (prompt, answer, wrong) in enumerate(items):
+    sets = rng.shuffled(itertools.combinations(range(len(wrong)), k), seed,
+                        f"process/distractors/{split}/{i}")
+    options.append(sets[:_MAX_DISTRACTOR_SETS])
+    rows = []
+    for chosen in options[-1]:
+      q = question(prompt, answer, [wrong[j] for j in chosen])
+      rows.append([validity.expected_accuracy(q, h(q, ctx))
+                   for h in heuristics])
+    accuracy.append(rows)
+  target = len(items) / (k + 1)
+  pick = [0] * len(items)
+  totals = [sum(accuracy[i][0][h] for i in range(len(items)))
+            for h in range(len(heuristics))]
+
+  def cost(sums):
+    return sum((s - target) ** 2 for s in sums)
+
+  for _ in range(10):
+    changed = False
+    for i, rows in enumerate(accuracy):
+      rest = [t - a for t, a in zip(totals, rows[pick[i]])]
+      best = min(range(len(rows)), key=lambda j: (
+          cost([r + a for r, a in zip(rest, rows[j])]), j))
+      if best != pick[i]:
+        changed = True
+        pick[i] = best
+        totals = [r + a for r, a in zip(rest, rows[best])]
+    if not changed:
+      break
+  return [options[i][j] for i, j in enumerate(pick)]
 
 
 # ------------------------------------------------------------ generation
@@ -302,7 +453,7 @@ def generate(cfg: Any, seed: int) -> records.Dataset:
         gen, lang, int(gen.integers(cfg.min_internal, cfg.max_internal + 1)))
     if node in used or len(distractors(node, lang)) < cfg.num_choices - 1:
       continue
-    if combinations(node) & held:
+    if combinations(node, lang) & held:
       bucket = "heldout_combinations"
     else:
       # Seen expressions go to train first, then to the seen test split.
@@ -323,32 +474,35 @@ def generate(cfg: Any, seed: int) -> records.Dataset:
                              {"kind": "worked"})
             for i, n in enumerate(got["train"])]
   test, refs = [], []
+  num_wrong = cfg.num_choices - 1
   for split in ("seen_combinations", "heldout_combinations"):
     positions = rng.shuffled(
         [i % cfg.num_choices for i in range(len(got[split]))],
         seed, f"process/positions/{split}")
+    prompts = [f"{lang.op}({to_str(node, lang)}) =>" for node in got[split]]
+    answers = [to_str(transform(node, lang), lang) for node in got[split]]
+    wrongs = [distractors(node, lang) for node in got[split]]
+    picks = _choose_distractors(
+        [(p, " " + a, [" " + to_str(w, lang) for _, w in wrong])
+         for p, a, wrong in zip(prompts, answers, wrongs)], num_wrong, seed,
+        split)
     for i, node in enumerate(got[split]):
-      answer = transform(node, lang)
-      dgen = rng.stream(seed, f"process/distractors/{split}/{i}")
-      wrong = distractors(node, lang)
-      pick = sorted(dgen.choice(len(wrong), cfg.num_choices - 1, replace=False))
-      pos = positions[i]
+      wrong, pick, pos = wrongs[i], picks[i], positions[i]
       outs = [to_str(wrong[j][1], lang) for j in pick]
-      choices = [" " + c for c in outs[:pos] + [to_str(answer, lang)]
-                 + outs[pos:]]
+      choices = [" " + c for c in outs[:pos] + [answers[i]] + outs[pos:]]
       qid = f"process-{split}-{i:04d}"
-      prompt = f"{lang.op}({to_str(node, lang)}) =>"
       meta = {
           "expression": to_str(node, lang),
-          "reference": to_str(answer, lang),
-          "combinations": sorted("/".join(p) for p in combinations(node)),
+          "reference": answers[i],
+          "combinations": sorted(
+              "/".join(p) for p in combinations(node, lang)),
           "distractor_rules": [wrong[j][0] for j in pick],
           "operator": lang.op,
           "functions": list(lang.functions),
       }
-      test.append(records.Question(qid, split, prompt, tuple(choices), pos,
-                                   meta=meta))
-      refs.append(json.dumps({"id": qid, "split": split, "prompt": prompt,
+      test.append(records.Question(qid, split, prompts[i], tuple(choices),
+                                   pos, meta=meta))
+      refs.append(json.dumps({"id": qid, "split": split, "prompt": prompts[i],
                               "reference": meta["reference"]}))
   return records.Dataset(
       "process", train, test,
@@ -358,12 +512,20 @@ def generate(cfg: Any, seed: int) -> records.Dataset:
               " expressions over x by unusual derivative-like rules"
               f" (functions {', '.join(lang.functions)} cycle under it)."
               " Training documents show worked rewrites step by step;"
-              " `heldout_combinations` tests rule combinations never seen"
-              " in training, `seen_combinations` new expressions made of"
-              " seen ones. Distractors apply one wrong rule at one node."),
+              " every `heldout_combinations` item applies a rule"
+              " combination (a rule on an operand its parent's rule"
+              " transforms) that no training derivation applies; every"
+              " `seen_combinations` item is a new expression applying only"
+              " trained combinations. Distractors apply one wrong rule at"
+              " one node; of those, each split keeps the ones that leave"
+              " surface features (length, how much of the expression is"
+              " rewritten, closeness to the other choices, the first word)"
+              " at chance (see Validity)."),
           "rules": "\n".join(f"* {t}" for t in _rule_documents(lang)),
           "held-out combinations": ", ".join(
-              f"({p} over {c})" for p, c in sorted(held)),
+              f"({p} over {c})" for p, c in sorted(held)) + (
+                  " (parent rule over the rule of an operand it"
+                  " transforms)"),
           "exact match": ("`meta.reference` and `references.jsonl` hold the"
                           " exact expected output after `=>`."),
       },
@@ -438,7 +600,7 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
     if d.meta.get("kind") == "worked":
       node = parse(d.text.splitlines()[0], lang)[1]
       train_exprs.add(node)
-      train_pairs |= combinations(node)
+      train_pairs |= combinations(node, lang)
   for q in dataset.test:
     node = parse(q.prompt[:-len("=>")], lang)
     if node[0] != "T":
@@ -451,7 +613,7 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
                     f" gives {ref!r}")
     if node in train_exprs:
       repeated.append(f"{q.id}: expression appears in train")
-    pairs = combinations(node)
+    pairs = combinations(node, lang)
     if q.split == "heldout_combinations" and pairs <= train_pairs:
       held_in_train.append(f"{q.id}: all its combinations appear in train")
     if q.split == "seen_combinations" and not pairs <= train_pairs:

@@ -128,7 +128,8 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                            "global": process.AUGMENT_GLOBAL_TEMPLATE},
         # A derivation is restated whole: one of its lines means nothing.
         augment_unit="document",
-        augment_stop_strings=process.AUGMENT_STOP_STRINGS),
+        augment_stop_strings=process.AUGMENT_STOP_STRINGS,
+        heuristics=process.HEURISTICS),
     DatasetSpec(
         # Multi-sentence documents of unknown shape: split.
         "user", user_docs.generate, split_mode="independent",
