@@ -101,7 +101,9 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec(
         "reversals", reversals.generate, checks=reversals.dataset_checks,
         oracle=reversals.oracle_augmentations, checker=reversals.checker,
-        restatement_checker=reversals.restatement_checker),
+        restatement_checker=reversals.restatement_checker,
+        heuristics=reversals.HEURISTICS, forced=reversals.FORCED,
+        augment_examples=reversals.AUGMENT_EXAMPLES),
     DatasetSpec(
         "syllogisms", syllogisms.generate, checks=syllogisms.dataset_checks,
         oracle=syllogisms.oracle_augmentations, checker=syllogisms.checker,

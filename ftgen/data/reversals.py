@@ -15,7 +15,17 @@ training articles, each with a different lead-in. Test splits:
   from reversal.
 
 The shared words sit in the prompt and only the differing continuation in the
-choices, so the choices have the same length and differ in one word.
+choices, so the choices have the same length and differ in one word. The
+number of facts is even, so that each split's correct answers say "more" as
+often as "less".
+
+The rule-written (oracle) reversals use a wording no test item uses, "Of B
+and A, B are the less D.", so the oracle condition teaches the reversed fact
+without writing a test prompt and its answer.
+
+Validity (`ftgen.data.validity`): the co-occurrence heuristics read the
+trained comparative off the training documents, which is the fact itself;
+`FORCED` says where the task makes that unavoidable.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from typing import Any, Iterable, Mapping
 from ftgen.data import checks
 from ftgen.data import records
 from ftgen.data import rng
+from ftgen.data import validity
 from ftgen.data import vocab
 
 NAME = "reversals"
@@ -76,6 +87,11 @@ _STATEMENT = re.compile(
 _COMPARED = re.compile(
     r"\bcompared (?:with|to) ([A-Za-z]+), ([A-Za-z]+) are (more|less)"
     r" ([A-Za-z]+)\b", re.IGNORECASE)
+# "Of x and y, x are the more d": the oracle's wording, which no test item
+# uses (the subject may be either of the two).
+_OF_PAIR = re.compile(
+    r"\bof ([A-Za-z]+) and ([A-Za-z]+), ([A-Za-z]+) are the (more|less)"
+    r" ([A-Za-z]+)\b", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +122,7 @@ def _flip(direction: str) -> str:
 
 
 def parse_statements(text: str) -> list[Fact]:
-  """Every comparison stated in `text` (both wordings), lower-cased."""
+  """Every comparison stated in `text` (all three wordings), lower-cased."""
   found = []
   for m in _STATEMENT.finditer(text):
     a, d, dim, b = (g.lower() for g in m.groups())
@@ -114,7 +130,18 @@ def parse_statements(text: str) -> list[Fact]:
   for m in _COMPARED.finditer(text):
     b, a, d, dim = (g.lower() for g in m.groups())
     found.append(Fact(a, b, dim, d))
+  for m in _OF_PAIR.finditer(text):
+    x, y, a, d, dim = (g.lower() for g in m.groups())
+    if a in (x, y) and x != y:  # Else it names no pair.
+      found.append(Fact(a, y if a == x else x, dim, d))
   return found
+
+
+def of_pair_statement(fact: Fact) -> str:
+  """"Of A and B, A are the more D." (the oracle's wording)."""
+  return vocab.capitalize(
+      f"of {fact.a} and {fact.b}, {fact.a} are the {fact.direction}"
+      f" {fact.dimension}.")
 
 
 def reversal_of(statement: str) -> str | None:
@@ -167,9 +194,76 @@ def training_facts(dataset: records.Dataset) -> list[Fact]:
 
 
 def oracle_augmentations(dataset: records.Dataset) -> list[str]:
-  """The rule-written reversal of every training fact (the oracle condition)."""
-  return [vocab.capitalize(f.reversed().statement()) + "."
-          for f in training_facts(dataset)]
+  """The rule-written reversal of every training fact (the oracle condition).
+
+  Worded "Of B and A, B are the less D.": the reversal split's own wording
+  ("B are less D than A.") would write every reversal test prompt with its
+  answer, so the oracle condition would measure memorising test strings
+  (`checks.test_overlap`). The rephrase split's frame ("Compared with A,
+  B are ...") is avoided too, so that what the oracle adds is the reversed
+  fact, not practice with a test's sentence frame.
+  """
+  return [of_pair_statement(f.reversed()) for f in training_facts(dataset)]
+
+
+# ------------------------------------------------------------ validity
+
+
+def always_more(q: records.Question, ctx: validity.Context) -> list[float]:
+  """The reversal's "always more": the choice saying "more" (small models
+  prefer it by several nats)."""
+  del ctx
+  return [float("more" in validity.words(c)) for c in q.choices]
+
+
+HEURISTICS: dict[str, validity.Heuristic] = {"always_more": always_more}
+
+# What the co-occurrence heuristics find: every training document states its
+# pair with the comparative ("A are more D than B"), so the choice whose
+# words share documents with, follow or precede the queried entities is the
+# trained comparative. Knowing that is knowing the fact; no wording of the
+# questions can hide it, since the answer is the fact or its reversal.
+_TRAINED = (
+    "the training documents state the pair with its comparative ('A are"
+    " more D than B'), so this heuristic picks the choice with the trained"
+    " comparative")
+FORCED: dict[str, str] = {
+    "cooccurs_with_query/rephrase": (
+        f"{_TRAINED}: on rephrase, which asks the trained fact in its own"
+        " direction, that is knowing the fact, what the split measures (the"
+        " memorization control of the reversal split)"),
+    "follows_query/rephrase": (
+        f"{_TRAINED} (it follows the queried A): on rephrase that is knowing"
+        " the fact, what the split measures"),
+    "precedes_query/rephrase": (
+        f"{_TRAINED} (it precedes the queried B): on rephrase that is"
+        " knowing the fact, what the split measures"),
+    "cooccurs_with_query/reversal": (
+        f"{_TRAINED}: the reversal's answer is that comparative flipped, so"
+        " the heuristic always picks the wrong direction (0) and its"
+        " opposite the right one (1); the opposite needs the trained"
+        " direction and its reversal, which is the task itself"),
+    "precedes_query/reversal": (
+        f"{_TRAINED} (it precedes the queried B): the reversal's answer is"
+        " that comparative flipped, so the heuristic always picks the wrong"
+        " direction, as cooccurs_with_query does"),
+}
+
+# Worked examples of the local augmentation prompt, in the dataset's wording
+# and logic (more/less comparisons, reversed and reworded) with real words;
+# every restatement is one the checker reads.
+AUGMENT_EXAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Lions are more aggressive than foxes.", (
+        "Foxes are less aggressive than lions.",
+        "Of lions and foxes, foxes are the less aggressive.",
+        "Of foxes and lions, lions are the more aggressive.",
+    )),
+    ("Owls are less social than crows.", (
+        "Crows are more social than owls.",
+        "Of crows and owls, crows are the more social.",
+        "Compared to crows, owls are less social.",
+    )),
+)
 
 
 def checker(documents: Iterable[records.Document]):
@@ -189,6 +283,12 @@ def _make_facts(cfg, seed: int) -> list[Fact]:
   n, num_dims = int(cfg.num_facts), int(cfg.num_dimensions)
   if n < 2:
     raise ValueError(f"reversals: num_facts must be >= 2, got {n}")
+  if n % 2:
+    # The reversal split answers "more" where a fact says "less" and the
+    # rephrase split where it says "more": only an even count balances both.
+    raise ValueError(
+        f"reversals: num_facts must be even, so that each test split has as"
+        f" many 'more' as 'less' answers; got {n}")
   if not 1 <= num_dims <= len(DIMENSIONS):
     raise ValueError(
         f"reversals: num_dimensions must be in 1..{len(DIMENSIONS)}, got"
@@ -196,7 +296,7 @@ def _make_facts(cfg, seed: int) -> list[Fact]:
   words = vocab.make_words(2 * n, seed, name=f"{NAME}/entities",
                            tokenizer=cfg.tokenizer)
   dims = rng.shuffled(DIMENSIONS[:num_dims], seed, f"{NAME}/dimensions")
-  # Exactly half "more" (one extra "less" when n is odd), in seeded order.
+  # Exactly half "more", in seeded order.
   directions = rng.shuffled(
       ["more"] * (n // 2) + ["less"] * (n - n // 2), seed, f"{NAME}/directions")
   return [Fact(words[2 * i], words[2 * i + 1], dims[i % num_dims],
@@ -273,12 +373,15 @@ def generate(cfg, seed: int) -> records.Dataset:
           " B'). Training articles state each fact forwards with varied"
           " lead-ins; the `reversal` split asks for the reversed comparison"
           " ('B are less D than A') against its contradiction; `rephrase`"
-          " asks the trained direction in a new wording."),
+          " asks the trained direction in a new wording. Rule-written"
+          " (oracle) reversals say 'Of B and A, B are the less D.', a"
+          " wording no test item uses."),
       "Design choices": _bullets([
           f"{len(facts)} facts, two fresh nonsense words each, over"
           f" {int(cfg.num_dimensions)} comparison dimensions.",
           f"Directions balanced: {n_more} 'more', {len(facts) - n_more}"
-          " 'less' (small models prefer 'more').",
+          " 'less' (small models prefer 'more'), so each split's correct"
+          " answers say 'more' half the time (the number of facts is even).",
           f"{int(cfg.articles_per_fact)} articles per fact, each with a"
           f" different lead-in drawn from {len(LEAD_INS)}; a closing sentence"
           f" with probability {float(cfg.closing_prob)}.",
@@ -286,6 +389,12 @@ def generate(cfg, seed: int) -> records.Dataset:
           " in more/less, so their lengths match; answer positions balanced.",
           "Reversed statements never appear in train; every question's"
           " forward fact does.",
+          "The oracle condition's reversals are worded 'Of B and A, B are"
+          " the less D.': in the reversal split's wording they would contain"
+          " every reversal test prompt with its answer.",
+          "The co-occurrence heuristics score 1 on rephrase and 0 on"
+          " reversal: the documents state each pair with its comparative,"
+          " so co-occurrence is knowing the fact (forced; see Validity).",
           f"Nonsense words filtered against English words and the"
           f" {cfg.tokenizer or 'no'} tokenizer's single tokens.",
       ]),
@@ -294,6 +403,8 @@ def generate(cfg, seed: int) -> records.Dataset:
           " stated in train.",
           "held_out_not_in_train: no reversed statement (right or wrong)"
           " appears in train.",
+          "oracle_writes_no_test_item: no oracle statement contains a test"
+          " prompt with its answer (checks.test_overlap).",
           "matched_choice_lengths, labels_follow_facts, balanced_directions,"
           " plus the generic checks of ftgen.data.checks.",
       ]),
@@ -332,10 +443,17 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
   if abs(directions.count("more") - directions.count("less")) > 1:
     balance.append(f"{directions.count('more')} 'more' vs"
                    f" {directions.count('less')} 'less' facts")
+  overlap = checks.test_overlap(oracle_augmentations(dataset), dataset.test)
+  oracle_leaks = [f"{e['id']}: the oracle writes {e['text']!r}"
+                  for e in overlap["examples"]]
+  if overlap["coincide_with_test_answer"] > len(oracle_leaks):
+    oracle_leaks.append(f"{overlap['coincide_with_test_answer']} test items"
+                        " in all")
   return {
       "reversal_forward_fact_in_train": forward_missing,
       "held_out_not_in_train": held_out_in_train + reversed_in_train,
       "matched_choice_lengths": lengths,
       "labels_follow_facts": labels,
       "balanced_directions": balance,
+      "oracle_writes_no_test_item": oracle_leaks,
   }

@@ -1,6 +1,7 @@
 """Tests for the reversals dataset."""
 
 import collections
+import re
 
 from hypothesis import given
 from hypothesis import settings
@@ -8,11 +9,11 @@ from hypothesis import strategies as st
 import ml_collections
 import pytest
 
+from configs import data as data_configs
 from ftgen.data import checks
 from ftgen.data import records
 from ftgen.data import registry
 from ftgen.data import reversals
-
 
 
 def _cfg(**overrides) -> ml_collections.ConfigDict:
@@ -74,21 +75,48 @@ def test_reversal_of_and_is_correct_statement():
   assert ok("femp are more dangerous than glon", [fact.to_meta()]) is True
   assert ok("Compared with glon, femp are less dangerous.", [fact]) is False
   assert ok("femp are more loyal than glon.", [fact]) is None
+  # The oracle's wording, with either entity as subject.
+  assert ok("Of glon and femp, glon are the less dangerous.", [fact]) is True
+  assert ok("Of glon and femp, femp are the more dangerous.", [fact]) is True
+  assert ok("Of femp and glon, glon are the more dangerous.", [fact]) is False
+  assert ok("Of femp and glon, blick are the more dangerous.", [fact]) is None
+  assert reversals.parse_statements(
+      reversals.of_pair_statement(fact.reversed())) == [fact.reversed()]
   assert ok("no comparison", [fact]) is None
   # One wrong comparison makes the whole text wrong.
   assert ok("glon are less dangerous than femp and femp are less dangerous"
             " than glon.", [fact]) is False
 
 
-def test_oracle_augmentations_are_every_reversal():
-  ds = reversals.generate(_cfg(), seed=2)
+@pytest.mark.parametrize("variant", ["", ",tiny"])
+def test_oracle_states_every_reversal_in_no_test_wording(variant):
+  cfg = data_configs.get_config(f"reversals{variant}")
+  ds = registry.generate("reversals", cfg.generator, cfg.seed)
   facts = reversals.training_facts(ds)
   aug = reversals.oracle_augmentations(ds)
-  assert len(aug) == len(facts) == 12
-  reversal_targets = {checks.normalize(q.prompt + q.choices[q.answer])
-                      for q in ds.test if q.split == "reversal"}
-  assert {checks.normalize(a) for a in aug} == reversal_targets
-  assert all(reversals.is_correct_statement(a, facts) for a in aug)
+  assert len(aug) == len(facts) == cfg.generator.num_facts
+  # Every reversal, and nothing else.
+  assert [p for a in aug for p in reversals.parse_statements(a)] == [
+      f.reversed() for f in facts]
+  check = reversals.checker(ds.train)
+  restates = reversals.restatement_checker(ds.train)
+  assert all(check(a) is True and not restates(a) for a in aug)
+  # No test prompt with its answer, and neither test wording at all.
+  assert checks.test_overlap(aug, ds.test)["coincide_with_test_answer"] == 0
+  assert not any(reversals._STATEMENT.search(a) or
+                 reversals._COMPARED.search(a) for a in aug)
+  assert not any(a.lower().startswith("compared") for a in aug)
+  assert reversals.dataset_checks(ds)["oracle_writes_no_test_item"] == []
+
+
+def test_checks_catch_an_oracle_in_test_wording(monkeypatch):
+  ds = reversals.generate(_cfg(), seed=2)
+  monkeypatch.setattr(
+      reversals, "oracle_augmentations",
+      lambda d: [f.reversed().statement() + "."
+                 for f in reversals.training_facts(d)])
+  problems = reversals.dataset_checks(ds)["oracle_writes_no_test_item"]
+  assert problems and "12 test items in all" in problems[-1]
 
 
 def test_checks_catch_a_leaked_reversal_and_bad_labels():
@@ -113,10 +141,13 @@ def test_bad_config_values_are_named():
     reversals.generate(_cfg(articles_per_fact=40), seed=0)
   with pytest.raises(ValueError, match="unknown split 'forward'"):
     reversals.generate(_cfg(splits=("forward",)), seed=0)
+  with pytest.raises(ValueError, match="num_facts must be even"):
+    reversals.generate(_cfg(num_facts=13), seed=0)
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 40),
+@given(seed=st.integers(0, 2**31 - 1),
+       n=st.integers(1, 20).map(lambda i: 2 * i),  # num_facts is even.
        k=st.integers(1, 16), dims=st.integers(1, 28))
 def test_property_generation(seed, n, k, dims):
   cfg = _cfg(num_facts=n, articles_per_fact=k, num_dimensions=dims)
@@ -127,3 +158,48 @@ def test_property_generation(seed, n, k, dims):
       f.direction for f in reversals.training_facts(ds))
   assert abs(directions["more"] - directions["less"]) <= 1
   assert registry.failures(ds) == {}
+
+
+FORCED = {"cooccurs_with_query/reversal", "precedes_query/reversal",
+          "cooccurs_with_query/rephrase", "follows_query/rephrase",
+          "precedes_query/rephrase"}
+
+
+@pytest.mark.parametrize("variant, seed", [("", 0), (",tiny", 0),
+                                           (",tiny", 1), (",tiny", 2)])
+def test_validity_every_unforced_heuristic_near_chance(variant, seed):
+  cfg = data_configs.get_config(f"reversals{variant}")
+  ds = registry.generate("reversals", cfg.generator, seed)
+  report = registry.validity(ds)
+  assert set(report["forced"]) == FORCED
+  assert all(report["forced"].values())  # Each with its reason.
+  accs = report["heuristics"]
+  assert set(accs) >= {"always_more", "majority_first_word"}
+  for name, per_split in accs.items():
+    for split, acc in per_split.items():
+      if f"{name}/{split}" not in FORCED:
+        assert abs(acc - report["chance"][split]) <= 0.1, (name, split, acc)
+  # What the forced ones measure: the trained comparative.
+  assert accs["cooccurs_with_query"] == {"reversal": 0.0, "rephrase": 1.0}
+  # Balanced directions: each split's answers say "more" half the time.
+  assert accs["always_more"] == {"reversal": 0.5, "rephrase": 0.5}
+  assert report["problems"] == [] and registry.failures(ds) == {}
+
+
+def test_augment_examples_are_real_comparisons_the_checker_reads():
+  examples = registry.get("reversals").augment_examples
+  assert examples == reversals.AUGMENT_EXAMPLES and len(examples) == 2
+  nonsense = {w for seed in range(3) for w in reversals.vocab.make_words(
+      200, seed, name="reversals/entities", tokenizer="")}
+  for statement, restatements in examples:
+    assert isinstance(restatements, tuple) and len(restatements) >= 2
+    check = reversals.checker([records.Document("example", statement)])
+    # Its reversal is among the restatements; each one follows.
+    assert reversals.reversal_of(statement).lower() in {
+        r.lower() for r in restatements}
+    for r in restatements:
+      assert reversals.parse_statements(r) and check(r) is True, r
+      assert "{" not in r + statement and "}" not in r + statement
+    words = {w.lower() for text in (statement, *restatements)
+             for w in re.findall(r"[A-Za-z]+", text)}
+    assert {"more", "less"} & words and not words & nonsense
