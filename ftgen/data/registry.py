@@ -107,7 +107,10 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec(
         "syllogisms", syllogisms.generate, checks=syllogisms.dataset_checks,
         oracle=syllogisms.oracle_augmentations, checker=syllogisms.checker,
-        restatement_checker=syllogisms.restatement_checker),
+        restatement_checker=syllogisms.restatement_checker,
+        heuristics=syllogisms.HEURISTICS, forced=syllogisms.FORCED,
+        controls=syllogisms.CONTROLS,
+        augment_examples=syllogisms.AUGMENT_EXAMPLES),
     DatasetSpec(
         # Multi-sentence documents: each sentence is trained with its
         # document so far as unscored context (the paper's choice).
