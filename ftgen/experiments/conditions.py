@@ -11,12 +11,21 @@ from __future__ import annotations
 # Every condition, in the paper's display order (tables, figures, configs).
 CONDITIONS = ("pretrained", "finetune", "icl", "retrieval",
               "finetune_aug_local", "finetune_aug_global", "finetune_aug",
-              "finetune_aug_oracle")
-# The fine-tuning conditions and the augmented data each trains on (None:
-# the original documents only; "both": local and global together).
+              "finetune_aug_oracle", "finetune_compute_control")
+# The fine-tuning conditions and the augmented data each adds to the
+# original documents (None: the original documents only; "both": local and
+# global together).
 AUGMENTATION = {"finetune": None, "finetune_aug_local": "local",
                 "finetune_aug_global": "global", "finetune_aug": "both",
-                "finetune_aug_oracle": "oracle"}
+                "finetune_aug_oracle": "oracle",
+                "finetune_compute_control": None}
+# Plain fine-tuning for as many steps as the longest augmented condition:
+# separates "more data" from "more compute" (augmented conditions train for
+# more steps when steps follow the training-set size).
+COMPUTE_CONTROL = "finetune_compute_control"
+# The plain fine-tuning conditions: the original documents only, so sentence
+# splitting follows the dataset's baseline rule (`DatasetSpec`).
+PLAIN = ("finetune", COMPUTE_CONTROL)
 # The rule-written augmentation, for datasets with machine-readable ground
 # truth (`ftgen.data.registry`).
 ORACLE = "finetune_aug_oracle"

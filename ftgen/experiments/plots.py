@@ -26,6 +26,7 @@ COLORS = {
     "finetune_aug_global": "#ff7f0e",
     "finetune_aug": "#2ca02c",
     "finetune_aug_oracle": "#9467bd",
+    "finetune_compute_control": "#3b3b3b",
 }
 LABELS = {
     "pretrained": "pretrained",
@@ -36,6 +37,7 @@ LABELS = {
     "finetune_aug_global": "FT + global aug.",
     "finetune_aug": "FT + aug. (both)",
     "finetune_aug_oracle": "FT + oracle aug.",
+    "finetune_compute_control": "fine-tune (matched compute)",
 }
 _FALLBACK = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
 
@@ -102,6 +104,16 @@ def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
                        linestyles="dashed", linewidth=1.0, label="chance")
       if i == 0:
         handles.insert(0, line)
+  # The heuristics the task itself lets beat chance (ftgen/data/validity.py):
+  # what a no-reasoning rule scores, so a bar is read against it.
+  styles = ("dotted", (0, (5, 2, 1, 2)), (0, (1, 3)))
+  for k, (name, accs) in enumerate((summary.get("baselines") or {}).items()):
+    drawn = [ax.hlines(_num(accs[s]), i - 0.45, i + 0.45, colors="0.35",
+                       linestyles=styles[k % len(styles)], linewidth=1.0,
+                       label=f"heuristic: {name}")
+             for i, s in enumerate(splits) if s in accs]
+    if drawn:
+      handles.insert(1 + k, drawn[0])
   ax.set_xticks(range(len(splits)))
   ax.set_xticklabels(splits)
   ax.set_xlim(-0.55, len(splits) - 0.45)

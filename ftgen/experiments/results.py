@@ -317,6 +317,15 @@ def comparison_table(summary: Mapping[str, Any]) -> str:
     vals = [c[s]["chance"] for c in conds.values() if s in c]
     chance.append(_fmt(vals[0]) if vals else "–")
   lines.append("| *chance* | " + " | ".join(chance) + " |")
+  # No-reasoning heuristics the task lets beat chance (the dataset's
+  # manifest, ftgen/data/validity.py): a condition is read against them.
+  for name, accs in (summary.get("baselines") or {}).items():
+    lines.append(f"| *heuristic: {name}* | "
+                 + " | ".join(_fmt(accs.get(s)) for s in splits) + " |")
+  controls = {s: t for s, t in (summary.get("controls") or {}).items()
+              if s in splits}
+  if controls:
+    lines += [""] + [f"Control `{s}`: {t}" for s, t in controls.items()]
   reasons = invalid_reasons(summary)
   if reasons:
     lines += [""] + [f"Invalid (no accuracy): `{cond}`: {reason}."

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import re
@@ -39,6 +40,7 @@ import jax
 from ftgen import configs
 from ftgen.augment import run as augment
 from ftgen.checkpoints import registry
+from ftgen.data import checks as data_checks
 from ftgen.data import io as data_io
 from ftgen.data import pipeline
 from ftgen.data import records
@@ -58,6 +60,22 @@ from ftgen.train import validate
 
 # Augmentation sets built from others.
 _BOTH = ("local", "global")
+
+
+# "paper": the dataset's own rule (ftgen.data.registry: split_mode, and
+# baseline_split_mode for plain fine-tuning); the others apply to every
+# fine-tuning condition.
+SPLIT_MODES = ("paper",) + splitting.MODES
+
+
+def split_mode(config: Any, cond: str) -> str:
+  """The sentence splitting of fine-tuning condition `cond`."""
+  if config.split_mode != "paper":
+    return config.split_mode
+  spec = data_registry.get(config.data.name)
+  if cond in conditions_lib.PLAIN and spec.baseline_split_mode:
+    return spec.baseline_split_mode
+  return spec.split_mode
 
 
 class ExperimentConfigError(ValueError):
@@ -118,15 +136,21 @@ def _check(config: Any):
     raise ExperimentConfigError("config.conditions is empty")
   if not config.seeds:
     raise ExperimentConfigError("config.seeds is empty; give e.g. (0,)")
-  if config.split_mode not in ("none", "independent", "cumulative"):
+  if config.split_mode not in SPLIT_MODES:
     raise ExperimentConfigError(
-        f"config.split_mode={config.split_mode!r}; allowed: none, independent,"
-        " cumulative")
-  if int(config.steps) < 1:
-    raise ExperimentConfigError(f"config.steps={config.steps} must be >= 1")
-  if not 0.0 < float(config.augmented_ratio) < 1.0:
+        f"config.split_mode={config.split_mode!r}; allowed:"
+        f" {', '.join(SPLIT_MODES)}")
+  if int(config.steps) < 0:
     raise ExperimentConfigError(
-        f"config.augmented_ratio={config.augmented_ratio} must lie in (0, 1)")
+        f"config.steps={config.steps} must be >= 0 (0: config.epochs passes"
+        " over each condition's training set)")
+  if int(config.steps) == 0 and not float(config.epochs) > 0:
+    raise ExperimentConfigError(
+        f"config.epochs={config.epochs} must be > 0 when config.steps is 0")
+  if not 0.0 <= float(config.augmented_ratio) < 1.0:
+    raise ExperimentConfigError(
+        f"config.augmented_ratio={config.augmented_ratio} must be 0 (sample"
+        " the union of original and augmented examples) or lie in (0, 1)")
   overridden = stage_configs.overridden(config)
   if overridden:
     more = f" (and {len(overridden) - 1} more)" if len(overridden) > 1 else ""
@@ -144,10 +168,13 @@ def _check_stages(config: Any, workdir: pathlib.Path):
   """Validates the model name and every stage config the conditions will run,
   each with its stage's own validator, before any stage
   (docs/reliability.md#validation-before-work)."""
-  try:
-    registry.validate_name(config.model)
-  except ValueError as e:
-    raise ExperimentConfigError(f"config.model: {e}") from e
+  for key in ("model", "augment_model"):
+    if key == "augment_model" and not config.augment_model:
+      continue
+    try:
+      registry.validate_name(config[key])
+    except ValueError as e:
+      raise ExperimentConfigError(f"config.{key}: {e}") from e
   if config.data_dir and not pathlib.Path(config.data_dir).is_dir():
     raise ExperimentConfigError(
         f"config.data_dir={config.data_dir!r} is not a directory; give a"
@@ -162,10 +189,12 @@ def _check_stages(config: Any, workdir: pathlib.Path):
             stage_configs.augment_config(config, kind, data_dir))
       except ValueError as e:
         raise _stage_error(f"augment_{kind}", e) from e
-  if kinds - {None}:
+  if any(c in conditions_lib.AUGMENTATION for c in config.conditions):
     try:
       validate.check_config(stage_configs.finetune_config(
-          config, seed=seed, data_dir=data_dir, augmented_path=""))
+          config, seed=seed, data_dir=data_dir, augmented_path="",
+          steps=max(1, int(config.steps)),
+          split_mode=split_mode(config, "finetune")))
     except ValueError as e:
       raise _stage_error("finetune", e) from e
   for mode in sorted({conditions_lib.EVAL_MODE[c] for c in config.conditions}):
@@ -212,6 +241,8 @@ class _Experiment:
     self.questions: list[records.Question] = []
     self.documents: list[records.Document] = []
     self.aug_paths: dict[str, pathlib.Path] = {}
+    # Fine-tuning condition -> steps, examples, epochs, split mode.
+    self.plan: dict[str, dict[str, Any]] = {}
 
   # -- model facts for the cost ledger
   def load_model_config(self):
@@ -244,19 +275,23 @@ class _Experiment:
                for cond in self.c.conditions):
       return
     data_cfg = self.c.finetune.data
-    pool = train_data.tokenize_examples(
-        splitting.make_examples(self.documents, self.c.split_mode),
-        registry.load_tokenizer(self.c.model),
-        append_eos=data_cfg.append_eos)
-    # Inputs drop the last token: an example of n tokens needs length n - 1.
-    if pool.max_len - 1 > data_cfg.max_len:
-      raise ExperimentConfigError(
-          f"the longest training example of {self.dataset_dir} has"
-          f" {pool.max_len} tokens (split_mode={self.c.split_mode!r}) but"
-          f" config.finetune.data.max_len={data_cfg.max_len}; set"
-          f" --config.finetune.data.max_len={pool.max_len - 1} or more, or a"
-          " split_mode that makes shorter examples (none, independent,"
-          " cumulative)")
+    modes = {split_mode(self.c, cond) for cond in self.c.conditions
+             if cond in conditions_lib.AUGMENTATION}
+    for mode in sorted(modes):
+      pool = train_data.tokenize_examples(
+          splitting.make_examples(self.documents, mode),
+          registry.load_tokenizer(self.c.model),
+          append_eos=data_cfg.append_eos)
+      # Inputs drop the last token: an example of n tokens needs length
+      # n - 1.
+      if pool.max_len - 1 > data_cfg.max_len:
+        raise ExperimentConfigError(
+            f"the longest training example of {self.dataset_dir} has"
+            f" {pool.max_len} tokens (split mode {mode!r}) but"
+            f" config.finetune.data.max_len={data_cfg.max_len}; set"
+            f" --config.finetune.data.max_len={pool.max_len - 1} or more, or"
+            " a --config.split_mode that makes shorter examples (none,"
+            " independent, cumulative)")
 
   # -- augmentation
   def needed_augmentations(self) -> list[str]:
@@ -296,9 +331,22 @@ class _Experiment:
   def _oracle(self) -> dict[str, Any]:
     dataset = records.Dataset(self.c.data.name, self.documents, self.questions)
     texts = data_registry.oracle_augmentations(self.c.data.name, dataset)
+    # The overlap model-written augmentations report; the oracle must have
+    # none, or its condition measures memorised test strings.
+    overlap = data_checks.test_overlap(texts, self.questions)
+    if overlap["coincide_with_test_answer"]:
+      raise StageUnavailable(
+          f"the rule-written augmentation states"
+          f" {overlap['coincide_with_test_answer']} test items in the test's"
+          f" own words (per split: {overlap['per_split']}; e.g."
+          f" {overlap['examples'][0]['text']!r}); its condition would"
+          " measure memorising test strings, so it is not reported")
     path = self.workdir / "augment" / "oracle" / "train.jsonl"
     _write_docs(path, texts, "oracle")
-    return {"path": str(path), "num_documents": len(texts), "flops": 0.0}
+    return {"path": str(path), "num_documents": len(texts), "flops": 0.0,
+            "test_overlap": overlap,
+            "items": {"total": len(self.documents),
+                      "used": len(self.documents)}}
 
   def _both(self) -> dict[str, Any]:
     texts = []
@@ -308,6 +356,7 @@ class _Experiment:
     _write_docs(path, texts, "both")
     parts = [self.stages.info(f"augment/{k}") or {} for k in _BOTH]
     return {"path": str(path), "num_documents": len(texts), "flops": 0.0,
+            "test_overlap": data_checks.test_overlap(texts, self.questions),
             "from": [str(self.aug_paths[k]) for k in _BOTH],
             "note": "concatenation; its cost is that of its parts",
             "parts_wall_s": sum(p.get("wall_s", 0) for p in parts)}
@@ -318,6 +367,7 @@ class _Experiment:
     path = _find_augmented(outdir)
     n = sum(1 for _ in data_io.iter_jsonl(path))
     info = {"path": str(path), "num_documents": n,
+            "model": cfg.model, "items": report.get("items"),
             "correctness": report.get("correctness"),
             "test_overlap": report.get("test_overlap")}
     if n == 0:
@@ -340,6 +390,7 @@ class _Experiment:
     return self.workdir / "finetune" / cond / f"seed_{seed}"
 
   def finetune(self):
+    self.plan_steps()
     for cond in self.c.conditions:
       if cond not in conditions_lib.AUGMENTATION or cond in self.skipped:
         continue
@@ -350,11 +401,68 @@ class _Experiment:
                         lambda cfg=cfg, o=outdir: self._finetune(cfg, o),
                         resumable=True)
 
-  def _finetune_config(self, cond: str, seed: int):
+  def plan_steps(self):
+    """Each fine-tuning condition's optimizer steps (`self.plan`).
+
+    With `config.steps` 0, a condition trains `config.epochs` passes over its
+    own training set (the original examples plus its augmentations, counted
+    by the batcher the loop builds), so the augmented conditions see every
+    original document as often as plain fine-tuning does; the compute
+    control trains the original documents for as many steps as the longest
+    augmented condition. A positive `config.steps` gives every condition
+    those steps (the matched-steps design).
+    """
+    c = self.c
+    tok = registry.load_tokenizer(c.model)
+    for cond in c.conditions:
+      if (cond not in conditions_lib.AUGMENTATION or cond in self.skipped
+          or cond == conditions_lib.COMPUTE_CONTROL):
+        continue
+      batcher = self._batcher(cond, tok)
+      steps = int(c.steps) or max(
+          1, math.ceil(float(c.epochs) * batcher.epoch_steps()))
+      self.plan[cond] = {
+          "steps": steps, "train_examples": len(batcher.train),
+          "original_examples": len(batcher.original),
+          "epochs": round(steps / batcher.epoch_steps(), 3),
+          "split_mode": split_mode(c, cond)}
+    control = conditions_lib.COMPUTE_CONTROL
+    if control in c.conditions and control not in self.skipped:
+      augmented = {k: v["steps"] for k, v in self.plan.items()
+                   if conditions_lib.AUGMENTATION[k]}
+      if not augmented:
+        self.skipped[control] = (
+            "no augmented condition ran to match its steps (add one of"
+            " finetune_aug_local, finetune_aug_global, finetune_aug,"
+            " finetune_aug_oracle to config.conditions)")
+        return
+      longest = max(augmented, key=augmented.get)
+      batcher = self._batcher(control, tok)
+      self.plan[control] = {
+          "steps": augmented[longest], "train_examples": len(batcher.train),
+          "original_examples": len(batcher.original),
+          "epochs": round(augmented[longest] / batcher.epoch_steps(), 3),
+          "split_mode": split_mode(c, control), "matches": longest}
+
+  def _batcher(self, cond: str, tokenizer: Any) -> train_data.Batcher:
+    """The batcher condition `cond`'s fine-tuning will build (its training
+    set, as the loop counts it)."""
+    cfg = self._finetune_config(cond, int(self.c.seeds[0]), steps=1)
+    try:
+      return train_data.build_batcher(self.documents, tokenizer, cfg.data,
+                                      cfg.batch_size, cfg.seed)
+    except ValueError as e:
+      raise ExperimentConfigError(
+          f"fine-tuning condition {cond}: {e} (experiment keys:"
+          " --config.finetune.data.max_len, --config.split_mode)") from e
+
+  def _finetune_config(self, cond: str, seed: int, steps: int | None = None):
     kind = conditions_lib.AUGMENTATION[cond]
     return stage_configs.finetune_config(
         self.c, seed=seed, data_dir=str(self.dataset_dir),
-        augmented_path=str(self.aug_paths[kind]) if kind else "")
+        augmented_path=str(self.aug_paths[kind]) if kind else "",
+        steps=self.plan[cond]["steps"] if steps is None else steps,
+        split_mode=split_mode(self.c, cond))
 
   def _finetune(self, cfg: Any, outdir: pathlib.Path) -> dict[str, Any]:
     summary = run_finetune(cfg, outdir)
@@ -464,7 +572,14 @@ class _Experiment:
         extra={"skipped": dict(self.skipped),
                "icl_subsample": (self.stages.info(
                    f"eval/icl/seed_{c.seeds[0]}") or {}).get("icl_subsample"),
-               "steps": int(c.steps), "split_mode": c.split_mode})
+               "augment_model": stage_configs.augment_model(c),
+               "step_rule": ("matched" if int(c.steps) else
+                             f"{float(c.epochs):g} epochs per condition"),
+               "training": {k: v for k, v in self.plan.items()
+                            if k not in self.skipped},
+               "split_mode": c.split_mode,
+               "coverage": self.coverage(),
+               **self.validity()})
     figure = None
     if rows:
       figure = plots.plot_summary(summary, self.workdir / c.figure_name)["png"]
@@ -479,6 +594,39 @@ class _Experiment:
     return Outcome(summary, self.workdir, figure,
                    results_lib.comparison_table(summary), self.stages.ran,
                    self.stages.skipped, dict(self.skipped))
+
+  def coverage(self) -> dict[str, dict[str, Any]]:
+    """Per augmented condition: training items augmented / items, per
+    augmentation it trains on."""
+    out = {}
+    for cond in self.c.conditions:
+      kind = conditions_lib.AUGMENTATION.get(cond)
+      if not kind or cond in self.skipped:
+        continue
+      out[cond] = {}
+      for k in (_BOTH if kind == "both" else (kind,)):
+        items = (self.stages.info(f"augment/{k}") or {}).get("items") or {}
+        out[cond][k] = {"augmented": items.get("used"),
+                        "items": items.get("total")}
+    return out
+
+  def validity(self) -> dict[str, Any]:
+    """The dataset's forced shortcut heuristics (baseline rows of the
+    tables, from its manifest) and how to read its control splits."""
+    manifest = self.dataset_dir / "manifest.json"
+    section = {}
+    if manifest.is_file():
+      section = json.loads(manifest.read_text()).get("validity") or {}
+    forced = section.get("forced") or {}
+    baselines: dict[str, dict[str, float]] = {}
+    for name, accs in (section.get("heuristics") or {}).items():
+      for split, acc in accs.items():
+        if name in forced or f"{name}/{split}" in forced:
+          baselines.setdefault(name, {})[split] = acc
+    spec = data_registry.SPECS.get(self.c.data.name)
+    return {"baselines": baselines,
+            "baseline_reasons": {k: v for k, v in forced.items()},
+            "controls": dict(spec.controls) if spec is not None else {}}
 
   def ledger(self) -> dict[str, Any]:
     c = self.c
@@ -517,6 +665,9 @@ class _Experiment:
     ledger = costs_lib.build_ledger(
         model=c.model, num_params=num_params, one_time=one_time,
         stages=stage_costs, per_query=per_query, device=_device())
+    # The augmentation stages' FLOPs are the writing model's (its own
+    # report); say which model that was.
+    ledger["augment_model"] = stage_configs.augment_model(c)
     return ledger
 
 

@@ -28,7 +28,8 @@ SET_BY_EXPERIMENT: dict[str, dict[str, str]] = {
         "name": "the NAME of --config=configs/experiment.py:NAME",
         "model": "--config.model",
         "seed": "--config.seeds",
-        "steps": "--config.steps",
+        "steps": "--config.steps (0: --config.epochs passes over each"
+                 " condition's own training set)",
         "data.dir": _DATA_DIR,
         "data.source": _DATA_DIR,
         "data.split_mode": "--config.split_mode",
@@ -46,7 +47,7 @@ SET_BY_EXPERIMENT: dict[str, dict[str, str]] = {
         "data": _DATA_DIR,
         "data_root": _DATA_DIR,
         "data_variant": _DATA_DIR,
-        "model": "--config.model",
+        "model": "--config.augment_model (default: --config.model)",
         "seed": "--config.seeds (the first seed)",
     } for stage in ("augment_local", "augment_global")},
     "evaluate": {
@@ -109,18 +110,24 @@ def augment_config(c: Any, kind: str, data_dir: str) -> Any:
   stage = f"augment_{kind}"
   return _fill(c[stage], stage, {
       "dataset": c.data.name, "strategy": kind, "data": str(data_dir),
-      "data_root": "", "data_variant": "", "model": c.model,
+      "data_root": "", "data_variant": "", "model": augment_model(c),
       "seed": int(c.seeds[0])})
 
 
+def augment_model(c: Any) -> str:
+  """The model that writes the augmentations (default: the fine-tuned one)."""
+  return c.augment_model or c.model
+
+
 def finetune_config(c: Any, *, seed: int, data_dir: str,
-                    augmented_path: str) -> Any:
-  """The fine-tuning stage's config for one seed ("" : no augmentation)."""
+                    augmented_path: str, steps: int, split_mode: str) -> Any:
+  """The fine-tuning stage's config for one seed ("" : no augmentation),
+  `steps` and `split_mode` as the runner resolved them for its condition."""
   return _fill(c.finetune, "finetune", {
       "name": c.data.name, "model": c.model, "seed": int(seed),
-      "steps": int(c.steps), "data.dir": str(data_dir),
+      "steps": int(steps), "data.dir": str(data_dir),
       "data.source": copy.deepcopy(c.data),
-      "data.split_mode": c.split_mode,
+      "data.split_mode": split_mode,
       "data.augmented_path": str(augmented_path),
       "data.augmented_ratio": float(c.augmented_ratio),
       "export_hf": True, "progress": bool(c.progress),

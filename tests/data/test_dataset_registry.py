@@ -71,6 +71,11 @@ def test_every_synthetic_entry_has_all_its_parts(name):
     template = prompts.default_template(name, strategy)
     prompts.validate_template(template, strategy, name)
     own = spec.augment_templates.get(strategy)
+    if own is None and strategy == "local" and spec.augment_examples:
+      own = prompts.local_template(spec.augment_examples)
+      # Its worked examples, in the dataset's wording, are in the prompt.
+      for statement, restatements in spec.augment_examples:
+        assert statement in own and all(r in own for r in restatements)
     assert template == (own or prompts.GENERIC_TEMPLATES[strategy])
 
 
@@ -85,7 +90,7 @@ def test_configs_read_the_registry():
   for name in registry.DATASETS:
     spec = registry.get(name)
     assert configs.load(f"finetune:{name}").data.split_mode == spec.split_mode
-    assert configs.load(f"experiment:{name}").split_mode == spec.split_mode
+    assert configs.load(f"experiment:{name}").split_mode == "paper"
     aug = configs.load(f"augment:{name},local")
     assert aug.unit == spec.augment_unit
     assert set(spec.augment_stop_strings) <= set(aug.stop_strings)

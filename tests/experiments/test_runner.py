@@ -7,6 +7,7 @@ partial ones, and the tables. tests/experiments/test_end_to_end.py runs the
 real libraries.
 """
 
+import dataclasses
 import json
 import pathlib
 
@@ -15,6 +16,7 @@ import pytest
 
 from ftgen import configs
 from ftgen.data import io as data_io
+from ftgen.data import registry as data_registry
 from ftgen.data import workdir as workdir_lib
 from ftgen.experiments import conditions
 from ftgen.experiments import runner
@@ -37,6 +39,7 @@ class Fakes:
   def __init__(self, fail_on=None):
     self.calls = []
     self.fail_on = fail_on
+    self.steps = {}  # condition -> fine-tuning steps it was given.
 
   def _maybe_fail(self, what):
     self.calls.append(what)
@@ -59,7 +62,8 @@ class Fakes:
     self._maybe_fail(f"finetune/{pathlib.Path(workdir).parent.name}")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "export").mkdir(exist_ok=True)
-    assert cfg.steps == 12 and cfg.data.dir
+    assert cfg.steps >= 1 and cfg.data.dir
+    self.steps[pathlib.Path(workdir).parent.name] = cfg.steps
     return {"steps": cfg.steps, "final_loss": 1.0, "params_digest": "x",
             "export_dir": str(workdir / "export"), "wall_s": 0.1,
             "flops": _TRAIN_FLOPS, "train_tokens": 1000}
@@ -109,9 +113,27 @@ def test_all_conditions_and_outputs(tmp_path, fakes):
   # Fine-tuned conditions train once each; "both" reuses local + global.
   assert sorted(c for c in f.calls if c.startswith("augment")) == [
       "augment/global", "augment/local"]
-  assert len([c for c in f.calls if c.startswith("finetune")]) == 5
+  assert len([c for c in f.calls if c.startswith("finetune")]) == 6
   both = data_io.read_documents(tmp_path / "augment/both/train.jsonl")
   assert len(both) == 6
+  # Steps follow each condition's own training set (2 epochs of batches of
+  # 8: 36 documents; plus 3, 6 or the oracle's augmentations); the compute
+  # control trains the originals as long as the longest augmented one.
+  training = summary["training"]
+  oracle = len(data_io.read_documents(tmp_path / "augment/oracle/train.jsonl"))
+  for cond, extra in (("finetune", 0), ("finetune_aug_local", 3),
+                      ("finetune_aug", 6), ("finetune_aug_oracle", oracle)):
+    assert training[cond]["train_examples"] == 36 + extra
+    assert f.steps[cond] == training[cond]["steps"] == -(-2 * (36 + extra)
+                                                         // 8)
+  control = training["finetune_compute_control"]
+  longest = max(v["steps"] for k, v in training.items()
+                if k not in ("finetune", "finetune_compute_control"))
+  assert f.steps["finetune_compute_control"] == control["steps"] == longest
+  assert control["train_examples"] == 36 and control["epochs"] > 2
+  assert summary["coverage"]["finetune_aug"] == {
+      "local": {"augmented": None, "items": None},
+      "global": {"augmented": None, "items": None}}
   costs = summary["costs"]
   icl = costs["conditions"]["icl"]["per_query"]
   ft = costs["conditions"]["finetune_aug"]["per_query"]
@@ -193,8 +215,9 @@ def test_too_long_examples_fail_before_the_costly_stages(tmp_path, fakes):
                      match=r"--config.finetune.data.max_len=\d+"):
     runner.run_experiment(c, tmp_path)
   assert not f.calls  # No augmentation or fine-tuning was started.
-  # Raising it as the message says lets the same workdir run.
-  c.finetune.data.max_len = 64
+  # Raising it as the message says lets the same workdir run (room for the
+  # fake augmentations, which are longer).
+  c.finetune.data.max_len = 96
   runner.run_experiment(c, tmp_path, log=lambda _: None)
   assert "finetune/finetune" in f.calls
 
@@ -229,3 +252,81 @@ def test_empty_augmentation_is_a_finished_stage(tmp_path, fakes, monkeypatch):
     assert f.calls == (["augment/local", "augment/global",
                         "finetune/finetune_aug_global", "eval/pretrained",
                         "eval/finetune_aug_global"] if attempt == 0 else [])
+
+
+def test_an_oracle_that_writes_test_items_is_not_reported(tmp_path, fakes,
+                                                         monkeypatch):
+  fakes()
+  spec = data_registry.get("reversals")
+
+  def leaky(dataset):
+    # What the old reversals oracle did: the test prompt + answer verbatim.
+    return [q.prompt + q.choices[q.answer] for q in dataset.test[:2]] + [
+        "Femp weigh more than glon, as everyone knows."]
+
+  monkeypatch.setitem(data_registry.SPECS, "reversals",
+                      dataclasses.replace(spec, oracle=leaky))
+  c = _config(conditions=("pretrained", "finetune_aug_oracle"))
+  out = runner.run_experiment(c, tmp_path, log=lambda _: None)
+  why = out.skipped_conditions["finetune_aug_oracle"]
+  assert "states 2 test items" in why and "memorising" in why
+  assert list(out.summary["conditions"]) == ["pretrained"]
+
+
+def test_matched_steps_and_compute_control_without_augmentation(tmp_path,
+                                                                fakes):
+  f = fakes()
+  c = _config(steps=7, conditions=("finetune", "finetune_aug_local"))
+  out = runner.run_experiment(c, tmp_path, log=lambda _: None)
+  assert f.steps == {"finetune": 7, "finetune_aug_local": 7}
+  assert out.summary["step_rule"] == "matched"
+  f = fakes()
+  c = _config(conditions=("finetune", "finetune_compute_control"))
+  out = runner.run_experiment(c, tmp_path / "b", log=lambda _: None)
+  assert "no augmented condition" in out.skipped_conditions[
+      "finetune_compute_control"]
+
+
+@pytest.mark.parametrize("mode", ["paper", "none", "independent",
+                                  "cumulative"])
+def test_split_mode_is_one_switch(tmp_path, fakes, mode):
+  """The splitting ablation: `paper` trains semantic's plain baseline on
+  whole documents and the augmented conditions on independent sentences;
+  any other mode applies to every fine-tuning condition."""
+  f = fakes()
+  seen = {}
+  fake_finetune = f.finetune
+
+  def record(cfg, workdir):
+    seen[pathlib.Path(workdir).parent.name] = cfg.data.split_mode
+    return fake_finetune(cfg, workdir)
+
+  runner.run_finetune = record
+  c = _config("semantic", split_mode=mode,
+              conditions=("finetune", "finetune_aug_local"))
+  out = runner.run_experiment(c, tmp_path, log=lambda _: None)
+  want = ({"finetune": "none", "finetune_aug_local": "independent"}
+          if mode == "paper" else
+          {"finetune": mode, "finetune_aug_local": mode})
+  assert seen == want
+  assert {k: v["split_mode"] for k, v in out.summary["training"].items()
+          } == want
+
+
+def test_augment_model_writes_the_augmentations(tmp_path, fakes):
+  f = fakes()
+  models = []
+  fake_augment = f.augment
+
+  def record(cfg, data_dir, workdir):
+    models.append(cfg.model)
+    return fake_augment(cfg, data_dir, workdir)
+
+  runner.run_augmentation = record
+  c = _config(augment_model="tiny", conditions=("finetune_aug_local",))
+  out = runner.run_experiment(c, tmp_path, log=lambda _: None)
+  assert models == ["tiny"] and out.summary["augment_model"] == "tiny"
+  assert out.summary["costs"]["augment_model"] == "tiny"
+  with pytest.raises(runner.ExperimentConfigError, match="augment_model"):
+    runner.run_experiment(_config(augment_model="no-such-model"),
+                          tmp_path / "b")
