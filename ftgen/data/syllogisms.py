@@ -35,6 +35,12 @@ instead. Otherwise the surface rule "pick the choice whose quantifier word
 occurs in the item's document" would answer the valid items without
 reasoning (`ftgen.data.validity.cooccurs_with_query`); the task forces only
 the semantic version of that rule (`copy_premise_quantifier`, a baseline).
+
+Dataset heuristics (`HEURISTICS`, reported with the generic ones of
+`ftgen.data.validity`): `copy_premise_quantifier` (forced on `syllogism` and
+`control_invalid`, `FORCED` says why) and `keep_question_order` (the
+question's term order; forced on `control_invalid` only, whose answers take
+that order).
 """
 
 from __future__ import annotations
@@ -91,7 +97,9 @@ _QUESTION = re.compile(r"^Consider ([a-z]+) and ([a-z]+)\. Therefore,$")
 def _pattern(template: str) -> re.Pattern:
   """A template as a regex: terms are words, "a" may be "an"."""
   text = re.escape(template).replace(r"\{x\}", "([a-z]+)")
-  text = text.replace(r"\{y\}", "([a-z]+)").replace(" a ", " an? ")
+  text = text.replace(r"\{y\}", "([a-z]+)")
+  # re.escape escapes spaces in some Python versions and not in others.
+  text = text.replace(r"\ a\ ", r"\ an?\ ").replace(" a ", " an? ")
   return re.compile(text + "$", re.IGNORECASE)
 
 

@@ -314,6 +314,10 @@ def test_checker_judges_model_statements():
     assert check(p.render().capitalize() + ".") is True
     assert restate(p.render().capitalize() + ".")
     assert check(p.converse().render().capitalize() + ".") is False
+  # "an" before a vowel reads as "a".
+  assert syllogisms.parse_premises(
+      "Every oog is an ump. There is an ump that is an oog.") == [
+          logic.Prop("all", "oog", "ump"), logic.Prop("some", "ump", "oog")]
 
 
 def test_documents_name_three_entities_and_state_two_premises():
