@@ -9,12 +9,14 @@ import pytest
 from ftgen import configs
 from ftgen.augment import prompts
 from ftgen.data import celebrities
+from ftgen.data import checks
 from ftgen.data import logic
 from ftgen.data import records
 from ftgen.data import registry
 from ftgen.data import reversals
 from ftgen.data import splitting
 from ftgen.data import syllogisms
+from ftgen.data import validity
 
 SYNTHETIC = [n for n in registry.DATASETS if registry.get(n).synthetic]
 
@@ -236,3 +238,44 @@ def test_celebrities_checker_judges_pairs_and_direction():
   # The Berglund et al. wordings are not parsed: no checker.
   other = [records.Document(d.id, "Q: " + d.text) for d in ds.train]
   assert spec.checker(other) is None
+
+
+# ------------------------------------------------------------ validity
+
+
+@pytest.mark.parametrize("variant", ["", ",tiny"])
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_shortcut_heuristics_sit_at_chance_and_the_oracle_writes_no_test_item(
+    name, variant):
+  """A number means what its label says only if no cheap rule produces it:
+  every heuristic of `ftgen.data.validity` is within 0.1 of chance on every
+  split, at the default and tiny sizes, unless the spec says why the task
+  forces it; and the oracle states no test item in the test's words."""
+  cfg = configs.load(f"data:{name}{variant}")
+  ds = registry.generate(name, cfg.generator, cfg.seed)
+  spec = registry.get(name)
+  section = registry.validity(ds)
+  assert section["problems"] == []
+  assert set(section["chance"]) == set(ds.splits)
+  for key, reason in spec.forced.items():
+    heuristic = key.split("/")[0]
+    assert heuristic in section["heuristics"], key
+    assert len(reason) > 20, key  # A reason, not a label.
+  for split in spec.controls:
+    assert split in ds.splits, split
+  if spec.oracle is not None:
+    overlap = checks.test_overlap(registry.oracle_augmentations(name, ds),
+                                  ds.test)
+    assert overlap["coincide_with_test_answer"] == 0, overlap["examples"]
+
+
+def test_a_shortcut_is_reported_unless_forced():
+  """The check can fail: a split whose answer is always the longest choice."""
+  qs = [records.Question(f"q{i}", "s", "Blim are", (" zorp.", " zorp zorp."),
+                         1) for i in range(10)]
+  ds = records.Dataset("made_up", [records.Document("d", "Blim are zorp.")],
+                       qs)
+  problems = validity.report(ds)["problems"]
+  assert any("longest_choice scores 1.000" in p for p in problems)
+  forced = validity.report(ds, forced={"longest_choice/s": "by design"})
+  assert not any("longest_choice" in p for p in forced["problems"])
