@@ -210,3 +210,26 @@ def test_tiny_empty_augmentation_is_not_redone(tmp_path):
     assert marker["num_documents"] == 0 and marker["flops"] > 0
     ran = [l for l in logs if l.startswith("[run ] augment")]
     assert ran == (["[run ] augment/local"] if attempt == 0 else []), logs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["none", "independent", "cumulative"])
+def test_tiny_split_ablation(tmp_path, mode):
+  """The splitting ablation is one switch, run with the real libraries:
+  semantic's multi-sentence documents become 1 (none) or one example per
+  sentence (independent, cumulative), and each run is scored."""
+  c = _config("semantic,tiny")
+  c.conditions = ("finetune",)
+  c.split_mode = mode
+  c.epochs = 0.5
+  out = runner.run_experiment(c, tmp_path, log=lambda s: None)
+  training = out.summary["training"]["finetune"]
+  assert training["split_mode"] == mode
+  docs = json.loads((tmp_path / "data/semantic/manifest.json").read_text())[
+      "sizes"]["train"]
+  if mode == "none":
+    assert training["train_examples"] == docs
+  else:
+    assert training["train_examples"] > 2 * docs
+  assert all(e["acc"] is not None
+             for e in out.summary["conditions"]["finetune"].values())
