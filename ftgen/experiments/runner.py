@@ -46,6 +46,7 @@ from ftgen.data import pipeline
 from ftgen.data import records
 from ftgen.data import registry as data_registry
 from ftgen.data import splitting
+from ftgen.data import validity as validity_lib
 from ftgen.data import workdir as workdir_lib
 from ftgen.eval import evaluate as eval_lib
 from ftgen.experiments import conditions as conditions_lib
@@ -621,11 +622,10 @@ class _Experiment:
     baselines: dict[str, dict[str, float]] = {}
     for name, accs in (section.get("heuristics") or {}).items():
       for split, acc in accs.items():
-        if name in forced or f"{name}/{split}" in forced:
+        if validity_lib.is_forced(forced, name, split):
           baselines.setdefault(name, {})[split] = acc
     spec = data_registry.SPECS.get(self.c.data.name)
-    return {"baselines": baselines,
-            "baseline_reasons": {k: v for k, v in forced.items()},
+    return {"baselines": baselines, "baseline_reasons": dict(forced),
             "controls": dict(spec.controls) if spec is not None else {}}
 
   def ledger(self) -> dict[str, Any]:
