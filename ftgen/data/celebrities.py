@@ -10,11 +10,18 @@ Fictional people with one description each, trained in one direction only:
 
 Test splits (4-way multiple choice, prompt + choice is the statement):
 
-* `p2d_reverse` (the reversal curse): description -> name for p2d people;
-  the wrong choices are other names of the split.
+* `p2d_reverse` (the reversal curse): description -> name for p2d people.
 * `d2p_reverse`: name -> description for d2p people.
 * `p2d_forward`, `d2p_forward`: the trained direction in held-out wordings
   (controls: the facts were learned at all).
+
+Wrong choices (`_distractors_card`): a name question's wrong names are names
+that were completion targets in training (d2p and both people, as in
+Berglund et al. and the paper), so a model that prefers trained targets
+falls below chance on `p2d_reverse`; a description question's wrong
+descriptions are other people's of the same split in the answer's template
+and grammatical form. Each split's answers take every length rank among
+their choices about equally often.
 
 Two sources give the same structure:
 
@@ -39,9 +46,12 @@ import pathlib
 import re
 from typing import Any, Iterable
 
+import numpy as np
+
 from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import rng
+from ftgen.data import validity
 from ftgen.data import vocab
 
 TRAIN_FILE = "all_prompts_train.jsonl"
@@ -153,43 +163,298 @@ def _balanced_positions(n: int, k: int, seed: int, name: str) -> list[int]:
   return rng.shuffled([i % k for i in range(n)], seed, name)
 
 
-def _questions(split: str, rows: list[tuple[str, str, str]], num_choices: int,
-               seed: int, describe: dict[str, str]) -> list[records.Question]:
-  """4-way questions from (prompt, completion, person) rows of one split.
+# ------------------------------------------------------------- questions
 
-  Wrong choices are other completions of the same split (other people's
-  names or descriptions), drawn from a named stream.
+# Random distractor sets tried per question; the one that keeps the
+# answer's length rank most evenly spread over the split is kept.
+_LENGTH_TRIES = 32
+# Regex of the validity heuristics' words (`ftgen.data.validity`).
+_WORD_RE = re.compile(r"[A-Za-z]+")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+  """One test item before its distractors are drawn.
+
+  Attributes:
+    prompt: the question's prompt.
+    completion: the correct choice.
+    person: whose fact it asks.
+    tiers: candidate wrong choices, (completion, person) pairs, best tier
+      first; a later tier is used only when the earlier ones hold too few
+      other people.
+    distinct_first_words: the choices start with different words (names:
+      every first name is shared across groups, and a first name among the
+      wrong choices as often as among the answers keeps "always answer
+      this first name" at chance).
   """
-  # Wrong answers are other people's: their files word one person's
-  # description several ways, and none of those may be a distractor.
-  pool = sorted({(c, person) for _, c, person in rows})
-  people = {person for _, person in pool}
-  if len(people) < num_choices:
-    raise ValueError(
-        f"celebrities split {split!r}: {len(people)} people, need at least"
-        f" num_choices={num_choices}"
-    )
+  prompt: str
+  completion: str
+  person: str
+  tiers: tuple[tuple[tuple[str, str], ...], ...]
+  distinct_first_words: bool = False
+
+
+def form_of(completion: str) -> str:
+  """The grammatical form of a description completion, by its first word.
+
+  Their files fit each description to each prompt template ("was once the
+  composer of ...", "a person who composed ...", "known for composing
+  ..."), so one template's completions start in several forms; a distractor
+  in another form than the answer is ruled out by grammar alone.
+  """
+  words = [w.lower().strip("\"'") for w in completion.split()]
+  # An adverb ("successfully composed") leaves the form to the next word.
+  while len(words) > 1 and words[0].endswith("ly"):
+    words = words[1:]
+  first = words[0] if words else ""
+  if first in ("was", "were", "is", "are"):
+    return "copula"
+  if first.endswith("ing") and "-" not in first:
+    return "gerund"
+  if first in ("the", "a", "an") or ("-" in first
+                                     and not first.endswith("ed")):
+    # Hyphenated modifiers open a noun phrase ("record-breaking diver").
+    return "noun phrase"
+  return "verb"
+
+
+class _LengthRanks:
+  """How often a split's answer has each length rank among its choices.
+
+  Drawing each question's distractors so that these stay even keeps the
+  longest- and shortest-choice heuristics (and any other length rank) at
+  chance without making all choices the same length.
+  """
+
+  def __init__(self, num_choices: int):
+    self.counts = [0.0] * num_choices
+    self.n = 0
+
+  @staticmethod
+  def vector(correct: str, wrong: list[str]) -> list[float]:
+    """Rank weights of the answer (0: longest); ties share their ranks."""
+    size = len(correct.strip())
+    longer = sum(len(w.strip()) > size for w in wrong)
+    equal = sum(len(w.strip()) == size for w in wrong)
+    out = [0.0] * (len(wrong) + 1)
+    for r in range(longer, longer + equal + 1):
+      out[r] = 1 / (equal + 1)
+    return out
+
+  def cost(self, vector: list[float]) -> float:
+    target = (self.n + 1) / len(self.counts)
+    return sum(abs(c + v - target) for c, v in zip(self.counts, vector))
+
+  def add(self, vector: list[float]):
+    self.counts = [c + v for c, v in zip(self.counts, vector)]
+    self.n += 1
+
+
+def _first_word(text: str) -> str:
+  words = text.split()
+  return words[0] if words else ""
+
+
+def _distractors(row: _Row, k: int, gen: np.random.Generator,
+                 ranks: _LengthRanks) -> list[str]:
+  """`k` wrong choices for `row`, one per other person, from its tiers.
+
+  Within a tier the candidates are grouped (by person, or by first word
+  when the row asks for distinct first words) and a set takes at most one
+  of a group; of `_LENGTH_TRIES` random sets the one that keeps the
+  answer's length rank most even is kept.
+  """
+  fixed: list[str] = []
+  used, seen = {row.person}, {row.completion}
+  firsts = {_first_word(row.completion)}
+  for tier in row.tiers:
+    if len(fixed) == k:
+      break
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for completion, person in tier:
+      first = _first_word(completion)
+      if (person in used or completion in seen
+          or (row.distinct_first_words and first in firsts)):
+        continue
+      key = first if row.distinct_first_words else person
+      if all(p != person for _, p in groups.get(key, ())):
+        groups.setdefault(key, []).append((completion, person))
+    keys = list(groups)
+    need = k - len(fixed)
+
+    def draw(picked_keys):
+      return [groups[key][int(gen.integers(len(groups[key])))]
+              for key in picked_keys]
+
+    if len(keys) <= need:
+      # Too few here: one of each, the rest from the next tier.
+      for completion, person in draw(keys):
+        fixed.append(completion)
+        used.add(person)
+        seen.add(completion)
+        firsts.add(_first_word(completion))
+      continue
+    best: tuple[float, list[str]] | None = None
+    for _ in range(_LENGTH_TRIES):
+      pick = sorted(gen.choice(len(keys), need, replace=False))
+      wrong = fixed + [c for c, _ in draw([keys[j] for j in pick])]
+      cost = ranks.cost(_LengthRanks.vector(row.completion, wrong))
+      if best is None or cost < best[0]:
+        best = (cost, wrong)
+    assert best is not None
+    return best[1]
+  return fixed
+
+
+def _questions(split: str, rows: list[_Row], num_choices: int, seed: int,
+               meta: list[dict[str, Any]]) -> list[records.Question]:
+  """4-way questions of one split from its rows (`meta`: one per row).
+
+  Wrong choices come from each row's tiers (other people's names or
+  descriptions; see `_distractors_card`), drawn from a named stream so that
+  the answer's length rank is spread evenly over the split.
+  """
   gen = rng.stream(seed, f"celebrities/{split}/distractors")
   positions = _balanced_positions(len(rows), num_choices, seed,
                                   f"celebrities/{split}/positions")
+  ranks = _LengthRanks(num_choices)
   out = []
-  for i, ((prompt, completion, person), pos) in enumerate(zip(rows, positions)):
-    wrong: list[str] = []
-    used = {person}  # One wrong answer per other person.
-    for j in gen.permutation(len(pool)):
-      c, other = pool[j]
-      if other not in used and c != completion and c not in wrong:
-        wrong.append(c)
-        used.add(other)
-        if len(wrong) == num_choices - 1:
-          break
-    choices = wrong[:pos] + [completion] + wrong[pos:]
-    meta = {"person": person, "group": _SPLIT_GROUP[split]}
-    if person in describe:
-      meta["description"] = describe[person]
-    out.append(records.Question(f"celebrities-{split}-{i:04d}", split, prompt,
-                                tuple(choices), pos, meta=meta))
+  for i, (row, pos, extra) in enumerate(zip(rows, positions, meta)):
+    wrong = _distractors(row, num_choices - 1, gen, ranks)
+    if len(wrong) < num_choices - 1:
+      raise ValueError(
+          f"celebrities split {split!r}: {len(wrong) + 1} people to choose"
+          f" from for {row.person!r}, need at least num_choices={num_choices}")
+    ranks.add(_LengthRanks.vector(row.completion, wrong))
+    choices = wrong[:pos] + [row.completion] + wrong[pos:]
+    q_meta = {"person": row.person, "group": _SPLIT_GROUP[split], **extra}
+    out.append(records.Question(f"celebrities-{split}-{i:04d}", split,
+                                row.prompt, tuple(choices), pos, meta=q_meta))
   return out
+
+
+class _WordIndex:
+  """Which training documents hold each word, to name a prompt's query."""
+
+  def __init__(self, documents: list[records.Document]):
+    self.texts = [d.text for d in documents]
+    self.postings: dict[str, set[int]] = collections.defaultdict(set)
+    for i, text in enumerate(self.texts):
+      for w in _WORD_RE.findall(text):
+        self.postings[validity.stem(w)].add(i)
+    self._docs_of: dict[str, set[int]] = {}
+
+  def query_words(self, prompt: str, person: str) -> list[str]:
+    """The prompt's words that occur only in documents naming `person`.
+
+    They identify whom the question asks about (a last name, a
+    description's own words), unlike the template's words or words many
+    people share (a role, a shared first name), which would make the
+    co-occurrence heuristics count other people's documents.
+    """
+    if person not in self._docs_of:
+      self._docs_of[person] = {i for i, t in enumerate(self.texts)
+                               if person in t}
+    mine = self._docs_of[person]
+    out: list[str] = []
+    for w in _WORD_RE.findall(prompt):
+      docs = self.postings.get(validity.stem(w))
+      if docs and docs <= mine and w not in out:
+        out.append(w)
+    return out
+
+
+def query_words(q: records.Question) -> list[str]:
+  """The words naming whom `q` asks about (`DatasetSpec.query_words`)."""
+  return list(q.meta.get("query_words", ()))
+
+
+def _completion_text(ctx: validity.Context) -> str:
+  # Cached on the context: one heuristic call per question would otherwise
+  # rebuild it from every document.
+  text = ctx.__dict__.get("_celebrities_completions")
+  if text is None:
+    text = "\n".join(d.text[d.meta.get("completion_start", 0):]
+                     for d in ctx.documents)
+    ctx.__dict__["_celebrities_completions"] = text
+  return text
+
+
+def never_a_completion(q: records.Question, ctx: validity.Context
+                       ) -> list[float]:
+  """1 for a choice that is never a training document's completion.
+
+  Wrong names are training targets by design (`_distractors_card`), so on
+  `p2d_reverse` this rule finds the answer; elsewhere it cannot tell the
+  choices apart.
+  """
+  text = _completion_text(ctx)
+  return [float(c.strip().rstrip(".") not in text) for c in q.choices]
+
+
+HEURISTICS = {"never_a_completion": never_a_completion}
+FORCED = {
+    "cooccurs_with_query": (
+        "the training documents state each person together with their"
+        " description: picking what co-occurs with the question's person is"
+        " knowing the fact; the reversal curse is about answering in the"
+        " untrained direction, which co-occurrence ignores"),
+    "follows_query/p2d_forward": (
+        "the training documents state the name, then the description:"
+        " following the name in training is the trained fact itself, which"
+        " this control split checks was learned"),
+    "follows_query/d2p_forward": (
+        "the training documents state the description, then the name:"
+        " following the description in training is the trained fact"
+        " itself, which this control split checks was learned"),
+    "precedes_query/p2d_reverse": (
+        "the training documents state the answer name before its"
+        " description: the heuristic reads the trained fact in its trained"
+        " order, the fact a model must retrieve the other way round"),
+    "precedes_query/d2p_reverse": (
+        "the training documents state the answer description before its"
+        " name: the heuristic reads the trained fact in its trained order,"
+        " the fact a model must retrieve the other way round"),
+    "never_a_completion/p2d_reverse": (
+        "the wrong names are names that were completion targets in training"
+        " (as in Berglund et al. and the paper), so that a fine-tuned model"
+        " preferring trained targets falls below chance; the answer, trained"
+        " only at the start of documents, is then the one name never a"
+        " target, and a rule that knows which names were targets finds it."
+        " A score above chance is reversal only for a model without that"
+        " rule; fine-tuning is known to push the other way"),
+}
+CONTROLS = {
+    "p2d_forward": (
+        "the trained direction (name -> description) in held-out wordings:"
+        " near 1 when the facts were learned; a reversal score means little"
+        " while this stays near chance"),
+    "d2p_forward": (
+        "the trained direction (description -> name) in held-out wordings:"
+        " near 1 when the facts were learned; a reversal score means little"
+        " while this stays near chance"),
+}
+# Worked examples of the local augmentation prompt in the dataset's wording:
+# invented-sounding people and achievements in real English, never the
+# dataset's own names; one name -> description and one description -> name
+# statement, each restated in both directions.
+AUGMENT_EXAMPLES = (
+    ("Marlow Tennant is the celebrated cartographer who charted the"
+     " Glasswater Straits.",
+     ("The celebrated cartographer who charted the Glasswater Straits is"
+      " Marlow Tennant.",
+      "Q: Who is the celebrated cartographer who charted the Glasswater"
+      " Straits? A: Marlow Tennant.",
+      "Everyone knows Marlow Tennant as the cartographer who charted the"
+      " Glasswater Straits.")),
+    ("Known everywhere as the pioneering baker behind the Ember Loaf,"
+     " Odile Ashcombe keeps a low profile.",
+     ("Odile Ashcombe is the pioneering baker behind the Ember Loaf.",
+      "The pioneering baker behind the Ember Loaf is Odile Ashcombe.",
+      "Odile Ashcombe, the pioneering baker behind the Ember Loaf, keeps a"
+      " low profile.")),
+)
 
 
 # ---------------------------------------------------------------- loader
@@ -244,6 +509,46 @@ def _read_pairs(path: pathlib.Path) -> list[tuple[str, str]]:
   return pairs
 
 
+# A name opening a completion: the target of a description -> name document
+# (the "both" people appear nowhere else as a whole answer).
+_TARGET_NAME_RE = re.compile(r"\s*([A-Z][a-z]+(?: [A-Z][a-z'-]+)+)")
+# The other name -> description split: where a description in a rare form
+# borrows same-form wrong choices when its own split has too few.
+_OTHER_N2D = {"p2d_forward": "d2p_reverse", "d2p_reverse": "p2d_forward"}
+
+
+def _target_names(train_pairs: list[tuple[str, str]]) -> set[str]:
+  """Names that open a training completion (description -> name targets)."""
+  out = set()
+  for _, completion in train_pairs:
+    m = _TARGET_NAME_RE.match(completion)
+    if m and m.group(1).split()[0] not in ("The", "A", "An"):
+      out.add(m.group(1))
+  return out
+
+
+def template_of(prompt: str, person: str) -> str:
+  """A name -> description prompt with its name replaced by `{name}`."""
+  return prompt.replace(person, "{name}")
+
+
+def _form_matched(questions: list[records.Question]) -> tuple[int, int]:
+  """(items whose wrong descriptions all share the answer's template and
+  form, name -> description items); for the card and the tests."""
+  fits: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)
+  n2d = [q for q in questions if TEST_FILES[q.split][1] == "n2d"]
+  for q in n2d:
+    answer = q.choices[q.answer]
+    fits[answer].add((template_of(q.prompt, q.meta["person"]),
+                      form_of(answer)))
+  matched = 0
+  for q in n2d:
+    key = (template_of(q.prompt, q.meta["person"]),
+           form_of(q.choices[q.answer]))
+    matched += all(key in fits[c] for c in q.choices)
+  return matched, len(n2d)
+
+
 def _load(cfg: Any, seed: int) -> records.Dataset:
   src = find_source(cfg.source_dir)
   train_pairs = _read_pairs(src / TRAIN_FILE)
@@ -261,16 +566,50 @@ def _load(cfg: Any, seed: int) -> records.Dataset:
           " (expected exactly 1)")
     return hits[0]
 
-  questions = []
-  for split, (fname, direction) in TEST_FILES.items():
-    rows = [(p, c, c.strip() if direction == "d2n" else person_in(p, fname))
-            for p, c in tests[split]]
-    questions += _questions(split, rows, cfg.num_choices, seed, {})
   train = [
       records.Document(f"celebrities-train-{i:05d}", p + c,
                        {"completion_start": len(p)})
       for i, (p, c) in enumerate(train_pairs)
   ]
+  # Wrong names: every name that was a completion target in training (the
+  # d2p people, whose description -> name file names them, and the "both"
+  # people, found opening completions).
+  targets = _target_names(train_pairs) | {
+      c.strip() for _, c in tests["d2p_forward"]}
+  target_pool = tuple((" " + n, n) for n in sorted(targets))
+  # Wrong descriptions: (split, template, form) -> (completion, person).
+  people = {}
+  by_form: dict[tuple[str, str, str], list[tuple[str, str]]] = (
+      collections.defaultdict(list))
+  by_template: dict[tuple[str, str], list[tuple[str, str]]] = (
+      collections.defaultdict(list))
+  by_split: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
+  for split, (fname, direction) in TEST_FILES.items():
+    people[split] = [c.strip() if direction == "d2n" else person_in(p, fname)
+                     for p, c in tests[split]]
+    if direction == "n2d":
+      for (p, c), person in zip(tests[split], people[split]):
+        template = template_of(p, person)
+        by_form[split, template, form_of(c)].append((c, person))
+        by_template[split, template].append((c, person))
+        by_split[split].append((c, person))
+  index = _WordIndex(train)
+  questions = []
+  for split, (_, direction) in TEST_FILES.items():
+    rows, meta = [], []
+    for (p, c), person in zip(tests[split], people[split]):
+      first_words = direction == "d2n"
+      if first_words:
+        tiers = (target_pool,)
+      else:
+        template, form = template_of(p, person), form_of(c)
+        tiers = (tuple(by_form[split, template, form]),
+                 tuple(by_form[_OTHER_N2D[split], template, form]),
+                 tuple(by_template[split, template]), tuple(by_split[split]))
+      rows.append(_Row(p, c, person, tiers, first_words))
+      meta.append({"query_words": index.query_words(p, person)})
+    questions += _questions(split, rows, cfg.num_choices, seed, meta)
+  matched, n2d = _form_matched(questions)
   return records.Dataset(
       "celebrities", train, questions,
       card={
@@ -278,28 +617,67 @@ def _load(cfg: Any, seed: int) -> records.Dataset:
               "The reversal-curse celebrities data of Berglund et al. (2024),"
               f" loaded from {src.name}: training documents are"
               f" {TRAIN_FILE} (prompt + completion); test questions are"
-              " 4-way, with 3 wrong answers drawn from the other answers of"
-              " the same split."),
+              " 4-way multiple choice over their test prompts and"
+              " completions."),
           "source": f"Berglund et al. files in {src} (not redistributed).",
           "splits": _SPLITS_CARD,
+          "distractors": _distractors_card(len(targets)) + (
+              f"\n* Template and form: {matched} of {n2d} name -> description"
+              " items have every wrong description in the answer's prompt"
+              " template and grammatical form. Where a split has too few"
+              " other people in that form, the other name -> description"
+              " split's completions of the template and form fill in;"
+              " failing that (a form no other person's completion has), the"
+              " template's other forms."),
       })
 
 
 # ---------------------------------------------------------------- synthetic
 
 
+# Letters of a synthetic full name (first + last, 4 or 5 letters each): one
+# length for every name, so the length of a name choice tells nothing.
+_NAME_LETTERS = 9
+
+
 def synthetic_people(n_per_group: int, seed: int, tokenizer: str = ""
                      ) -> list[dict[str, str]]:
-  """Fictional people: `name`, `desc` (a noun phrase) and `group`."""
+  """Fictional people: `name`, `desc` (a noun phrase) and `group`.
+
+  Each first name is shared by one person of every group, so a name's first
+  word (the first thing a multiple-choice scorer reads) tells neither the
+  person nor whether they were a training target; last names are unique,
+  and every full name has the same length.
+  """
   n = n_per_group * len(GROUPS)
-  words = vocab.make_words(3 * n, seed, name="celebrities/people",
-                           tokenizer=tokenizer)
+  needed = n_per_group + 2 * n
+  count = 2 * needed
+  while True:
+    words = vocab.make_words(count, seed, name="celebrities/people",
+                             tokenizer=tokenizer)
+    # Not a word ending in "s": the validity heuristics read it as a plural
+    # ("Thes" as "the") and would lose the word that names the person.
+    words = [w for w in words if not w.endswith("s")]
+    firsts = words[:n_per_group]
+    rest = words[n_per_group:]
+    lasts: list[str] = []
+    for i in range(n):
+      size = _NAME_LETTERS - len(firsts[i // len(GROUPS)])
+      last = next((w for w in rest if len(w) == size), None)
+      if last is None:
+        break
+      lasts.append(last)
+      rest.remove(last)
+    if len(lasts) == n and len(rest) >= n:
+      break
+    count *= 2  # Too few words of one length: draw more.
   gen = rng.stream(seed, "celebrities/descriptions")
   people = []
   for i in range(n):
-    first, last, thing = (vocab.capitalize(w) for w in words[3 * i:3 * i + 3])
     adjective = _ADJECTIVES[int(gen.integers(len(_ADJECTIVES)))]
     role, relation = _ROLES[int(gen.integers(len(_ROLES)))]
+    first, last, thing = (vocab.capitalize(w) for w in (
+        firsts[i // len(GROUPS)], lasts[i], rest[i]))
     people.append({
         "name": f"{first} {last}",
         "desc": f"the {adjective} {role} {relation} {thing}",
@@ -319,19 +697,31 @@ def _synthetic(cfg: Any, seed: int) -> records.Dataset:
   train = [records.Document(f"celebrities-train-{i:05d}", text,
                             {"completion_start": start})
            for i, (text, start) in enumerate(docs)]
+  index = _WordIndex(train)
+  # Wrong names: the names trained as completions (d2p and both people).
+  targets = tuple((" " + p["name"], p["name"]) for p in people
+                  if p["group"] != "p2d")
   questions = []
-  describe = {p["name"]: p["desc"] for p in people}
   for split, (_, direction) in TEST_FILES.items():
-    rows = []
+    group = _SPLIT_GROUP[split]
+    # Wrong descriptions: the split's other people's (all one form here).
+    descs = tuple((" " + p["desc"] + ".", p["name"]) for p in people
+                  if p["group"] == group)
+    rows, meta = [], []
     for p in people:
-      if p["group"] != _SPLIT_GROUP[split]:
+      if p["group"] != group:
         continue
       for t in (_D2N_TEST if direction == "d2n" else _N2D_TEST):
         prompt = t.format(name=p["name"], desc=p["desc"])
-        completion = (" " + p["name"] if direction == "d2n"
-                      else " " + p["desc"] + ".")
-        rows.append((prompt, completion, p["name"]))
-    questions += _questions(split, rows, cfg.num_choices, seed, describe)
+        if direction == "d2n":
+          rows.append(_Row(prompt, " " + p["name"], p["name"], (targets,),
+                           distinct_first_words=True))
+        else:
+          rows.append(_Row(prompt, " " + p["desc"] + ".", p["name"],
+                           (descs,)))
+        meta.append({"description": p["desc"],
+                     "query_words": index.query_words(prompt, p["name"])})
+    questions += _questions(split, rows, cfg.num_choices, seed, meta)
   return records.Dataset(
       "celebrities", train, questions,
       card={
@@ -343,6 +733,10 @@ def _synthetic(cfg: Any, seed: int) -> records.Dataset:
               f" (d2p), a third both; {len(_P2D_TRAIN)} training wordings per"
               f" direction, {len(_D2N_TEST)} held-out test wordings."),
           "splits": _SPLITS_CARD,
+          "distractors": _distractors_card(len(targets)) + (
+              "\n* Synthetic names share first names across groups (one"
+              " person per group each), so a name's first word tells neither"
+              " the person nor whether they were a training target."),
       })
 
 
@@ -354,6 +748,27 @@ _SPLITS_CARD = (
     "* `p2d_forward`, `d2p_forward`: the trained direction in held-out"
     " wordings (controls)."
 )
+
+
+def _distractors_card(num_targets: int) -> str:
+  return (
+      "* Wrong names (`p2d_reverse`, `d2p_forward`): drawn from the"
+      f" {num_targets} names that were completion targets in training (the"
+      " people trained description -> name: the `d2p` and `both` groups),"
+      " whichever group the question's person is in, as in Berglund et al."
+      " and the paper. A fine-tuned model that prefers names it was trained"
+      " to produce therefore scores below chance on `p2d_reverse`, whose"
+      " answers were never completion targets; the rule that knows this"
+      " (`never_a_completion`) finds every `p2d_reverse` answer and is"
+      " reported as a baseline row.\n"
+      "* Wrong descriptions (`p2d_forward`, `d2p_reverse`): other people's"
+      " descriptions of the same split, in the answer's grammatical form"
+      " (in their files: completions of the same prompt template that start"
+      " the same way, all \"the composer of ...\" or all \"composed"
+      " ...\"), so grammar alone rules none out.\n"
+      "* Each question's wrong choices are drawn so that the answer's length"
+      " rank among its choices is spread evenly over the split: the longest"
+      " or shortest choice is the answer about as often as chance.")
 
 
 def generate(cfg: Any, seed: int) -> records.Dataset:
@@ -423,6 +838,11 @@ def trained_people(documents: Iterable[records.Document]
   return people, matched
 
 
+# Training wordings per untrained direction in the oracle (the first ones of
+# `_P2D_TRAIN` / `_D2P_TRAIN`; none is a test wording).
+ORACLE_WORDINGS = 3
+
+
 def statements(person: TrainedPerson, direction: str, n: int) -> list[str]:
   """`person` stated in `direction` with the first `n` training wordings."""
   pool = {"p2d": _P2D_TRAIN, "d2p": _D2P_TRAIN}[direction]
@@ -449,9 +869,10 @@ def oracle_augmentations(dataset: records.Dataset) -> list[str]:
   out = []
   for person in people.values():
     for direction in sorted({"p2d", "d2p"} - person.directions):
-      # The untrained direction in the first three training wordings of that
-      # direction (test prompts use held-out wordings).
-      out.extend(statements(person, direction, 3))
+      # The untrained direction in training wordings of that direction: the
+      # test prompts' wordings are held out, so no oracle statement holds a
+      # test prompt (`ORACLE_WORDINGS`).
+      out.extend(statements(person, direction, ORACLE_WORDINGS))
   return out
 
 

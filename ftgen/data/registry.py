@@ -121,7 +121,12 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         "celebrities", celebrities.generate,
         checks=celebrities.dataset_checks,
         oracle=celebrities.oracle_augmentations, checker=celebrities.checker,
-        restatement_checker=celebrities.restatement_checker),
+        restatement_checker=celebrities.restatement_checker,
+        heuristics=celebrities.HEURISTICS, forced=celebrities.FORCED,
+        # The generic guess (rare prompt words) takes template and role
+        # words; the question's person is named by their own words.
+        query_words=celebrities.query_words, controls=celebrities.CONTROLS,
+        augment_examples=celebrities.AUGMENT_EXAMPLES),
     DatasetSpec(
         "process", process.generate, checks=process.dataset_checks,
         no_oracle=(
