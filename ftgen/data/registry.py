@@ -116,7 +116,9 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         # document so far as unscored context (the paper's choice).
         "semantic", semantic.generate, split_mode="cumulative",
         checks=semantic.dataset_checks,
-        oracle=semantic.oracle_augmentations),
+        oracle=semantic.oracle_augmentations,
+        forced=semantic.FORCED, query_words=semantic.query_words,
+        augment_examples=semantic.AUGMENT_EXAMPLES),
     DatasetSpec(
         "celebrities", celebrities.generate,
         checks=celebrities.dataset_checks,

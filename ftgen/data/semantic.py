@@ -9,7 +9,14 @@ distractors true of some other entity and false of the queried one):
 
 * `rephrase`: a trained fact in a wording never used in training.
 * `reversal`: a trained fact asked backwards ("B include" -> A; "Y are eaten
-  by" -> X; "Among the things that have P are" -> B).
+  by" -> X; "Among the things that have P are" -> B). In some documents the
+  answer also follows the queried word (an overview lists a parent's kinds,
+  an article names its subject again after a property), so "what follows
+  the queried word" beats chance without any reversal.
+* `reversal_strict`: property facts asked backwards, in the same wordings,
+  where that cannot happen: no training document names the answer after the
+  queried property, and the distractors share exactly its documents, named
+  before it (`semantic_text.Strict`).
 * `syllogism`: an inherited property, never stated for the category itself
   ("A are a kind of B", "B have P" -> "A have" P).
 * `category_holdout`: held-out categories whose only trained fact is their
@@ -23,9 +30,12 @@ Every question's `meta` names its type, entity, relation, value, the
 nonsense value of each choice and the ids of the training facts it depends
 on, so checkers and augmenters can verify answers by rule.
 
+The oracle (rule-written augmentations) states every reversal and deduction
+in wordings no test prompt uses.
+
 Modules: `semantic_kb` (the world), `semantic_text` (training documents),
 `semantic_questions` (test items); this one assembles the dataset and holds
-the rules (oracle augmentations, dataset checks).
+the rules (oracle augmentations, dataset checks, the validity settings).
 """
 
 from __future__ import annotations
@@ -42,6 +52,21 @@ from ftgen.data import semantic_text
 NAME = kb.NAME
 SPLITS = semantic_questions.SPLITS
 
+# Worked examples of the local augmentation prompt (`DatasetSpec.
+# augment_examples`): the dataset's sentence kinds and its logic (a
+# reversal, then restatements) about real things outside the dataset, worded
+# like the oracle rather than like any test prompt.
+AUGMENT_EXAMPLES = (
+    ("Tulips are a kind of flower.",
+     ("One example of a flower is a tulip.",
+      "Every tulip is a flower.",
+      "Tulips belong to the group of flowers.")),
+    ("Cacti have spines.",
+     ("Having spines is a trait of cacti.",
+      "Every cactus has spines.",
+      "Cacti are known for having spines.")),
+)
+
 
 def generate(cfg, seed: int) -> records.Dataset:
   """Builds the dataset from the `generator` block of configs/data.py."""
@@ -51,27 +76,32 @@ def generate(cfg, seed: int) -> records.Dataset:
   # Held-out categories keep only their parent fact.
   trained = world.without(f for c in holdouts for f in world.facts()
                           if f.subject == c and f.kind != "isa")
+  strict = semantic_questions.strict_plan(
+      trained, holdouts, int(cfg.num_choices) - 1, seed)
   train = semantic_text.build_documents(world, trained, holdouts,
-                                        int(cfg.num_documents), seed)
+                                        int(cfg.num_documents), seed, strict)
   test, dropped = semantic_questions.build(
       world, trained, holdouts, cfg, seed,
-      semantic_text.doc_frequency(train, trained))
+      semantic_text.doc_frequency(train, trained), strict)
   taught = {i for d in train for i in d.meta["facts"]}
   missing = [f.id for f in trained.facts() if f.id not in taught]
   if missing:  # The main articles guarantee this; fail loudly if not.
     raise RuntimeError(f"semantic: facts never stated in train: {missing[:5]}")
   return records.Dataset(name=NAME, train=train, test=test,
                          card=_card(world, trained, holdouts, train, test,
-                                    dropped, cfg))
+                                    dropped, cfg, strict))
 
 
-def _card(world, trained, holdouts, train, test, dropped, cfg
+def _card(world, trained, holdouts, train, test, dropped, cfg, strict
           ) -> dict[str, Any]:
   leaves = sum(world.is_leaf(c) for c in world.categories)
   n_props = sum(len(v) for v in world.props.values())
   sentences = [d.meta["sentences"] for d in train]
   styles = collections.Counter(d.meta["style"] for d in train)
   splits = collections.Counter(q.split for q in test)
+  strict_ids = {f.id for v in strict.values() for f in v.facts}
+  other_props = {f.id for f in trained.facts()
+                 if f.kind == "prop" and f.id not in strict_ids}
   return dict(
       description=(
           "A relexicalized semantic hierarchy of animals and objects. Training"
@@ -104,14 +134,33 @@ def _card(world, trained, holdouts, train, test, dropped, cfg
       splits=(
           "rephrase: a trained fact in a wording never used in training, same"
           " direction. reversal: a trained parent, property or relation fact"
-          " asked backwards (never stated backwards in training). syllogism:"
+          " asked backwards (never stated backwards in training); in some"
+          " documents the answer also follows the queried word (an overview"
+          " lists a parent's kinds, an article names its subject again after"
+          " a property), so picking the choice that follows the queried word"
+          " beats chance without any reversal (the follows_query row of the"
+          " validity table). reversal_strict: property facts asked backwards"
+          " in the same wordings, where no training document names the"
+          " answer after the queried property word: "
+          f"{len(strict)} subjects (categories with a regular plural), each"
+          " with its own properties of one kind"
+          f" ({sum(len(v.facts) for v in strict.values())} facts, not asked"
+          " in reversal), stated in every document that states them by one"
+          " sentence that comes last, after the question's distractors are"
+          " named; so the answer and every distractor share exactly the"
+          " documents of the property word, all before it, and word"
+          " co-occurrence and word order tie. Its facts are stated in"
+          f" {_mean_docs(train, strict_ids)} documents on average, the other"
+          f" properties in {_mean_docs(train, other_props)}. syllogism:"
           " a property a category inherits from an ancestor, never stated"
           " for the category itself. category_holdout: "
-          f"{len(holdouts)} held-out leaf categories ({', '.join(holdouts)})"
-          " whose only trained fact is their parent; every inherited property"
-          " and every ancestor beyond the parent is asked. Splits larger than"
-          " the cap are sampled round-robin over fact kinds; splits smaller"
-          " than the minimum ask some facts again in a second wording."
+          f"{len(holdouts)} held-out leaf categories ({', '.join(holdouts)};"
+          " different parents first) whose only trained fact is their"
+          " parent; every inherited property and every ancestor beyond the"
+          " parent is asked. Splits larger than the cap are sampled"
+          " round-robin over fact kinds (reversal_strict: over subjects),"
+          " least-used answers first; splits smaller than the minimum ask"
+          " some facts again in a second wording."
           f" Counts: {dict(splits)}; items dropped for lack of distractors:"
           f" {dropped or 'none'}."),
       questions=(
@@ -120,15 +169,62 @@ def _card(world, trained, holdouts, train, test, dropped, cfg
           " period. Distractors are false of the queried entity and true of"
           " another one (e.g. a property some other category has), from the"
           " answer's level of the tree where possible and the nearest to it"
-          " in training-document frequency and length; answer positions"
-          " balanced. Further documents favour the least-mentioned"
-          " categories, so property words are about equally frequent: word"
-          " co-occurrence and word frequency are at chance on the syllogism"
-          " and category_holdout splits."),
+          " in training-document frequency; among those, each question's"
+          " are picked to keep its split's choice lengths and answer words"
+          " balanced (longest, shortest and most frequent answer word at"
+          " chance). reversal_strict distractors are the categories its"
+          " documents name before the property: of the answer's length,"
+          " siblings first. Answer positions balanced. Further documents"
+          " favour the least-mentioned categories, so property words are"
+          " about equally frequent: word co-occurrence and word frequency"
+          " are at chance on the syllogism and category_holdout splits."),
+      oracle=(
+          "Rule-written augmentations: every reversal and every deduction of"
+          " the training facts, in wordings no test prompt uses and no test"
+          " prompt with its answer occurs in: reversals '"
+          + "', '".join(ORACLE_REVERSAL.values()) + "'; deductions '"
+          + "', '".join(ORACLE_DEDUCTION.values()) + "'."),
   )
 
 
+def _mean_docs(train, fact_ids) -> str:
+  """Mean number of training documents stating each of `fact_ids`."""
+  n = collections.Counter(i for d in train for i in d.meta["facts"])
+  return f"{sum(n[i] for i in fact_ids) / max(1, len(fact_ids)):.1f}"
+
+
 # ---------------------------------------------------------------- rules
+
+
+# Heuristics that score the trained fact itself ("HEURISTIC/SPLIT" -> why),
+# reported as baseline rows (`DatasetSpec.forced`).
+FORCED = {
+    "cooccurs_with_query/rephrase": "a rephrase asks a trained fact: the"
+    " documents that state it name the entity and the answer together",
+    "follows_query/rephrase": "a rephrase asks a trained fact in its trained"
+    " direction: the answer follows the entity in the documents that state"
+    " it",
+    "precedes_query/rephrase": "the documents that state a fact often name"
+    " its entity again after the answer (the next fact about it)",
+    "cooccurs_with_query/reversal": "a reversal asks a trained fact: the"
+    " documents that state it name the entity and the answer together",
+    "precedes_query/reversal": "a reversal asks a trained fact backwards: the"
+    " answer precedes the entity in the documents that state it forwards",
+    "follows_query/reversal": "the unconstrained reversal split: the answer"
+    " also follows the entity in some documents (an overview of a parent"
+    " lists its kinds, an article names its subject again after a"
+    " property), so a model need not reverse anything; kept for comparison"
+    " with reversal_strict, where no document does this",
+}
+
+
+def query_words(q: records.Question) -> list[str]:
+  """The word a question asks about (`DatasetSpec.query_words`): its entity,
+  both forms. The validity heuristics' default, the prompt's rare words,
+  misses an entity that more than a tenth of the documents mention (common
+  at the tiny size) and cuts irregular plurals to a different stem."""
+  e = q.meta["entity"]
+  return [e, kb.plural(e)]
 
 
 def training_facts(dataset: records.Dataset) -> list[kb.Fact]:
@@ -137,33 +233,46 @@ def training_facts(dataset: records.Dataset) -> list[kb.Fact]:
   return [kb.Fact.from_id(i) for i in ids]
 
 
+# The oracle's sentences: reversals and deductions in wordings no test
+# prompt uses (nor contains with its answer), so the oracle condition
+# teaches the facts and never a test item's string.
+ORACLE_REVERSAL = {
+    "isa": "One example of {b_art} {b_sg} is {a_art} {a_sg}.",
+    "are": "Being {p} is a trait of {s_pl}.",
+    "have": "Having {p} is a trait of {s_pl}.",
+    "can": "Being able to {p} is a trait of {s_pl}.",
+    "rel": "{y_pl} get {v_ed} by {x_pl}.",
+}
+ORACLE_DEDUCTION = {
+    "isa": "{a_pl} are a type of {b_sg}.",
+    "are": "Every {s_sg} is {p}.",
+    "have": "Every {s_sg} has {p}.",
+    "can": "Every {s_sg} can {p}.",
+}
+
+
 def oracle_augmentations(dataset: records.Dataset) -> list[str]:
   """Every reversal and every deduction of the training facts, by rule.
 
   Reversals of parent, property and relation facts; for every category, each
   property it inherits and each ancestor beyond its parent. Built from the
   training facts only, so held-out categories get exactly what their parent
-  fact entails.
+  fact entails. Worded by `ORACLE_REVERSAL` and `ORACLE_DEDUCTION`, which
+  share no template with the test prompts.
   """
   facts = training_facts(dataset)
   world = kb.World.from_facts(facts)
   fill, slots = semantic_text.fill, semantic_text.slots
   out = []
   for f in facts:
-    s = semantic_text.fact_slots(f)
-    if f.kind == "isa":
-      out.append(fill("{b_pl} include {a_pl}.", **s))
-    elif f.kind == "prop":
-      out.append(fill("Among the things that " + f.relation + " {p} are"
-                      " {s_pl}.", **s))
-    else:
-      out.append(fill("{y_pl} are {v_ed} by {x_pl}.", **s))
+    key = f.relation if f.kind == "prop" else f.kind
+    out.append(fill(ORACLE_REVERSAL[key], **semantic_text.fact_slots(f)))
   for c in world.categories:
     for a in world.ancestors(c)[1:]:
-      out.append(fill("{a_pl} are a kind of {b_sg}.", **slots("a", c),
+      out.append(fill(ORACLE_DEDUCTION["isa"], **slots("a", c),
                       **slots("b", a)))
     for _, (k, p) in world.inherited(c):
-      out.append(fill("{s_pl} " + k + " {p}.", **slots("s", c), p=p))
+      out.append(fill(ORACLE_DEDUCTION[k], **slots("s", c), p=p))
   return out
 
 
@@ -180,9 +289,12 @@ class _TrainIndex:
     self.passive: list[int] = []
     self.where: dict[str, set[int]] = collections.defaultdict(set)
     self.docs: dict[str, set[int]] = collections.defaultdict(set)
+    self.doc_lemmas: list[list[str]] = []
     past = {kb.past(w) for w in lemmas}
     for k, d in enumerate(dataset.train):
       text = d.text.lower().replace("?\na: ", "? a: ")
+      self.doc_lemmas.append(
+          [form_of.get(x, "") for x in semantic_text.WORD.findall(text)])
       for s in _SPLIT_SENTENCES.split(text):
         words = semantic_text.WORD.findall(s)
         i = len(self.sentences)
@@ -215,7 +327,7 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
       w for (_, w) in world.owner}
   index = _TrainIndex(dataset, lemmas)
   taught = {f.id for f in facts}
-  needed, absent, backwards, distractors = [], [], [], []
+  needed, absent, backwards, distractors, strict = [], [], [], [], []
   for q in dataset.test:
     m = q.meta
     for fid in m["depends_on"]:
@@ -230,7 +342,15 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
       if index.docs[m["entity"]] & index.docs[m["value"]]:
         absent.append(f"{q.id}: {m['entity']} and {m['value']} share a"
                       " training document")
-    if q.split == "reversal":
+    if q.split == "reversal_strict":
+      # The answer never follows the queried word in a document: a model
+      # that reads only forwards cannot have seen this direction.
+      for k in index.docs[m["entity"]]:
+        ws = index.doc_lemmas[k]
+        if m["value"] in ws[ws.index(m["entity"]):]:
+          strict.append(f"{q.id}: {m['value']} follows {m['entity']} in"
+                        f" {dataset.train[k].id}")
+    if q.split in ("reversal", "reversal_strict"):
       fwd = kb.Fact.from_id(m["depends_on"][0])
       for i in index.together(*_fact_words(fwd)):
         if (index.first(i, fwd.subject) > index.first(i, fwd.value) or
@@ -270,5 +390,6 @@ def dataset_checks(dataset: records.Dataset) -> dict[str, list[str]]:
       "semantic_needed_facts_in_train": needed,
       "semantic_deductions_absent_from_train": sorted(set(absent)),
       "semantic_reversals_only_forward_in_train": sorted(set(backwards)),
+      "semantic_reversal_strict_answer_never_after_query": sorted(set(strict)),
       "semantic_labels_and_distractors": distractors,
   }

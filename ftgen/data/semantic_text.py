@@ -4,12 +4,15 @@ Sentence templates per fact kind (stated forwards only), document styles,
 and the document builder: one main article per trained category, then
 further documents favouring the least-mentioned categories, with a
 co-mention filter (`_Mentions`) that keeps every deduction spread over
-several documents.
+several documents, and the placement of the `reversal_strict` facts
+(`Strict`): stated last in every document that states them, after their
+distractors, so no document names the queried word before the answer.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 
 from ftgen.data import records
@@ -110,6 +113,24 @@ def _join(words: list[str]) -> str:
   if len(words) == 1:
     return words[0]
   return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _block_sentence(block: list[kb.Fact], style: str, gen
+                    ) -> tuple[str, list[str]]:
+  """The one sentence stating a strict subject's facts (same subject and
+  kind), always naming the subject: never a pronoun, never split, since a
+  second sentence would name the subject after the first property."""
+  f = block[0]
+  if len(block) == 1:
+    text = _render(f, gen)
+  else:
+    text = fill("{s_pl} " + f.relation + " {p}.", **slots("s", f.subject),
+                p=_join([g.value for g in block]))
+  if style == "qa":
+    text = fill(QA_QUESTION[f.relation], **fact_slots(f)) + "\nA: " + text
+  elif style == "list":
+    text = "- " + text
+  return text, [g.id for g in block]
 
 
 def _sentences(facts: list[kb.Fact], style: str, focus: str, gen,
@@ -259,10 +280,68 @@ def shuffle(items: list, gen) -> list:
   return [items[i] for i in order]
 
 
+@dataclasses.dataclass
+class Strict:
+  """A subject of the `reversal_strict` split and its distractors.
+
+  Its strict facts (own properties of one kind) are stated, in every
+  document that states them, by one sentence that comes last, after every
+  distractor has been named. So no training document names the subject or
+  a distractor after a queried property word, and all of them share exactly
+  the documents of that word: word co-occurrence and word order tie.
+
+  Attributes:
+    subject: the category; its plural is the singular + "s", so both forms
+      are one word to the word matching of `ftgen.data.validity`.
+    facts: its strict facts.
+    ranking: distractor candidates, best first (valid for every fact).
+    num_distractors: how many distractors a question needs.
+    distractors: the chosen ones, filled in by `build_documents` in the
+      subject's main article (the first candidates it can name there).
+  """
+
+  subject: str
+  facts: tuple[kb.Fact, ...]
+  ranking: tuple[str, ...]
+  num_distractors: int
+  distractors: tuple[str, ...] = ()
+
+
+def _named(facts: list[kb.Fact]) -> set[str]:
+  """The categories that sentences stating `facts` name."""
+  return {c for f in facts
+          for c in ((f.subject,) if f.kind == "prop" else (f.subject, f.value))}
+
+
+def _block_order(subjects: list[str], strict: dict[str, Strict]
+                 ) -> list[str] | None:
+  """`subjects` ordered so that each strict sentence comes after those of
+  the subjects among its distractors (they name them first) and before the
+  rest; None if no order does (two subjects each other's distractors)."""
+  order, left = [], list(subjects)
+  while left:
+    free = [s for s in left
+            if not set(left).intersection(strict[s].distractors)]
+    if not free:
+      return None
+    order.append(free[0])
+    left.remove(free[0])
+  return order
+
+
 def build_documents(world: kb.World, trained: kb.World, holdouts: list[str],
-                    num_documents: int, seed: int) -> list[records.Document]:
-  """`num_documents` training documents stating the `trained` facts."""
+                    num_documents: int, seed: int,
+                    strict: dict[str, Strict] | None = None
+                    ) -> list[records.Document]:
+  """`num_documents` training documents stating the `trained` facts.
+
+  `strict` (subject -> `Strict`) is completed in place: each subject's
+  distractors are filled in, and a subject whose main article cannot name
+  enough of them is removed (its facts are then stated like any other).
+  """
   facts = _Facts(trained)
+  strict = {} if strict is None else strict
+  strict_of = {f.id: s for s, plan in strict.items() for f in plan.facts}
   focuses = [c for c in world.categories if c not in holdouts]
   # Main documents: one article per trained category (all its own facts)
   # and an overview of each held-out category's parent (its parent fact).
@@ -276,11 +355,76 @@ def build_documents(world: kb.World, trained: kb.World, holdouts: list[str],
   gen = rng.stream(seed, f"{NAME}/documents")
   everything = trained.facts()
 
+  def name_distractors(plan: Strict, chosen: list[kb.Fact], focus: str,
+                       mentions: _Mentions, before: set[str]
+                       ) -> list[kb.Fact] | None:
+    """Facts naming each distractor of `plan`, adding a distractor's parent
+    fact where nothing names it (the header names the focus, and the strict
+    sentences of the subjects in `before` come first); None if one cannot
+    be named. Chooses the distractors when `plan` has none yet."""
+    out, got = [], []
+    for c in plan.distractors or plan.ranking:
+      if len(got) == plan.num_distractors:
+        break
+      if not plan.distractors and c in strict and (
+          plan.subject in strict[c].distractors):
+        continue  # Each other's distractors could share no document.
+      by = next((f for f in chosen if c in _named([f])), None)
+      if by is None and c != focus and c not in before:
+        by = kb.isa(c, trained.parent[c])
+        if not mentions.admit(by):
+          if plan.distractors:
+            return None
+          continue
+      got.append(c)
+      if by is not None and by not in out:
+        out.append(by)
+    if len(got) < plan.num_distractors:
+      return None
+    plan.distractors = tuple(got)
+    return out
+
   def make(style: str, focus: str, main: bool) -> tuple[str, dict]:
     primary, secondary = _pools(facts, focus, style, gen)
     mentions = _Mentions(trained, focus)
-    chosen = [f for f in dict.fromkeys(primary + secondary)
-              if mentions.admit(f)]
+    # Strict subject -> its facts here, each stated by one sentence after
+    # everything else (`_block_order`).
+    chosen, blocks = [], {}
+    # A subject's distractors are chosen in its main article, which states
+    # no other subject's strict facts.
+    choosing = main and focus in strict and not strict[focus].distractors
+    for f in dict.fromkeys(primary + secondary):
+      s = strict_of.get(f.id)
+      if s is not None:
+        if choosing and s != focus:
+          continue
+        if not (strict[s].distractors or choosing):
+          continue
+        if s not in blocks and _block_order(list(blocks) + [s],
+                                            strict) is None:
+          continue
+      if mentions.admit(f):
+        if s is None:
+          chosen.append(f)
+        else:
+          blocks.setdefault(s, []).append(f)
+    naming = []
+    for s in list(blocks):
+      by = name_distractors(strict[s], chosen, focus, mentions,
+                            set(blocks) - {s})
+      if by is None and choosing:
+        # Its main article cannot name enough distractors: not strict.
+        for f in strict.pop(s).facts:
+          del strict_of[f.id]
+        chosen += blocks.pop(s)
+      elif by is None:  # Not stated in this document.
+        del blocks[s]
+      else:
+        naming += [f for f in by if f not in naming]
+    # What names the distractors comes early, so that a cut keeps it.
+    head = [f for f in chosen if f in primary and f not in naming]
+    chosen = head + naming + [f for f in chosen
+                              if f not in head and f not in naming]
     rendered = _sentences(chosen, style, focus, gen)
     if len(rendered) < MIN_SENTENCES:  # Thin pool: one fact per sentence.
       rendered = _sentences(chosen, style, focus, gen, merge=False)
@@ -288,23 +432,44 @@ def build_documents(world: kb.World, trained: kb.World, holdouts: list[str],
       for f in shuffle(everything, gen):
         if len(chosen) >= MIN_SENTENCES:
           break
-        if f not in chosen and mentions.admit(f):
+        if f not in chosen and f.id not in strict_of and mentions.admit(f):
           chosen.append(f)
       rendered = _sentences(chosen, style, focus, gen, merge=False)
     if main:
       must = {f.id for f in primary if f.kind == "isa" or style != "overview"}
-      n = 1 + max([i for i, (_, ids) in enumerate(rendered)
-                   if must.intersection(ids)], default=0)
-      n = max(MIN_SENTENCES, n)
+      must |= {f.id for f in naming}
+      least = 1 + max([i for i, (_, ids) in enumerate(rendered)
+                       if must.intersection(ids)], default=0)
+      n = None
     else:
+      least = 1
       n = int(gen.integers(MIN_SENTENCES, MAX_SENTENCES + 1))
-    rendered = rendered[:n]
-    if not MIN_SENTENCES <= len(rendered) <= MAX_SENTENCES:
+    # The strict sentences come last, each after its distractors are named;
+    # one whose distractor a cut leaves unnamed is dropped (and so, in
+    # turn, are those that count on its sentence).
+    order = _block_order(list(blocks), strict) or []
+    while True:
+      room = (max(least, MIN_SENTENCES - len(order)) if n is None else
+              max(least, n - len(order)))
+      body = rendered[:room]
+      ids = {i for _, fids in body for i in fids}
+      names = {focus} | _named([f for f in chosen if f.id in ids])
+      keep = []
+      for s in order:
+        if set(strict[s].distractors) <= names | set(keep):
+          keep.append(s)
+      if len(body) + len(keep) > MAX_SENTENCES:
+        keep = keep[:MAX_SENTENCES - len(body)]
+      if keep == order:
+        break
+      order = keep
+    kept = body + [_block_sentence(blocks[s], style, gen) for s in order]
+    if not MIN_SENTENCES <= len(kept) <= MAX_SENTENCES:
       raise RuntimeError(
-          f"semantic: document about {focus!r} has {len(rendered)} sentences")
-    text = _doc_text(style, focus, [t for t, _ in rendered], gen)
-    return text, dict(style=style, focus=focus, sentences=len(rendered),
-                      facts=[i for _, ids in rendered for i in ids])
+          f"semantic: document about {focus!r} has {len(kept)} sentences")
+    text = _doc_text(style, focus, [t for t, _ in kept], gen)
+    return text, dict(style=style, focus=focus, sentences=len(kept),
+                      facts=[i for _, ids in kept for i in ids])
 
   docs = [make(*plan) for plan in plans]
   # Further documents favour categories whose own properties have been
