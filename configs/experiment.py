@@ -58,11 +58,12 @@ def _real_defaults(c: ml_collections.ConfigDict, name: str):
     a.max_new_tokens = 48
   if name == "reversals":
     # The Quickstart: sized to finish within 15 minutes on a 2-core CPU.
-    # 24 balanced facts x 4 articles (96 documents, ~1.3k tokens in context);
-    # 3 epochs of LoRA over each condition's own training set, batches of 8
-    # at a higher rate.
+    # 24 balanced facts x 3 articles (72 documents, ~1k tokens in context),
+    # each augmented once by each strategy; 3 epochs of LoRA over each
+    # condition's own training set (original documents plus its
+    # augmentations), batches of 8 at a higher rate.
     c.data.generator.num_facts = 24
-    c.data.generator.articles_per_fact = 4
+    c.data.generator.articles_per_fact = 3
     c.finetune.lr = 2e-3
     c.finetune.warmup_steps = 3
     c.finetune.data.max_len = 64

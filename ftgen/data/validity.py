@@ -30,8 +30,8 @@ The generic heuristics (any dataset):
 Queried words are the question's rare words: words of its prompt that occur
 in at least one and at most `max(3, 10%)` of the training documents; a
 dataset may name them from its question metadata instead
-(`DatasetSpec.query_words`). Words are compared lower-cased with a final
-"s" removed (nonsense plurals: "blasps" ~ "blasp").
+(`DatasetSpec.query_words`). Words are compared by `stem`: lower-cased with
+a final "s" removed (nonsense plurals: "blasps" ~ "blasp").
 """
 
 from __future__ import annotations
@@ -51,9 +51,12 @@ _WORD = re.compile(r"[A-Za-z]+")
 
 def stem(word: str) -> str:
   """Lower case without a final "s" (a crude plural rule, enough for
-  nonsense words); 3 letters or fewer are kept whole."""
+  nonsense words); 3 letters or fewer, and "ss" endings ("less"), are kept
+  whole, so stemming a stem changes nothing."""
   w = word.lower()
-  return w[:-1] if len(w) > 3 and w.endswith("s") else w
+  if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+    w = w[:-1]
+  return w
 
 
 def words(text: str) -> list[str]:
