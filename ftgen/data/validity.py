@@ -72,11 +72,15 @@ class Context:
   query_words: Callable[[records.Question], Sequence[str]] | None = None
 
   def __post_init__(self):
-    self.doc_words = [words(d.text) for d in self.documents]
+    # Per document: word -> (first, last) position; postings: word -> docs.
+    self.spans: list[dict[str, tuple[int, int]]] = []
     self.postings: dict[str, set[int]] = collections.defaultdict(set)
-    for i, ws in enumerate(self.doc_words):
-      for w in ws:
+    for i, d in enumerate(self.documents):
+      span: dict[str, tuple[int, int]] = {}
+      for j, w in enumerate(words(d.text)):
+        span[w] = (span[w][0], j) if w in span else (j, j)
         self.postings[w].add(i)
+      self.spans.append(span)
     self.max_df = max(3, len(self.documents) // 10)
     # The most frequent first word of the split's correct answers (ties:
     # the alphabetically first, so the rule is one fixed word).
@@ -135,21 +139,24 @@ def cooccurs_with_query(q, ctx):
 
 
 def _order_count(q, ctx, after: bool):
-  query = set(ctx.queried(q))
+  """Per choice: documents where its first key word comes after (before) a
+  queried word."""
+  query = ctx.queried(q)
   out = []
   for c in q.choices:
     keys = ctx.key_words(q, c)
     if not keys or not query:
       out.append(0)
       continue
-    first = keys[0]
     n = 0
-    for i in ctx.postings.get(first, ()):
-      ws = ctx.doc_words[i]
-      q_pos = [j for j, w in enumerate(ws) if w in query]
-      c_pos = [j for j, w in enumerate(ws) if w == first]
-      if q_pos and c_pos and (max(c_pos) > min(q_pos) if after
-                              else min(c_pos) < max(q_pos)):
+    for i in ctx.postings.get(keys[0], ()):
+      span = ctx.spans[i]
+      found = [span[w] for w in query if w in span]
+      if not found:
+        continue
+      first, last = span[keys[0]]
+      if (last > min(f for f, _ in found) if after
+          else first < max(l for _, l in found)):
         n += 1
     out.append(n)
   return out
