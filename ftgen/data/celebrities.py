@@ -15,7 +15,7 @@ Test splits (4-way multiple choice, prompt + choice is the statement):
 * `p2d_forward`, `d2p_forward`: the trained direction in held-out wordings
   (controls: the facts were learned at all).
 
-Wrong choices (`_distractors_card`): a name question's wrong names are names
+Wrong choices (`ftgen/data/celebrities_questions.py`, `_distractors_card`): a name question's wrong names are names
 that were completion targets in training (d2p and both people, as in
 Berglund et al. and the paper), so a model that prefers trained targets
 falls below chance on `p2d_reverse`; a description question's wrong
@@ -33,6 +33,9 @@ Two sources give the same structure:
 * `cfg.source_dir == ""`: a synthetic equivalent with nonsense names and
   descriptions, written from our own templates.
 
+The oracle and the checkers of model-written statements read the synthetic
+documents back (`ftgen/data/celebrities_text.py`).
+
 Every training document's `meta.completion_start` is the character offset
 where the completion begins (the description in p2d, the name in d2p), which
 the checks use to verify that a reversal's direction never occurs in train.
@@ -41,13 +44,11 @@ the checks use to verify that a reversal's direction never occurs in train.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import pathlib
 import re
 from typing import Any, Iterable
 
-import numpy as np
-
+from ftgen.data import celebrities_questions as questions_lib
 from ftgen.data import io
 from ftgen.data import records
 from ftgen.data import rng
@@ -65,8 +66,6 @@ TEST_FILES = {
 EXPECTED_FILES = (TRAIN_FILE,) + tuple(f for f, _ in TEST_FILES.values())
 # Which training group each split's people belong to, and whether the
 # question asks the trained direction.
-_SPLIT_GROUP = {"p2d_reverse": "p2d", "p2d_forward": "p2d",
-                "d2p_forward": "d2p", "d2p_reverse": "d2p"}
 
 # Our own templates (not theirs). {name}/{desc} mark the slots; a template's
 # first slot ends the prompt part, so the completion starts there.
@@ -159,181 +158,6 @@ def _fill(template: str, name: str, desc: str) -> tuple[str, int]:
   return text, start
 
 
-def _balanced_positions(n: int, k: int, seed: int, name: str) -> list[int]:
-  return rng.shuffled([i % k for i in range(n)], seed, name)
-
-
-# ------------------------------------------------------------- questions
-
-# Random distractor sets tried per question; the one that keeps the
-# answer's length rank most evenly spread over the split is kept.
-_LENGTH_TRIES = 32
-# Regex of the validity heuristics' words (`ftgen.data.validity`).
-_WORD_RE = re.compile(r"[A-Za-z]+")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Row:
-  """One test item before its distractors are drawn.
-
-  Attributes:
-    prompt: the question's prompt.
-    completion: the correct choice.
-    person: whose fact it asks.
-    tiers: candidate wrong choices, (completion, person) pairs, best tier
-      first; a later tier is used only when the earlier ones hold too few
-      other people.
-    distinct_first_words: the choices start with different words (names:
-      every first name is shared across groups, and a first name among the
-      wrong choices as often as among the answers keeps "always answer
-      this first name" at chance).
-  """
-  prompt: str
-  completion: str
-  person: str
-  tiers: tuple[tuple[tuple[str, str], ...], ...]
-  distinct_first_words: bool = False
-
-
-def form_of(completion: str) -> str:
-  """The grammatical form of a description completion, by its first word.
-
-  Their files fit each description to each prompt template ("was once the
-  composer of ...", "a person who composed ...", "known for composing
-  ..."), so one template's completions start in several forms; a distractor
-  in another form than the answer is ruled out by grammar alone.
-  """
-  words = [w.lower().strip("\"'") for w in completion.split()]
-  # An adverb ("successfully composed") leaves the form to the next word.
-  while len(words) > 1 and words[0].endswith("ly"):
-    words = words[1:]
-  first = words[0] if words else ""
-  if first in ("was", "were", "is", "are"):
-    return "copula"
-  if first.endswith("ing") and "-" not in first:
-    return "gerund"
-  if first in ("the", "a", "an") or ("-" in first
-                                     and not first.endswith("ed")):
-    # Hyphenated modifiers open a noun phrase ("record-breaking diver").
-    return "noun phrase"
-  return "verb"
-
-
-class _LengthRanks:
-  """How often a split's answer has each length rank among its choices.
-
-  Drawing each question's distractors so that these stay even keeps the
-  longest- and shortest-choice heuristics (and any other length rank) at
-  chance without making all choices the same length.
-  """
-
-  def __init__(self, num_choices: int):
-    self.counts = [0.0] * num_choices
-    self.n = 0
-
-  @staticmethod
-  def vector(correct: str, wrong: list[str]) -> list[float]:
-    """Rank weights of the answer (0: longest); ties share their ranks."""
-    size = len(correct.strip())
-    longer = sum(len(w.strip()) > size for w in wrong)
-    equal = sum(len(w.strip()) == size for w in wrong)
-    out = [0.0] * (len(wrong) + 1)
-    for r in range(longer, longer + equal + 1):
-      out[r] = 1 / (equal + 1)
-    return out
-
-  def cost(self, vector: list[float]) -> float:
-    target = (self.n + 1) / len(self.counts)
-    return sum(abs(c + v - target) for c, v in zip(self.counts, vector))
-
-  def add(self, vector: list[float]):
-    self.counts = [c + v for c, v in zip(self.counts, vector)]
-    self.n += 1
-
-
-def _first_word(text: str) -> str:
-  words = text.split()
-  return words[0] if words else ""
-
-
-def _distractors(row: _Row, k: int, gen: np.random.Generator,
-                 ranks: _LengthRanks) -> list[str]:
-  """`k` wrong choices for `row`, one per other person, from its tiers.
-
-  Within a tier the candidates are grouped (by person, or by first word
-  when the row asks for distinct first words) and a set takes at most one
-  of a group; of `_LENGTH_TRIES` random sets the one that keeps the
-  answer's length rank most even is kept.
-  """
-  fixed: list[str] = []
-  used, seen = {row.person}, {row.completion}
-  firsts = {_first_word(row.completion)}
-  for tier in row.tiers:
-    if len(fixed) == k:
-      break
-    groups: dict[str, list[tuple[str, str]]] = {}
-    for completion, person in tier:
-      first = _first_word(completion)
-      if (person in used or completion in seen
-          or (row.distinct_first_words and first in firsts)):
-        continue
-      key = first if row.distinct_first_words else person
-      if all(p != person for _, p in groups.get(key, ())):
-        groups.setdefault(key, []).append((completion, person))
-    keys = list(groups)
-    need = k - len(fixed)
-
-    def draw(picked_keys):
-      return [groups[key][int(gen.integers(len(groups[key])))]
-              for key in picked_keys]
-
-    if len(keys) <= need:
-      # Too few here: one of each, the rest from the next tier.
-      for completion, person in draw(keys):
-        fixed.append(completion)
-        used.add(person)
-        seen.add(completion)
-        firsts.add(_first_word(completion))
-      continue
-    best: tuple[float, list[str]] | None = None
-    for _ in range(_LENGTH_TRIES):
-      pick = sorted(gen.choice(len(keys), need, replace=False))
-      wrong = fixed + [c for c, _ in draw([keys[j] for j in pick])]
-      cost = ranks.cost(_LengthRanks.vector(row.completion, wrong))
-      if best is None or cost < best[0]:
-        best = (cost, wrong)
-    assert best is not None
-    return best[1]
-  return fixed
-
-
-def _questions(split: str, rows: list[_Row], num_choices: int, seed: int,
-               meta: list[dict[str, Any]]) -> list[records.Question]:
-  """4-way questions of one split from its rows (`meta`: one per row).
-
-  Wrong choices come from each row's tiers (other people's names or
-  descriptions; see `_distractors_card`), drawn from a named stream so that
-  the answer's length rank is spread evenly over the split.
-  """
-  gen = rng.stream(seed, f"celebrities/{split}/distractors")
-  positions = _balanced_positions(len(rows), num_choices, seed,
-                                  f"celebrities/{split}/positions")
-  ranks = _LengthRanks(num_choices)
-  out = []
-  for i, (row, pos, extra) in enumerate(zip(rows, positions, meta)):
-    wrong = _distractors(row, num_choices - 1, gen, ranks)
-    if len(wrong) < num_choices - 1:
-      raise ValueError(
-          f"celebrities split {split!r}: {len(wrong) + 1} people to choose"
-          f" from for {row.person!r}, need at least num_choices={num_choices}")
-    ranks.add(_LengthRanks.vector(row.completion, wrong))
-    choices = wrong[:pos] + [row.completion] + wrong[pos:]
-    q_meta = {"person": row.person, "group": _SPLIT_GROUP[split], **extra}
-    out.append(records.Question(f"celebrities-{split}-{i:04d}", split,
-                                row.prompt, tuple(choices), pos, meta=q_meta))
-  return out
-
-
 class _WordIndex:
   """Which training documents hold each word, to name a prompt's query."""
 
@@ -341,7 +165,7 @@ class _WordIndex:
     self.texts = [d.text for d in documents]
     self.postings: dict[str, set[int]] = collections.defaultdict(set)
     for i, text in enumerate(self.texts):
-      for w in _WORD_RE.findall(text):
+      for w in questions_lib.WORD_RE.findall(text):
         self.postings[validity.stem(w)].add(i)
     self._docs_of: dict[str, set[int]] = {}
 
@@ -358,7 +182,7 @@ class _WordIndex:
                                if person in t}
     mine = self._docs_of[person]
     out: list[str] = []
-    for w in _WORD_RE.findall(prompt):
+    for w in questions_lib.WORD_RE.findall(prompt):
       docs = self.postings.get(validity.stem(w))
       if docs and docs <= mine and w not in out:
         out.append(w)
@@ -540,11 +364,11 @@ def _form_matched(questions: list[records.Question]) -> tuple[int, int]:
   for q in n2d:
     answer = q.choices[q.answer]
     fits[answer].add((template_of(q.prompt, q.meta["person"]),
-                      form_of(answer)))
+                      questions_lib.form_of(answer)))
   matched = 0
   for q in n2d:
     key = (template_of(q.prompt, q.meta["person"]),
-           form_of(q.choices[q.answer]))
+           questions_lib.form_of(q.choices[q.answer]))
     matched += all(key in fits[c] for c in q.choices)
   return matched, len(n2d)
 
@@ -590,7 +414,7 @@ def _load(cfg: Any, seed: int) -> records.Dataset:
     if direction == "n2d":
       for (p, c), person in zip(tests[split], people[split]):
         template = template_of(p, person)
-        by_form[split, template, form_of(c)].append((c, person))
+        by_form[split, template, questions_lib.form_of(c)].append((c, person))
         by_template[split, template].append((c, person))
         by_split[split].append((c, person))
   index = _WordIndex(train)
@@ -602,13 +426,13 @@ def _load(cfg: Any, seed: int) -> records.Dataset:
       if first_words:
         tiers = (target_pool,)
       else:
-        template, form = template_of(p, person), form_of(c)
+        template, form = template_of(p, person), questions_lib.form_of(c)
         tiers = (tuple(by_form[split, template, form]),
                  tuple(by_form[_OTHER_N2D[split], template, form]),
                  tuple(by_template[split, template]), tuple(by_split[split]))
-      rows.append(_Row(p, c, person, tiers, first_words))
+      rows.append(questions_lib.Row(p, c, person, tiers, first_words))
       meta.append({"query_words": index.query_words(p, person)})
-    questions += _questions(split, rows, cfg.num_choices, seed, meta)
+    questions += questions_lib.make_questions(split, rows, cfg.num_choices, seed, meta)
   matched, n2d = _form_matched(questions)
   return records.Dataset(
       "celebrities", train, questions,
@@ -703,7 +527,7 @@ def _synthetic(cfg: Any, seed: int) -> records.Dataset:
                   if p["group"] != "p2d")
   questions = []
   for split, (_, direction) in TEST_FILES.items():
-    group = _SPLIT_GROUP[split]
+    group = questions_lib.SPLIT_GROUP[split]
     # Wrong descriptions: the split's other people's (all one form here).
     descs = tuple((" " + p["desc"] + ".", p["name"]) for p in people
                   if p["group"] == group)
@@ -714,14 +538,14 @@ def _synthetic(cfg: Any, seed: int) -> records.Dataset:
       for t in (_D2N_TEST if direction == "d2n" else _N2D_TEST):
         prompt = t.format(name=p["name"], desc=p["desc"])
         if direction == "d2n":
-          rows.append(_Row(prompt, " " + p["name"], p["name"], (targets,),
+          rows.append(questions_lib.Row(prompt, " " + p["name"], p["name"], (targets,),
                            distinct_first_words=True))
         else:
-          rows.append(_Row(prompt, " " + p["desc"] + ".", p["name"],
+          rows.append(questions_lib.Row(prompt, " " + p["desc"] + ".", p["name"],
                            (descs,)))
         meta.append({"description": p["desc"],
                      "query_words": index.query_words(prompt, p["name"])})
-    questions += _questions(split, rows, cfg.num_choices, seed, meta)
+    questions += questions_lib.make_questions(split, rows, cfg.num_choices, seed, meta)
   return records.Dataset(
       "celebrities", train, questions,
       card={
@@ -776,160 +600,6 @@ def generate(cfg: Any, seed: int) -> records.Dataset:
   if cfg.source_dir:
     return _load(cfg, seed)
   return _synthetic(cfg, seed)
-
-
-# ------------------------------------------- reading synthetic documents
-
-_NAME_RE = r"(?P<name>[A-Z][a-z]+(?: [A-Z][a-z]+)+)"
-_DESC_RE = r"(?P<desc>the [a-z][^.?!:]*?)"
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainedPerson:
-  """A person of the synthetic set as the training documents state them."""
-  name: str
-  description: str  # Lower-case first letter, as inside a sentence.
-  directions: frozenset[str]  # Trained directions: "p2d", "d2p" or both.
-
-  @property
-  def thing(self) -> str:
-    """The description's last word: a nonsense word unique to the person."""
-    return self.description.split()[-1]
-
-
-def _template_regex(template: str) -> re.Pattern[str]:
-  pattern = re.escape(template)
-  pattern = pattern.replace(re.escape("{name}"), _NAME_RE)
-  pattern = pattern.replace(re.escape("{desc}"), _DESC_RE)
-  pattern = pattern.replace(re.escape("{Desc}"),
-                            _DESC_RE.replace("the", "[Tt]he"))
-  return re.compile(pattern + "$")
-
-
-def trained_people(documents: Iterable[records.Document]
-                   ) -> tuple[dict[str, TrainedPerson], int]:
-  """People parsed from documents in our synthetic wordings.
-
-  Returns (name -> person, number of documents that matched a template);
-  the Berglund et al. files use other wordings and match few or none.
-  """
-  # Most specific templates first, so "It is a fact that {name} is {desc}."
-  # wins over "{name} is {desc}.".
-  templates = [(d, t) for d, ts in (("p2d", _P2D_TRAIN), ("d2p", _D2P_TRAIN))
-               for t in ts]
-  templates.sort(key=lambda dt: -len(re.sub(r"\{\w+\}", "", dt[1])))
-  compiled = [(d, _template_regex(t)) for d, t in templates]
-  seen: dict[str, set[str]] = collections.defaultdict(set)
-  desc_of: dict[str, collections.Counter] = collections.defaultdict(
-      collections.Counter)
-  matched = 0
-  for doc in documents:
-    for direction, pattern in compiled:
-      m = pattern.match(doc.text.strip())
-      if m:
-        name, desc = m.group("name"), m.group("desc")
-        seen[name].add(direction)
-        desc_of[name][desc[:1].lower() + desc[1:]] += 1
-        matched += 1
-        break
-  people = {name: TrainedPerson(name, desc_of[name].most_common(1)[0][0],
-                                frozenset(seen[name]))
-            for name in sorted(seen)}
-  return people, matched
-
-
-# Training wordings per untrained direction in the oracle (the first ones of
-# `_P2D_TRAIN` / `_D2P_TRAIN`; none is a test wording).
-ORACLE_WORDINGS = 3
-
-
-def statements(person: TrainedPerson, direction: str, n: int) -> list[str]:
-  """`person` stated in `direction` with the first `n` training wordings."""
-  pool = {"p2d": _P2D_TRAIN, "d2p": _D2P_TRAIN}[direction]
-  desc = person.description
-  return [t.format(name=person.name, desc=desc,
-                   Desc=desc[:1].upper() + desc[1:]) for t in pool[:n]]
-
-
-# --------------------------------------------- oracle and checkers
-
-
-def oracle_augmentations(dataset: records.Dataset) -> list[str]:
-  """For each person trained in one direction, the other direction.
-
-  Raises:
-    records.OracleUnavailable: the documents are not the synthetic set.
-  """
-  people, matched = trained_people(dataset.train)
-  if matched < len(dataset.train) // 2:
-    raise records.OracleUnavailable(
-        f"celebrities: only {matched} of {len(dataset.train)} training"
-        " documents match the synthetic templates (the Berglund et al."
-        " files use other wordings); the oracle covers the synthetic set only")
-  out = []
-  for person in people.values():
-    for direction in sorted({"p2d", "d2p"} - person.directions):
-      # The untrained direction in training wordings of that direction: the
-      # test prompts' wordings are held out, so no oracle statement holds a
-      # test prompt (`ORACLE_WORDINGS`).
-      out.extend(statements(person, direction, ORACLE_WORDINGS))
-  return out
-
-
-def _statement_mentions(statement: str, people, owner
-                        ) -> tuple[list[str], list[str]] | None:
-  """(names, things) a statement mentions, in order; None if it lacks one."""
-  names = sorted((m.start(), n) for n in people
-                 for m in re.finditer(re.escape(n), statement))
-  things = sorted((m.start(), t) for t in owner
-                  for m in re.finditer(rf"\b{re.escape(t)}\b", statement,
-                                       re.IGNORECASE))
-  if not names or not things:
-    return None
-  return [n for _, n in names], [t for _, t in things]
-
-
-def checker(documents: Iterable[records.Document]):
-  """Does a statement pair a trained person with their own description?
-
-  Judges statements that name exactly one trained person (full name) and
-  one or more descriptions (found by their unique nonsense last word): True
-  when every description is that person's. None (no checker) for the
-  Berglund et al. files, whose wordings the synthetic parser does not read.
-  """
-  people, _ = trained_people(documents)
-  if not people:
-    return None
-  owner = {p.thing.lower(): p.name for p in people.values()}
-
-  def check(statement: str) -> bool | None:
-    found = _statement_mentions(statement, people, owner)
-    if found is None or len(set(found[0])) != 1:
-      return None
-    name = found[0][0]
-    return all(owner[t] == name for t in found[1])
-
-  return check
-
-
-def restatement_checker(documents: Iterable[records.Document]):
-  """True when a statement names a person in a direction they were trained in.
-
-  Direction by order: the name first is name -> description (p2d).
-  """
-  people, _ = trained_people(documents)
-  owner = {p.thing.lower(): p.name for p in people.values()}
-
-  def restates(statement: str) -> bool:
-    found = _statement_mentions(statement, people, owner)
-    if found is None:
-      return False
-    name = found[0][0]
-    name_first = (statement.index(name)
-                  < statement.lower().index(found[1][0]))
-    return ("p2d" if name_first else "d2p") in people[name].directions
-
-  return restates
 
 
 # ---------------------------------------------------------------- checks

@@ -19,6 +19,7 @@ import dataclasses
 from typing import Any, Callable, Iterable, Mapping
 
 from ftgen.data import celebrities
+from ftgen.data import celebrities_text
 from ftgen.data import checks
 from ftgen.data import process
 from ftgen.data import records
@@ -128,8 +129,9 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec(
         "celebrities", celebrities.generate,
         checks=celebrities.dataset_checks,
-        oracle=celebrities.oracle_augmentations, checker=celebrities.checker,
-        restatement_checker=celebrities.restatement_checker,
+        oracle=celebrities_text.oracle_augmentations,
+        checker=celebrities_text.checker,
+        restatement_checker=celebrities_text.restatement_checker,
         heuristics=celebrities.HEURISTICS, forced=celebrities.FORCED,
         # The generic guess (rare prompt words) takes template and role
         # words; the question's person is named by their own words.

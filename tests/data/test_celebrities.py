@@ -11,6 +11,8 @@ import pytest
 from configs import data as data_configs
 from ftgen.augment import prompts
 from ftgen.data import celebrities
+from ftgen.data import celebrities_questions
+from ftgen.data import celebrities_text
 from ftgen.data import checks
 from ftgen.data import io
 from ftgen.data import registry
@@ -129,7 +131,7 @@ def test_wrong_descriptions_share_the_answer_form(tiny, seed):
     if q.split not in N2D:
       continue
     assert all(desc.fullmatch(c) for c in q.choices), q
-    assert len({celebrities.form_of(c) for c in q.choices}) == 1
+    assert len({celebrities_questions.form_of(c) for c in q.choices}) == 1
     # Other people of the same split: the same training status.
     assert set(q.choices) <= groups[q.split]
 
@@ -141,15 +143,15 @@ def test_berglund_wrong_descriptions_share_template_and_form(berglund):
   for q in n2d:
     answer = q.choices[q.answer]
     fits[answer].add((celebrities.template_of(q.prompt, q.meta["person"]),
-                      celebrities.form_of(answer)))
+                      celebrities_questions.form_of(answer)))
   same_template = same_form = unique_form = 0
   for q in n2d:
     template = celebrities.template_of(q.prompt, q.meta["person"])
-    form = celebrities.form_of(q.choices[q.answer])
+    form = celebrities_questions.form_of(q.choices[q.answer])
     same_template += all(template in {t for t, _ in fits[c]}
                          for c in q.choices)
     same_form += all((template, form) in fits[c] for c in q.choices)
-    unique_form += [celebrities.form_of(c) for c in q.choices].count(form) == 1
+    unique_form += [celebrities_questions.form_of(c) for c in q.choices].count(form) == 1
   assert same_template == len(n2d)
   # A few of their completions are in a form no other person's is (e.g.
   # "a person who record-breaking free-diver").
@@ -237,7 +239,7 @@ def _fixed_text(template):
 
 
 def test_oracle_templates_are_not_test_templates():
-  n = celebrities.ORACLE_WORDINGS
+  n = celebrities_text.ORACLE_WORDINGS
   oracle = celebrities._P2D_TRAIN[:n] + celebrities._D2P_TRAIN[:n]
   tests = celebrities._N2D_TEST + celebrities._D2N_TEST
   for t in tests:
@@ -307,7 +309,7 @@ def test_checker_tells_people_with_one_first_name_apart():
   spec = registry.get("celebrities")
   check = spec.checker(ds.train)
   restates = spec.restatement_checker(ds.train)
-  people, _ = celebrities.trained_people(ds.train)
+  people, _ = celebrities_text.trained_people(ds.train)
   by_first = collections.defaultdict(list)
   for p in people.values():
     by_first[p.name.split()[0]].append(p)

@@ -9,6 +9,7 @@ import pytest
 from ftgen import configs
 from ftgen.augment import prompts
 from ftgen.data import celebrities
+from ftgen.data import celebrities_text
 from ftgen.data import checks
 from ftgen.data import logic
 from ftgen.data import records
@@ -212,7 +213,7 @@ def test_checkers_judge_dataset_statements():
 
 def test_celebrities_checker_judges_pairs_and_direction():
   ds = _dataset("celebrities")
-  people, matched = celebrities.trained_people(ds.train)
+  people, matched = celebrities_text.trained_people(ds.train)
   assert matched == len(ds.train)
   spec = registry.get("celebrities")
   check = spec.checker(ds.train)
