@@ -92,6 +92,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.prefix_min_tokens = 32
   c.prefill_chunk = 512
 
+  # lm-eval's per-question `samples_<task>_<time>.jsonl` next to its
+  # `results_<time>.json`. Each sample repeats its context once per choice
+  # (and once more per choice for calibration), so in-context conditions on
+  # large training sets write hundreds of MB; results.jsonl holds every
+  # score either way.
+  c.lm_eval_samples = True
+
   c.dry_run = False  # Print token counts and whether the context fits.
   c.progress = True
   c.lock()

@@ -136,6 +136,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # One evaluation config for every condition; `instruction` applies to the
   # in-context conditions (icl, retrieval), `plain_instruction` to the rest.
   c.evaluate = configs.load(f"evaluate:icl{suffix}", _HERE)
+  # No lm-eval samples files: the in-context conditions' would repeat the
+  # whole training set per choice (hundreds of MB on semantic); the
+  # harness's results_*.json and ftgen's results.jsonl stay
+  # (--config.evaluate.lm_eval_samples=True writes them).
+  c.evaluate.lm_eval_samples = False
   c.plain_instruction = ""
   # Conditions compared item by item in summary.md.
   # When the whole training set does not fit the model's context, raise

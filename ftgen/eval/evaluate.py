@@ -602,6 +602,8 @@ def write_lm_eval_layout(workdir: pathlib.Path, config: Any,
   data_io.atomic_write_json(paths[0], _clean(out), indent=2,
                             ensure_ascii=False, default=_json_default)
   for task, lines in samples.items():
+    if not config.lm_eval_samples:
+      break
     paths.append(workdir / f"samples_{task}_{date_id}.jsonl")
     data_io.atomic_write_text(paths[-1], "".join(
         json.dumps(_clean(s), ensure_ascii=False, default=_json_default)

@@ -269,3 +269,15 @@ def test_calibration_keeps_the_condition_context(mode):
   reqs, _ = evaluate.calibration_requests(tok, qs, plain, "")
   assert len(reqs) == 4 and {r.context for r in reqs} == {
       tuple(tok.encode("", add_bos=True)) or (tok.bos_id,)}
+
+
+def test_lm_eval_samples_switch(patched, data_dir, tmp_path):
+  """Off: the harness's results file without the per-question samples
+  files (the experiment's default: ICL samples repeat the training set)."""
+  del patched
+  cfg = _eval_config("pretrained", data=str(data_dir), calibration=False,
+                     lm_eval_samples=False)
+  evaluate.run_evaluation(cfg, tmp_path)
+  assert list(tmp_path.glob("results_*.json"))
+  assert not list(tmp_path.glob("samples_*.jsonl"))
+  assert configs.load("experiment:reversals").evaluate.lm_eval_samples is False
