@@ -686,7 +686,7 @@ def _device() -> str:
 # unless config.force_resume (docs/reliability.md#resume-only-the-same-run).
 RESUME_FREE = ("progress", "force_resume", "figure_name", "paired_baseline",
                "conditions", "evaluate.batch_size",
-               "evaluate.max_batch_tokens") + tuple(
+               "evaluate.max_batch_tokens", "evaluate.lm_eval_samples") + tuple(
                    f"finetune.{k}" for k in validate.RESUME_FREE)
 
 
