@@ -18,6 +18,7 @@ _ARGS = {
                    for v in ("", ",tiny")],
     "export": [f"{f}{v}" for f in configs.module("export").FORMATS
                for v in ("", ",tiny")],
+    "tiny_writer": ["", "tiny"],
 }
 
 

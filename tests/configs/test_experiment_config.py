@@ -4,6 +4,7 @@ import pytest
 
 from ftgen import configs
 from ftgen.data import registry
+from ftgen.experiments import runner
 from ftgen.experiments import stage_configs
 
 _MODULE = configs.module("experiment")
@@ -14,8 +15,12 @@ def test_every_dataset_is_coherent(variant):
   for name in _MODULE.DATASETS:
     c = configs.load(f"experiment:{name}{variant}")
     assert c.data.name == name
-    assert c.split_mode == registry.get(name).split_mode
+    # The paper's splitting, per dataset and condition (runner.split_mode).
+    assert c.split_mode == "paper"
+    assert runner.split_mode(c, "finetune_aug") == registry.get(
+        name).split_mode
     assert c.model == ("tiny" if variant else "smollm2-135m")
+    assert c.augment_model == ("tiny-writer" if variant else "")
     assert set(c.conditions) <= set(_MODULE.CONDITIONS)
     # The fields the experiment sets are left empty in the stage configs.
     assert stage_configs.overridden(c) == []

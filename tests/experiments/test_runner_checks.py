@@ -149,7 +149,8 @@ def test_rerun_with_another_config_refuses_unless_force_resume(
 def test_runner_sets_the_embedded_force_resume(tmp_path):
   c = _config(force_resume=True)
   ft = runner.stage_configs.finetune_config(
-      c, seed=0, data_dir=str(tmp_path), augmented_path="")
+      c, seed=0, data_dir=str(tmp_path), augmented_path="", steps=3,
+      split_mode="none")
   assert ft.force_resume is True
   with pytest.raises(runner.ExperimentConfigError,
                      match=r"config.finetune.force_resume is set by the"

@@ -64,12 +64,17 @@ def test_builders_fill_every_experiment_field():
     c.steps = 7
     c.max_questions_per_split = 9
     c.question_seed = 2
+    c.augment_model = "tiny:gemma3"
+  # Steps and split mode are the runner's per condition (runner.plan_steps,
+  # runner.split_mode).
   ft = stage_configs.finetune_config(c, seed=5, data_dir="/d",
-                                     augmented_path="/a.jsonl")
+                                     augmented_path="/a.jsonl", steps=7,
+                                     split_mode="independent")
   assert (ft.name, ft.model, ft.seed, ft.steps) == ("reversals", "tiny", 5, 7)
   assert (ft.data.dir, ft.data.augmented_path) == ("/d", "/a.jsonl")
   assert ft.data.source.to_dict() == c.data.to_dict()
-  assert ft.data.split_mode == c.split_mode and ft.export_hf
+  assert ft.data.augmented_ratio == c.augmented_ratio == 0.0
+  assert ft.data.split_mode == "independent" and ft.export_hf
   ev = stage_configs.eval_config(c, mode="finetuned", seed=5, data_dir="/d",
                                  checkpoint="/e")
   assert (ev.condition, ev.checkpoint, ev.shuffle_seed, ev.seed) == (
@@ -80,8 +85,8 @@ def test_builders_fill_every_experiment_field():
                                   checkpoint="")
   assert icl.instruction == c.evaluate.instruction
   aug = stage_configs.augment_config(c, "global", "/d")
-  assert (aug.strategy, aug.dataset, aug.seed, aug.data) == (
-      "global", "reversals", 4, "/d")
+  assert (aug.strategy, aug.dataset, aug.seed, aug.data, aug.model) == (
+      "global", "reversals", 4, "/d", "tiny:gemma3")
   for built, stage in ((ft, "finetune"), (ev, "evaluate"),
                        (aug, "augment_global")):
     for dotted in stage_configs.SET_BY_EXPERIMENT[stage]:
