@@ -39,6 +39,7 @@ sys.path.insert(
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ftgen.models import head
 from ftgen.models import presets
+from ftgen.models import decoder
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding
@@ -63,8 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="compute dtype; params stay float32")
   parser.add_argument("--lora_rank", type=int, default=0,
                       help="0: full fine-tuning")
-  parser.add_argument("--remat", action="store_true",
-                      help="rematerialize blocks in the backward pass")
+  parser.add_argument("--remat", default="none",
+                      choices=tuple(decoder.REMAT_POLICIES),
+                      help="rematerialization of the blocks in the backward"
+                      " pass (ftgen.models.decoder.REMAT_POLICIES)")
   parser.add_argument("--loss_chunk_tokens", type=int,
                       default=head.CHUNK_TOKENS,
                       help="tokens per chunk of the vocabulary projection in "

@@ -97,9 +97,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.lora.alpha = 64.0
   c.lora.targets = ("q", "k", "v", "o", "gate", "up", "down")
 
-  # Rematerialize each block in the backward pass (less memory, ~30% more
-  # compute).
-  c.remat = False
+  # Rematerialization of each block in the backward pass
+  # (ftgen.models.decoder.REMAT_POLICIES): none; full (least memory, one
+  # more forward pass); save_dots (keep matmul outputs, recompute the
+  # elementwise work); save_dots_no_batch.
+  c.remat = "none"
   # Loss over the vocabulary this many tokens at a time, its gradient formed
   # in the same pass (ftgen.models.head): never a [B, T, V] logits array.
   # 0 computes full logits (the plain autodiff loss; for comparison).

@@ -73,16 +73,42 @@ class Block(nn.Module):
     return x, new_kv
 
 
+# Rematerialization of the blocks in the backward pass: what each keeps
+# from the forward pass instead of recomputing it (`jax.checkpoint_policies`).
+# "full" keeps only each block's input (least memory, one more forward);
+# "save_dots" keeps matmul outputs, recomputing only the cheap elementwise
+# work; "save_dots_no_batch" keeps those without a batch dimension (the
+# weight-only products).
+REMAT_POLICIES = {
+    "none": None,
+    "full": None,
+    "save_dots": jax.checkpoint_policies.dots_saveable,
+    "save_dots_no_batch":
+        jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def remat_mode(remat: bool | str) -> str:
+  """A `REMAT_POLICIES` name; True and False mean "full" and "none"."""
+  if isinstance(remat, bool):
+    return "full" if remat else "none"
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f"remat={remat!r}; allowed: {', '.join(REMAT_POLICIES)}"
+                     " (or True / False)")
+  return remat
+
+
 class Decoder(nn.Module):
   """Decoder-only transformer; see the module docstring for the calls.
 
   Attributes:
     config: the architecture.
-    remat: rematerialize each block in the backward pass (training memory).
+    remat: how each block is rematerialized in the backward pass (training
+      memory): a `REMAT_POLICIES` name, or True ("full") / False ("none").
   """
 
   config: ModelConfig
-  remat: bool = False
+  remat: bool | str = False
 
   @nn.compact
   def __call__(self, tokens: Array, positions: Array | None = None,
@@ -137,7 +163,9 @@ class Decoder(nn.Module):
     x = embedder.encode(tokens)
     x = constrain(x, ("batch", "length", "act_embed"))
 
-    block = nn.remat(Block, prevent_cse=False) if self.remat else Block
+    mode = remat_mode(self.remat)
+    block = (Block if mode == "none" else
+             nn.remat(Block, prevent_cse=False, policy=REMAT_POLICIES[mode]))
     stack = nn.scan(
         block,
         variable_axes={"params": 0},

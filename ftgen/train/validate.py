@@ -18,6 +18,7 @@ from ftgen import configs
 from ftgen.checkpoints import gguf_export
 from ftgen.checkpoints import registry
 from ftgen.data import splitting
+from ftgen.models import decoder
 from ftgen.train import optim
 
 DTYPES = ("auto",) + registry.DTYPES
@@ -85,6 +86,11 @@ def check_config(config: Any) -> None:
   if (any(v == 0 or v < -1 for v in mesh.values())
       or list(mesh.values()).count(-1) > 1):
     _fail("mesh", mesh, "needs sizes >= 1 and at most one -1")
+  try:
+    decoder.remat_mode(config.remat)
+  except ValueError:
+    _fail("remat", config.remat,
+          f"is not one of {', '.join(decoder.REMAT_POLICIES)}")
   data = config.data
   if data.split_mode not in splitting.MODES:
     _fail("data.split_mode", data.split_mode,

@@ -115,3 +115,9 @@ def test_resume_with_a_changed_lr_refuses_and_force_resume_proceeds(tmp_path):
       _config(steps=1, checkpoint_every=1, lr=1e-3, force_resume=True), run)
   assert again["params_digest"] == forced["params_digest"] == first[
       "params_digest"]
+
+
+def test_remat_names_its_allowed_values():
+  with pytest.raises(ValueError, match="remat.*none, full, save_dots"):
+    validate.check_config(tiny_finetune.config(remat="partly"))
+  validate.check_config(tiny_finetune.config(remat="save_dots"))
