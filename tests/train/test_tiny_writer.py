@@ -1,4 +1,4 @@
-"""`tiny-writer`: the shipped tiny writer and the build that makes it."""
+"""`tiny-writer`: built once into the cache, and what it writes."""
 
 import json
 import pathlib
@@ -16,13 +16,19 @@ from ftgen.models import tiny
 from ftgen.train import tiny_writer
 
 
-def test_shipped_writer_loads_as_the_tiny_architecture():
+def test_writer_is_built_once_and_loads_as_the_tiny_architecture():
   registry.validate_name(sources.TINY_WRITER)
+  path = tiny_writer.ensure()
+  assert path == sources.tiny_writer_dir()
+  before = (path / "model.safetensors").stat().st_mtime_ns
+  logs = []
+  assert tiny_writer.ensure(logs.append) == path and not logs  # Not rebuilt.
+  assert (path / "model.safetensors").stat().st_mtime_ns == before
   loaded = registry.load_model(sources.TINY_WRITER)
   random = registry.load_model("tiny")
   assert loaded.config.num_params() == random.config.num_params()
   assert loaded.tokenizer.vocab_size == random.tokenizer.vocab_size
-  assert workdir_lib.made_by_ftgen(sources.TINY_WRITER_DIR)
+  assert workdir_lib.made_by_ftgen(path)
 
 
 def test_writer_samples_survive_post_processing(tmp_path):
@@ -64,4 +70,4 @@ def test_build_trains_the_tiny_model_and_ships_its_export(tmp_path):
   # A rebuild replaces its own export (and nothing else).
   tiny_writer.build(configs.load("tiny_writer:tiny"), tmp_path / "run2", out)
   assert sorted(p.name for p in pathlib.Path(out).iterdir()) == sorted(
-      p.name for p in sources.TINY_WRITER_DIR.iterdir())
+      p.name for p in tiny_writer.ensure().iterdir())
