@@ -102,6 +102,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # more forward pass); save_dots (keep matmul outputs, recompute the
   # elementwise work); save_dots_no_batch.
   c.remat = "none"
+  # Attention kernel (ftgen/models/attention_ops.py): auto (cuDNN flash on
+  # GPU, splash on TPU, where the call qualifies; else the blockwise XLA
+  # reference), xla, cudnn, splash.
+  c.attention = "auto"
   # Loss over the vocabulary this many tokens at a time, its gradient formed
   # in the same pass (ftgen.models.head): never a [B, T, V] logits array.
   # 0 computes full logits (the plain autodiff loss; for comparison).

@@ -2,7 +2,12 @@
 
 Layers are stacked with `nn.scan` (params under 'layers' with a leading
 layer axis L); per-layer differences (rope base, sliding window) travel as
-scanned per-layer arrays, so 30 layers compile like one.
+scanned per-layer arrays, so 30 layers compile like one. Calls with a KV
+cache or a shared prefix (forward only: prefill, decode, prefix scoring)
+run the same blocks in a Python loop over layers instead, reading the
+stacked params one layer at a time: each layer's cache is its own array,
+written in place and read without a copy (a scan would slice it out and
+stack it back every step), and each layer's window is a static int.
 
 Calls (logits are float32 [B,T,V]):
 
@@ -43,8 +48,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ftgen.models import attention_ops
 from ftgen.models import kv_cache
-from ftgen.models.attention import Attention, write_rows
+from ftgen.models.attention import Attention
 from ftgen.models.config import ModelConfig
 from ftgen.models.layers import MLP, Embedder, RMSNorm, _Dense, constrain
 
@@ -55,12 +61,13 @@ class Block(nn.Module):
   """One pre-norm transformer block (Gemma adds post norms)."""
 
   config: ModelConfig
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x: Array, xs: dict[str, Any], ctx: dict[str, Any]):
     cfg = self.config
     h = RMSNorm(cfg, name="attn_norm")(x)
-    a, new_kv = Attention(cfg, name="attn")(
+    a, new_kv = Attention(cfg, self.attention, name="attn")(
         h, xs["inv_freq"], xs["window"], ctx, xs.get("cache"), xs.get("prefix"))
     if cfg.is_gemma:
       a = RMSNorm(cfg, name="post_attn_norm")(a)
@@ -105,10 +112,13 @@ class Decoder(nn.Module):
     config: the architecture.
     remat: how each block is rematerialized in the backward pass (training
       memory): a `REMAT_POLICIES` name, or True ("full") / False ("none").
+    attention: the attention kernel, one of
+      `attention_ops.IMPLEMENTATIONS` ("auto": the platform's).
   """
 
   config: ModelConfig
   remat: bool | str = False
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, tokens: Array, positions: Array | None = None,
@@ -122,11 +132,12 @@ class Decoder(nn.Module):
     mask = (jnp.ones((b, t), bool) if attention_mask is None
             else jnp.asarray(attention_mask, bool))
 
+    attention_ops.check_impl(self.attention)
     ctx: dict[str, Any] = {}
     if prefix is not None:
       _check_prefix(prefix)
-      ctx["prefix_pos"] = prefix["pos"][0]
-      ctx["prefix_valid"] = kv_cache.prefix_valid(prefix)
+      ctx["prefix_pos"] = jnp.where(kv_cache.prefix_valid(prefix),
+                                    prefix["pos"][0], -1)[None]
     if cache is not None:
       kv_cache.check_room(cache, t)
     if positions is None:
@@ -134,47 +145,24 @@ class Decoder(nn.Module):
           mask, kv_cache.next_positions(b, cache, prefix))
     positions = jnp.asarray(positions, jnp.int32)
     ctx["q_pos"] = positions
-
+    own_pos = jnp.where(mask, positions, -1)
     if cache is None:
-      idx = jnp.arange(t)
-      ctx["k_pos"] = positions
-      ctx["self_mask"] = (mask[:, None, :] &
-                          (idx[None, :, None] >= idx[None, None, :]))
+      ctx["k_pos"] = own_pos
     else:
-      s = cache["k"].shape[2]
-      start = cache["end"].astype(jnp.int32)
-      k_pos = write_rows(cache["pos"], jnp.where(mask, positions, -1), start)
-      q_slot = start[:, None] + jnp.arange(t)[None, :]
+      start = jnp.asarray(cache["end"], jnp.int32)
       ctx["write_start"] = start
-      ctx["k_pos"] = k_pos
-      ctx["self_mask"] = (k_pos[:, None, :] >= 0) & (
-          jnp.arange(s)[None, None, :] <= q_slot[:, :, None])
-
-    xs: dict[str, Any] = {
-        "inv_freq": jnp.asarray(cfg.layer_inv_freq()),
-        "window": jnp.asarray(cfg.layer_windows()),
-    }
-    if cache is not None:
-      xs["cache"] = {"k": cache["k"], "v": cache["v"]}
-    if prefix is not None:
-      xs["prefix"] = {"k": prefix["k"], "v": prefix["v"]}
+      ctx["k_pos"] = jax.lax.dynamic_update_slice(cache["pos"], own_pos,
+                                                  (0, start))
 
     embedder = Embedder(cfg, name="embedder")
     x = embedder.encode(tokens)
     x = constrain(x, ("batch", "length", "act_embed"))
 
-    mode = remat_mode(self.remat)
-    block = (Block if mode == "none" else
-             nn.remat(Block, prevent_cse=False, policy=REMAT_POLICIES[mode]))
-    stack = nn.scan(
-        block,
-        variable_axes={"params": 0},
-        split_rngs={"params": True},
-        in_axes=(0, nn.broadcast),
-        length=cfg.num_layers,
-        metadata_params={nn.PARTITION_NAME: "layers"},
-    )
-    x, new_kv = stack(cfg, name="layers")(x, xs, ctx)
+    new_kv = None
+    if (cache is None and prefix is None) or self.is_initializing():
+      x = self._scanned(x, ctx)
+    else:
+      x, new_kv = self._unrolled(x, ctx, cache, prefix)
 
     x = RMSNorm(cfg, name="final_norm")(x)
     if return_hidden:
@@ -197,14 +185,72 @@ class Decoder(nn.Module):
       return logits
     return logits, _new_cache(cache, new_kv, ctx, t)
 
+  def _scanned(self, x: Array, ctx: dict[str, Any]) -> Array:
+    """The layers as one `nn.scan` (training and cache-free scoring)."""
+    cfg = self.config
+    xs = {"inv_freq": jnp.asarray(cfg.layer_inv_freq()),
+          "window": jnp.asarray(cfg.layer_windows())}
+    mode = remat_mode(self.remat)
+    block = (Block if mode == "none" else
+             nn.remat(Block, prevent_cse=False, policy=REMAT_POLICIES[mode]))
+    stack = nn.scan(
+        block,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast),
+        length=cfg.num_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )
+    x, _ = stack(cfg, self.attention, name="layers")(x, xs, ctx)
+    return x
+
+  def _unrolled(self, x: Array, ctx: dict[str, Any], cache, prefix):
+    """The layers in a Python loop over the stacked params (forward only)."""
+    cfg = self.config
+    windows, inv_freq = cfg.layer_windows(), cfg.layer_inv_freq()
+    stacked = {col: tree["layers"] for col, tree in self.variables.items()
+               if "layers" in tree}
+    new_kv = []
+    for i in range(cfg.num_layers):
+      xs: dict[str, Any] = {"inv_freq": jnp.asarray(inv_freq[i]),
+                            "window": int(windows[i])}
+      if cache is not None:
+        xs["cache"] = {"k": cache["k"][i], "v": cache["v"][i]}
+      if prefix is not None:
+        xs["prefix"] = {"k": prefix["k"][i], "v": prefix["v"][i]}
+      layer = {col: _layer(tree, i) for col, tree in stacked.items()}
+      x, kv = Block(cfg, self.attention).apply(layer, x, xs, ctx)
+      new_kv.append(kv)
+    return x, new_kv
+
+def split_layers(params: Any) -> Any:
+  """Params with 'layers' as an L-tuple of per-layer trees (same values).
+
+  The cache and prefix paths slice the stacked layers one layer at a time;
+  XLA materializes each slice, and inside a decode loop it would do so every
+  step. A loop over steps splits once before it (`ftgen.sample.sampler`).
+  """
+  layers = params["layers"]
+  n = jax.tree.leaves(layers)[0].shape[0]
+  return {**params,
+          "layers": tuple(jax.tree.map(lambda a, i=i: a[i], layers)
+                          for i in range(n))}
+
+
+def _layer(layers: Any, i: int) -> Any:
+  if isinstance(layers, tuple):  # Already split (`split_layers`).
+    return layers[i]
+  return jax.tree.map(lambda a: a[i], layers)
+
 
 def _new_cache(cache, new_kv, ctx, t):
-  return {"k": new_kv["k"], "v": new_kv["v"], "pos": ctx["k_pos"],
+  return {"k": tuple(kv["k"] for kv in new_kv),
+          "v": tuple(kv["v"] for kv in new_kv), "pos": ctx["k_pos"],
           "end": cache["end"] + t}
 
 
 def _check_prefix(prefix: dict[str, Array]) -> None:
-  if prefix["k"].shape[1] != 1:
+  if prefix["k"][0].shape[0] != 1:
     raise ValueError(
         f"prefix cache must have batch 1 (shared by all rows); got k shape "
-        f"{tuple(prefix['k'].shape)}")
+        f"{tuple(prefix['k'][0].shape)}")

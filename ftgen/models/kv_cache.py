@@ -2,11 +2,16 @@
 
 Layout (L layers, B rows, S slots, K kv heads, H head dim):
 
-  k, v  [L,B,S,K,H]  keys (rope applied) and values, in the cache dtype
+  k, v  L-tuples of [B,K,S,H]  keys (rope applied) and values per layer, in
+                     the cache dtype: one array per layer, so a decode step
+                     updates each in place (donated), and slots are the
+                     second-minor axis, so q.k and p.v read them without a
+                     transpose
   pos   [B,S] int32  the position of the token in each slot; -1 = empty or
                      padding (never attended)
-  end   [B]   int32  slots written per row; the next call writes row b at
-                     slots end[b] .. end[b]+T-1
+  end   []    int32  slots written (the same for every row: rows are padded
+                     to a common length); the next call writes slots
+                     end .. end+T-1
 
 Slots are filled in order, so causality is slot order; sliding windows use
 position distance (pos_q - pos_k < window). Padding tokens (attention_mask
@@ -48,14 +53,19 @@ def init_cache(config: ModelConfig, batch: int, max_len: int,
     dtype = dtype_of(config.dtype)
   elif isinstance(dtype, str):
     dtype = dtype_of(dtype)
-  shape = (config.num_layers, batch, max_len, config.num_kv_heads,
-           config.head_dim)
+  shape = (batch, config.num_kv_heads, max_len, config.head_dim)
+  layers = range(config.num_layers)
   return {
-      "k": jnp.zeros(shape, dtype),
-      "v": jnp.zeros(shape, dtype),
+      "k": tuple(jnp.zeros(shape, dtype) for _ in layers),
+      "v": tuple(jnp.zeros(shape, dtype) for _ in layers),
       "pos": jnp.full((batch, max_len), -1, jnp.int32),
-      "end": jnp.zeros((batch,), jnp.int32),
+      "end": jnp.zeros((), jnp.int32),
   }
+
+
+def slots(cache: Cache) -> int:
+  """S, the slots per row."""
+  return cache["pos"].shape[1]
 
 
 def reset(cache: Cache) -> Cache:
@@ -73,8 +83,8 @@ def check_room(cache: Cache, t: int) -> None:
   end = cache["end"]
   if isinstance(end, jax.core.Tracer):
     return
-  s = cache["k"].shape[2]
-  worst = int(np.max(np.asarray(end))) + t
+  s = slots(cache)
+  worst = int(np.asarray(end)) + t
   if worst > s:
     raise ValueError(
         f"KV cache overflow: writing {t} tokens after {worst - t} would need "
@@ -102,7 +112,7 @@ def token_positions(mask, start=0):
 def prefix_valid(prefix: Cache) -> Array:
   """[P] bool: the slots of a prefix cache that hold context tokens."""
   ppos = prefix["pos"][0]
-  return (ppos >= 0) & (jnp.arange(ppos.shape[0]) < prefix["end"][0])
+  return (ppos >= 0) & (jnp.arange(ppos.shape[0]) < prefix["end"])
 
 
 def next_positions(batch: int, cache: Cache | None = None,

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ftgen.models import decoder
 from ftgen.models import kv_cache
 
 Array = jax.Array
@@ -219,6 +220,7 @@ def _generate(model, static: _Static, params, cache, tokens, mask, positions,
   """
   b = tokens.shape[0]
   m = static.max_new
+  params = decoder.split_layers(params)  # Once, not every decode step.
   cache = kv_cache.reset(cache)
   if tokens.shape[1] > 1:
     cache = kv_cache.fill(model, params, cache, tokens[:, :-1],
@@ -374,7 +376,7 @@ class Sampler:
   def _get_cache(self, b: int, s: int):
     c = self._cache
     self._cache = None
-    if c is None or c["k"].shape[1] != b or c["k"].shape[2] != s:
+    if c is None or c["pos"].shape != (b, s):
       c = kv_cache.init_cache(self.config, b, s, self.cache_dtype)
     return c
 

@@ -189,7 +189,8 @@ def build(config: Any, workdir: str | pathlib.Path) -> Setup:
 
 
 def _decoder(model_config: Any, config: Any) -> nn.Module:
-  return decoder.Decoder(model_config, remat=config.remat)
+  return decoder.Decoder(model_config, remat=config.remat,
+                         attention=config.attention)
 
 
 def final_params(setup: Setup, state: dict[str, Any]) -> Any:

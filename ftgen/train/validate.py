@@ -18,6 +18,7 @@ from ftgen import configs
 from ftgen.checkpoints import gguf_export
 from ftgen.checkpoints import registry
 from ftgen.data import splitting
+from ftgen.models import attention_ops
 from ftgen.models import decoder
 from ftgen.train import optim
 
@@ -31,7 +32,7 @@ DTYPES = ("auto",) + registry.DTYPES
 RESUME_FREE = ("progress", "log_every", "eval", "checkpoint_every",
                "max_to_keep", "async_checkpointing", "peak_flops", "export_hf",
                "export_gguf", "export_gguf_type",
-               "force_resume", "mesh", "num_devices", "remat",
+               "force_resume", "mesh", "num_devices", "remat", "attention",
                "loss_chunk_tokens", "data.dir", "data.augmented_path")
 
 
@@ -91,6 +92,9 @@ def check_config(config: Any) -> None:
   except ValueError:
     _fail("remat", config.remat,
           f"is not one of {', '.join(decoder.REMAT_POLICIES)}")
+  if config.attention not in attention_ops.IMPLEMENTATIONS:
+    _fail("attention", config.attention,
+          f"is not one of {', '.join(attention_ops.IMPLEMENTATIONS)}")
   data = config.data
   if data.split_mode not in splitting.MODES:
     _fail("data.split_mode", data.split_mode,
