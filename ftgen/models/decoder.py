@@ -3,11 +3,13 @@
 Layers are stacked with `nn.scan` (params under 'layers' with a leading
 layer axis L); per-layer differences (rope base, sliding window) travel as
 scanned per-layer arrays, so 30 layers compile like one. Calls with a KV
-cache or a shared prefix (forward only: prefill, decode, prefix scoring)
-run the same blocks in a Python loop over layers instead, reading the
-stacked params one layer at a time: each layer's cache is its own array,
-written in place and read without a copy (a scan would slice it out and
-stack it back every step), and each layer's window is a static int.
+cache (forward only: prefill, decode) run the same blocks in a Python loop
+over layers instead: each layer's cache is its own array, written in place
+and read without a copy (a scan would slice it out and stack it back every
+step), and each layer's window is a static int. Such a loop slices the
+stacked params per layer, and XLA materializes those slices; a caller that
+loops over steps passes `kv_cache.split_layers(params)` so that happens
+once.
 
 Calls (logits are float32 [B,T,V]):
 
@@ -159,8 +161,8 @@ class Decoder(nn.Module):
     x = constrain(x, ("batch", "length", "act_embed"))
 
     new_kv = None
-    if (cache is None and prefix is None) or self.is_initializing():
-      x = self._scanned(x, ctx)
+    if cache is None or self.is_initializing():
+      x = self._scanned(x, ctx, prefix)
     else:
       x, new_kv = self._unrolled(x, ctx, cache, prefix)
 
@@ -185,11 +187,16 @@ class Decoder(nn.Module):
       return logits
     return logits, _new_cache(cache, new_kv, ctx, t)
 
-  def _scanned(self, x: Array, ctx: dict[str, Any]) -> Array:
-    """The layers as one `nn.scan` (training and cache-free scoring)."""
+  def _scanned(self, x: Array, ctx: dict[str, Any], prefix) -> Array:
+    """The layers as one `nn.scan` (training and scoring)."""
     cfg = self.config
     xs = {"inv_freq": jnp.asarray(cfg.layer_inv_freq()),
           "window": jnp.asarray(cfg.layer_windows())}
+    if prefix is not None:
+      # One stacked copy of the prefix per call (cheap next to scoring the
+      # rows against it), sliced a layer at a time by the scan.
+      xs["prefix"] = {"k": jnp.stack(prefix["k"]),
+                      "v": jnp.stack(prefix["v"])}
     mode = remat_mode(self.remat)
     block = (Block if mode == "none" else
              nn.remat(Block, prevent_cse=False, policy=REMAT_POLICIES[mode]))
@@ -223,22 +230,8 @@ class Decoder(nn.Module):
       new_kv.append(kv)
     return x, new_kv
 
-def split_layers(params: Any) -> Any:
-  """Params with 'layers' as an L-tuple of per-layer trees (same values).
-
-  The cache and prefix paths slice the stacked layers one layer at a time;
-  XLA materializes each slice, and inside a decode loop it would do so every
-  step. A loop over steps splits once before it (`ftgen.sample.sampler`).
-  """
-  layers = params["layers"]
-  n = jax.tree.leaves(layers)[0].shape[0]
-  return {**params,
-          "layers": tuple(jax.tree.map(lambda a, i=i: a[i], layers)
-                          for i in range(n))}
-
-
 def _layer(layers: Any, i: int) -> Any:
-  if isinstance(layers, tuple):  # Already split (`split_layers`).
+  if isinstance(layers, tuple):  # Already split (`kv_cache.split_layers`).
     return layers[i]
   return jax.tree.map(lambda a: a[i], layers)
 

@@ -133,6 +133,24 @@ def next_positions(batch: int, cache: Cache | None = None,
 # --- prefill ----------------------------------------------------------------
 
 
+def split_layers(params: Any) -> Any:
+  """Params with 'layers' as an L-tuple of per-layer trees (same values).
+
+  The cache path slices the stacked layers one layer at a time;
+  XLA materializes each slice, and inside a decode loop it would do so every
+  step. A loop over steps splits once before it (`prefill_prefix`,
+  `ftgen.sample.sampler`).
+  """
+  layers = params["layers"]
+  n = jax.tree.leaves(layers)[0].shape[0]
+  return {**params,
+          "layers": tuple(jax.tree.map(lambda a, i=i: a[i], layers)
+                          for i in range(n))}
+
+
+_split_jit = jax.jit(split_layers)
+
+
 @dataclasses.dataclass
 class Prefix:
   """A prefilled batch-1 cache (pass as `prefix=`) and its valid tokens."""
@@ -191,6 +209,8 @@ def prefill_prefix(model: Any, params: Any, tokens: Sequence[int], *,
   valid = np.arange(slots)[None, :] < n
   pos = token_positions(valid)
   cache = init_cache(model.config, 1, slots, dtype)
+  if slots > chunk:
+    params = _split_jit(params)
   for lo in range(0, slots, chunk):
     sl = slice(lo, lo + chunk)
     cache = _fill_jit(model, params, cache, ids[:, sl], pos[:, sl],

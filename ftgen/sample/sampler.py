@@ -43,7 +43,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ftgen.models import decoder
 from ftgen.models import kv_cache
 
 Array = jax.Array
@@ -220,7 +219,7 @@ def _generate(model, static: _Static, params, cache, tokens, mask, positions,
   """
   b = tokens.shape[0]
   m = static.max_new
-  params = decoder.split_layers(params)  # Once, not every decode step.
+  params = kv_cache.split_layers(params)  # Once, not every decode step.
   cache = kv_cache.reset(cache)
   if tokens.shape[1] > 1:
     cache = kv_cache.fill(model, params, cache, tokens[:, :-1],

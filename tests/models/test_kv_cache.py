@@ -95,3 +95,26 @@ def test_reset_empties_the_cache():
   assert np.asarray(empty["end"]).shape == () and int(empty["end"]) == 0
   assert (np.asarray(empty["pos"]) == -1).all()
   np.testing.assert_array_equal(kv_cache.next_positions(2, empty), [0, 0])
+
+
+def test_decode_step_writes_the_cache_in_place_without_copies():
+  """A decode step's HLO: each layer's K and V are only written in place.
+
+  Every array of a layer cache's shape is an input or a dynamic-update-slice
+  of it (one per layer and K/V): no copy, transpose, broadcast or slice of a
+  whole layer's cache (the scanned cache of before re-stacked it per step).
+  """
+  model, params = _model("gemma3")
+  cfg = model.config
+  b, s = 4, 256
+  cache = kv_cache.init_cache(cfg, b, s)
+  step = jax.jit(lambda p, c, t: model.apply({"params": p}, t, cache=c),
+                 donate_argnums=1)
+  hlo = step.lower(params, cache, jnp.ones((b, 1), jnp.int32)).compile()
+  whole = f"f32[{b},{cfg.num_kv_heads},{s},{cfg.head_dim}]"
+  made = [line.strip() for line in hlo.as_text().splitlines()
+          if f"= {whole}" in line and " parameter(" not in line]
+  writes = [m for m in made if "dynamic-update-slice" in m.split("=")[0]]
+  assert len(writes) == 2 * cfg.num_layers, made
+  others = [m for m in made if "dynamic-update-slice" not in m]
+  assert not others, others
