@@ -18,7 +18,9 @@ program plus (trip count - 1) times XLA's cost of each loop body, cut out of
 the compiled module as a program of its own (recursively for nested loops).
 Loops whose trip count XLA does not know are reported (`*_unknown_loops`)
 and counted once. Temporary memory needs no correction (buffer assignment
-covers the whole program).
+covers the whole program). The loop-counted costs need a backend whose client
+costs HLO modules: the CPU (the GPU plugin of jax 0.11.2 does not; there the
+FLOP and byte keys are errors or None, temp memory and copies still come).
 
 Keys of the JSON object printed last (all at --model, default Llama 3.2 1B
 shape, --dtype float32):
@@ -324,9 +326,13 @@ def prefix_scoring(config, sizes: Sizes) -> dict[str, Any]:
     return head.target_logprobs(config, p, hidden, targets)
 
   compiled, secs = _compile(score, params, prefix, tokens, tokens)
-  cost = hlo_analysis.program_cost(compiled)
+  try:
+    gflops = hlo_analysis.program_cost(compiled).flops / 1e9
+  except hlo_analysis.LoopCostUnavailable as e:
+    _log.error("prefix scoring FLOPs: %s", e)
+    gflops = None
   return {"prefix_scoring_temp_gb": temp_bytes(compiled) / GB,
-          "prefix_scoring_gflops": cost.flops / 1e9,
+          "prefix_scoring_gflops": gflops,
           "prefix_cache_gb": nbytes(prefix) / GB, "compile_s": secs}
 
 

@@ -24,8 +24,9 @@ importable by tests:
 The cost of a loop body comes from XLA's own per-instruction rules (in-place
 dynamic-update-slices, fusions), through two jaxlib functions that are not
 public API (`hlo_module_from_text`, `hlo_module_cost_analysis`); if a jax
-version lacks them, `program_cost` raises rather than return loop-blind
-numbers.
+version lacks them, or the backend's client cannot cost a module (the GPU
+PJRT plugin of jax 0.11.2 cannot), `program_cost` raises
+`LoopCostUnavailable` rather than return loop-blind numbers.
 """
 
 from __future__ import annotations
@@ -256,8 +257,16 @@ def _jaxlib_function(name: str) -> Any:
 
 def _xla_cost(text: str, client: Any) -> dict[str, float]:
   module = _jaxlib_function("hlo_module_from_text")(text)
-  return _cost_dict(
-      _jaxlib_function("hlo_module_cost_analysis")(client, module))
+  try:
+    return _cost_dict(
+        _jaxlib_function("hlo_module_cost_analysis")(client, module))
+  except Exception as e:  # pylint: disable=broad-except
+    # E.g. the GPU PJRT plugin of jax 0.11: "PJRT C API does not support
+    # GetHloCostAnalysis".
+    raise LoopCostUnavailable(
+        f"the {getattr(client, 'platform', '?')} client cannot cost a loop "
+        f"body ({type(e).__name__}: {str(e)[:200]}); loop-counted FLOPs and "
+        "bytes need the CPU backend (JAX_PLATFORMS=cpu)") from e
 
 
 @dataclasses.dataclass
