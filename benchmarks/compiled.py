@@ -206,6 +206,21 @@ def decode_step_compiled(config, batch: int, slots: int):
   return compiled, cache, secs
 
 
+def _cache_copies(config, text: str, batch: int, slots: int) -> list[str]:
+  layer = batch * config.num_kv_heads * slots * config.head_dim
+  return hlo_analysis.cache_copies(text, layer, config.num_layers * layer)
+
+
+def decode_cache_copy_ops(config, batch: int = 2, slots: int = 64
+                          ) -> list[str]:
+  """The whole-cache moves of one compiled decode step (goal: none).
+
+  For tests: e.g. `decode_cache_copy_ops(tiny.tiny_config("llama")) == []`.
+  """
+  compiled, _, _ = decode_step_compiled(config, batch, slots)
+  return _cache_copies(config, compiled.as_text(), batch, slots)
+
+
 def decode(config, sizes: Sizes) -> dict[str, Any]:
   """Growth of a decode step's bytes and temp memory with the cache slots."""
   figures, secs = {}, 0.0
@@ -226,10 +241,8 @@ def decode(config, sizes: Sizes) -> dict[str, Any]:
                           unknown=cost.unknown_trip_loops)
   lo, hi = (figures[s] for s in sizes.decode_slots)
   grow = hi["cache"] - lo["cache"]
-  b, k, h = sizes.decode_batch, config.num_kv_heads, config.head_dim
-  layer = b * k * sizes.decode_slots[1] * h
-  copies = hlo_analysis.cache_copies(hi["text"], layer,
-                                     config.num_layers * layer)
+  copies = _cache_copies(config, hi["text"], sizes.decode_batch,
+                         sizes.decode_slots[1])
   out = {
       "decode_bytes_growth_ratio": (
           (hi["bytes"] - lo["bytes"]) / grow if "bytes" in hi else None),

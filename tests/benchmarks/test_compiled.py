@@ -88,6 +88,18 @@ def test_cache_copies_finds_a_transpose_not_an_in_place_write(hlo):
   assert any("transpose" in f for f in found), found
 
 
+def test_decode_cache_copy_ops_names_each_move(compiled_benchmark):
+  config = tiny.tiny_config("llama", param_dtype="float32", dtype="float32")
+  ops = compiled_benchmark.decode_cache_copy_ops(config, batch=2, slots=64)
+  layer = f"{2 * config.num_kv_heads * 64 * config.head_dim}"
+  assert isinstance(ops, list)
+  # Each entry names an opcode and a whole-cache shape (any order of dims).
+  for op in ops:
+    dims = op.rsplit("[", 1)[1].rstrip("]").split(",")
+    elems = int(np.prod([int(d) for d in dims]))
+    assert elems in (int(layer), config.num_layers * int(layer)), op
+
+
 def test_collectives_sees_an_all_reduce_inside_a_loop(hlo):
   mesh = jax.make_mesh((8,), ("x",))
   sharded = jax.sharding.NamedSharding(
