@@ -349,7 +349,7 @@ def prefix_scoring(config, sizes: Sizes) -> dict[str, Any]:
           "prefix_cache_gb": nbytes(prefix) / GB, "compile_s": secs}
 
 
-# --- prefill attention FLOPs ---------------------------------------------------
+# --- prefill attention FLOPs -------------------------------------------------
 
 
 def causal_attention_flops(config, t: int) -> float:
@@ -509,7 +509,7 @@ def fsdp(model_name: str, sizes: Sizes) -> dict[str, Any]:
       "fsdp_source": source, "compile_s": time.perf_counter() - start}
 
 
-# --- the script ----------------------------------------------------------------
+# --- the script --------------------------------------------------------------
 
 # Analysis name -> (function, the keys it gives). Model-config analyses take
 # (config, sizes); the two helpers take (model name, sizes).

@@ -93,7 +93,8 @@ if ! preflight >"$LOGS/env.json" 2>"$LOGS/env.err"; then
   preflight >"$LOGS/env.json" 2>"$LOGS/env.err" || {
     cat "$LOGS/env.err" >&2; echo "gpu.sh: setup failed" >&2; exit 1; }
 fi
-BACKEND=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["backend"])' "$LOGS/env.json")
+BACKEND=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["backend"])' \
+  "$LOGS/env.json")
 if [[ $SMOKE == 0 && "$BACKEND" != "gpu" && "$BACKEND" != "cuda" ]]; then
   echo "gpu.sh: jax sees no GPU (backend $BACKEND): install jax with CUDA" \
        "(pip install -e '.[gpu]') or run with --smoke" >&2
@@ -118,18 +119,21 @@ if [[ $SMOKE == 1 ]]; then
   step train_1b 60 benchmarks/train.py --model=tiny:llama $TINY_TRAIN --remat=$REMAT
   step train_135m 60 benchmarks/train.py --model=tiny:gemma3 $TINY_TRAIN --remat=$REMAT
   step decode_b256 60 benchmarks/sample.py $TINY_DECODE
-  step decode_b256_prefix16k 60 benchmarks/sample.py $TINY_DECODE --prefix_len=64 --skip_naive
+  step decode_b256_prefix16k 60 benchmarks/sample.py $TINY_DECODE \
+    --prefix_len=64 --skip_naive
   step scoring_1b_16k 60 benchmarks/scoring.py --context=64 \
     --num_continuations=4 --question_len=2 --continuation_len=4 \
     --naive_batch=2 --prefix_batch=4 --prefill_chunk=32 --repeats=1
   step compiled 90 benchmarks/compiled.py --tiny --only=decode,prefix_scoring,prefill
 else
   TRAIN="--seq_len=2048 --batch=8 --dtype=bfloat16 --remat=$REMAT --repeats=3 --warmup=1"
-  DECODE="--model=llama3.2-1b --dtype=bfloat16 --batch=256 --prompt_len=128 --new_tokens=256 --repeats=2"
+  DECODE="--model=llama3.2-1b --dtype=bfloat16 --batch=256 --prompt_len=128"
+  DECODE+=" --new_tokens=256 --repeats=2"
   step train_1b 150 benchmarks/train.py --model=llama3.2-1b $TRAIN
   step train_135m 110 benchmarks/train.py --model=smollm2-135m $TRAIN
   step decode_b256 110 benchmarks/sample.py $DECODE
-  step decode_b256_prefix16k 120 benchmarks/sample.py $DECODE --prefix_len=16384 --skip_naive
+  step decode_b256_prefix16k 120 benchmarks/sample.py $DECODE \
+    --prefix_len=16384 --skip_naive
   step scoring_1b_16k 170 benchmarks/scoring.py --model=llama3.2-1b \
     --dtype=bfloat16 --context=16384 --num_continuations=64 \
     --continuation_len=32 --question_len=1 --naive_batch=1 \
