@@ -17,17 +17,29 @@ onto the vocabulary about `chunk_tokens` tokens at a time:
 Chunks run along the length axis (chunk_tokens // B positions of every
 row), so a batch sharded over devices stays sharded; the length is padded to
 a multiple of the chunk (padded positions carry zero weight).
+
+Sharded (FSDP) runs: the output matrix is cast to the compute dtype once, on
+its shards, so it is gathered once per step in that dtype. Each device's
+output-matrix gradient is a partial sum over its own rows of the batch; it
+is accumulated over the chunks in a [P, V, D] carry whose leading axis is
+split like the batch (P = the devices the batch is split over, so no
+device-to-device traffic per chunk) and summed over P once, after the
+chunk loop, into the output matrix's own sharding: one reduce-scatter per
+step instead of an all-reduce of the whole matrix per chunk.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ftgen.models.config import ModelConfig
+from ftgen.models.layers import constrain
 
 Array = jax.Array
 
@@ -41,6 +53,45 @@ def head_matrix(config: ModelConfig, params: Any) -> Array:
   w = (params["embedder"]["embedding"] if config.tie_embeddings
        else params["lm_head"]["kernel"])
   return w.unbox() if hasattr(w, "unbox") else w  # Boxed by flax metadata.
+
+
+def _matrix_axes(config: ModelConfig) -> tuple[str, str]:
+  """Logical axes of the output matrix (those of its param)."""
+  return ("vocab", "embed") if config.tie_embeddings else ("embed", "vocab")
+
+
+def _gathered_axes(config: ModelConfig) -> tuple[str | None, ...]:
+  """The output matrix as the chunk loop uses it: vocabulary split as the
+  logits are (`act_vocab`), model width whole."""
+  return tuple("act_vocab" if a == "vocab" else None
+               for a in _matrix_axes(config))
+
+
+def _compute_matrix(config: ModelConfig, w: Array, dtype) -> Array:
+  """The output matrix in the compute dtype, gathered once for all chunks.
+
+  Cast on the param's own shards first, so a sharded run gathers it in the
+  compute dtype (half the bytes of float32), before the chunk loop rather
+  than in it.
+  """
+  w = constrain(w.astype(dtype), _matrix_axes(config))
+  return constrain(w, _gathered_axes(config))
+
+
+def _batch_shards(b: int) -> int:
+  """How many devices split a batch of `b` rows: 1 without a mesh.
+
+  The mesh axes are those of the logical 'batch' axis in the active rules
+  (ftgen/parallel/rules.py); 1 when they do not divide `b` (the batch is
+  then not split over all of them).
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  axes = nn.logical_to_mesh_axes(("batch",))[0]  # None without rules.
+  if mesh.empty or axes is None:
+    return 1
+  axes = (axes,) if isinstance(axes, str) else tuple(axes)
+  p = math.prod(mesh.shape[a] for a in axes)
+  return p if b % p == 0 else 1
 
 
 def _logits(config: ModelConfig, x: Array, w: Array) -> Array:
@@ -83,7 +134,7 @@ def target_logprobs(config: ModelConfig, params: Any, hidden: Array,
                     targets: Array, chunk_tokens: int = CHUNK_TOKENS
                     ) -> tuple[Array, Array]:
   """Per-token log p(target) [B, T] float32 and target-is-argmax [B, T]."""
-  w = head_matrix(config, params)
+  w = _compute_matrix(config, head_matrix(config, params), hidden.dtype)
   xs, t = _chunked(hidden, chunk_tokens)
   ys, _ = _chunked(targets, chunk_tokens)
 
@@ -122,10 +173,11 @@ def _xent(config, chunk_tokens, head_grad, hidden, w, targets, weights):
   xs, _ = _chunked(hidden, chunk_tokens)
   ys, _ = _chunked(targets, chunk_tokens)
   ws, _ = _chunked(weights, chunk_tokens)
+  wc = _compute_matrix(config, w, hidden.dtype)
 
   def one(carry, xyw):
     x, y, wt = xyw
-    picked, lse, top = _picked_lse_argmax(_logits(config, x, w), y)
+    picked, lse, top = _picked_lse_argmax(_logits(config, x, wc), y)
     return (carry[0] + jnp.sum(wt * (lse - picked)),
             carry[1] + jnp.sum(wt * top)), None
 
@@ -141,12 +193,18 @@ def _xent_fwd(config, chunk_tokens, head_grad, hidden, w, targets, weights):
   tied = config.tie_embeddings
   cap = config.final_logit_softcap
   x_spec = "BCV,VD->BCD" if tied else "BCV,DV->BCD"
-  w_spec = "BCV,BCD->VD" if tied else "BCV,BCD->DV"
+  # P: the devices the batch rows are split over (module docstring).
+  w_spec = "PBCV,PBCD->PVD" if tied else "PBCV,PBCD->PDV"
+  matrix_axes = _matrix_axes(config)
+  b = hidden.shape[0]
+  p = _batch_shards(b)
+  dw_axes = ("batch" if p > 1 else None,) + _gathered_axes(config)
+  wc = _compute_matrix(config, w, hidden.dtype)
 
   def one(carry, xyw):
     loss, correct, dw = carry
     x, y, wt = xyw
-    z = _logits(config, x, w)
+    z = _logits(config, x, wc)
     picked, lse, top = _picked_lse_argmax(z, y)
     # d loss / d z = w * (softmax(z) - onehot(y)); through the soft-cap,
     # d z / d logits = 1 - (z / cap)^2.
@@ -156,17 +214,22 @@ def _xent_fwd(config, chunk_tokens, head_grad, hidden, w, targets, weights):
     if cap is not None:
       g = g * (1.0 - jnp.square(z / cap))
     g = g.astype(x.dtype)
-    dx = jnp.einsum(x_spec, g, w.astype(x.dtype),
+    dx = jnp.einsum(x_spec, g, wc,
                     preferred_element_type=jnp.float32).astype(x.dtype)
     if head_grad:
-      dw = dw + jnp.einsum(w_spec, g, x, preferred_element_type=jnp.float32)
+      split = lambda a: a.reshape((p, b // p) + a.shape[1:])
+      dw = constrain(dw + jnp.einsum(w_spec, split(g), split(x),
+                                     preferred_element_type=jnp.float32),
+                     dw_axes)
     return (loss + jnp.sum(wt * (lse - picked)),
             correct + jnp.sum(wt * top), dw), dx
 
-  dw0 = (jnp.zeros(w.shape, jnp.float32) if head_grad
-         else jnp.zeros((), jnp.float32))
+  dw0 = (constrain(jnp.zeros((p,) + w.shape, jnp.float32), dw_axes)
+         if head_grad else jnp.zeros((), jnp.float32))
   (loss, correct, dw), dxs = jax.lax.scan(
       one, (jnp.float32(0), jnp.float32(0), dw0), (xs, ys, ws))
+  if head_grad:  # The one cross-device reduction, into the param's sharding.
+    dw = constrain(jnp.sum(dw, axis=0), matrix_axes)
   dx = _unchunked(dxs, t)
   return (loss, correct), (dx, dw, w, targets, weights)
 
