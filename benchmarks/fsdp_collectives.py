@@ -113,7 +113,8 @@ def collective_keys(hlo_text: str) -> dict:
           (c.elements for c in loop_reduce if not c.sliced), default=0),
       "fsdp_gather_dtypes": sorted({c.dtype for c in items
                                     if c.kind == "all-gather"
-                                    and c.dtype in _FLOAT_DTYPES}),
+                                    and c.dtype in _FLOAT_DTYPES
+                                    and c.elements >= 2**20}),
       "fsdp_loop_allreduces_over_1m": [
           dict(elements=c.elements, dtype=c.dtype, sliced=c.sliced,
                op_name=c.op_name)
@@ -144,7 +145,9 @@ def fsdp_collectives(model: str = "llama3.2-1b", *, seq_len: int = 2048,
     `fsdp_max_loop_whole_allreduce_elems`: the same over all-reduces whose
       result is used whole (not the reduce-scatter form);
     `fsdp_gather_dtypes`: sorted dtypes of the floating-point all-gathers
-      (integer ones gather token ids, not weights);
+      of at least 2**20 elements: weights and hidden states (the loss also
+      gathers each row's float32 loss weights and int32 target ids, a few
+      KB, before its chunk loop);
     `fsdp_loop_allreduces_over_1m`: each in-loop all-reduce of more than
       2**20 elements, with its dtype, form and JAX op name;
     `collectives`: `hlo_stats.summarize` rows;
