@@ -1,4 +1,4 @@
-"""Collectives and temporary memory of the FSDP-sharded train step, compile-only.
+"""Collectives and temporary memory of the FSDP train step, compile-only.
 
 Compiles `ftgen.train.step.make_train_step` (the step the loop runs: full
 fine-tuning, chunked loss, AdamW) on abstract sharded inputs (nothing is
