@@ -176,6 +176,7 @@ def test_sharded_chunked_loss_matches_one_device(family, tie, mesh_shape):
     _assert_close_to_scale(a, b)
 
 
+@pytest.mark.slow
 def test_cast_for_compute_keeps_loss_and_gradients():
   """Casting the layer weights first is the model's own cast: the bfloat16
   loss and float32 gradients are bit-identical."""
