@@ -15,25 +15,48 @@ onto the vocabulary about `chunk_tokens` tokens at a time:
   FLOPs are those of the unchunked loss; peak memory is one chunk's logits.
 
 Chunks run along the length axis (chunk_tokens // B positions of every
-row), so a batch sharded over devices stays sharded; the length is padded to
-a multiple of the chunk (padded positions carry zero weight).
+row); the length is padded to a multiple of the chunk (padded positions
+carry zero weight).
+
+Sharded runs are vocabulary-parallel over the devices that split the batch
+(P of them: the mesh axes of the logical 'batch' axis). The output matrix,
+cast to the compute dtype on its own shards, is split into P vocabulary
+slices [P, V/P, D], one per device (an all-to-all, never a full copy); each
+chunk's hidden states are gathered (a few MB), each device projects them
+onto its own slice, and log-sum-exp, target logit and argmax combine the P
+slices with reductions of one number per token. Each device's gradient for
+its slice of the matrix is then complete, with no reduction at all; the
+hidden-state gradient is kept as P per-slice partial sums and reduced once,
+after the chunk loop. So no device holds the whole matrix or its float32
+gradient, and nothing of the matrix's size crosses devices per chunk. With
+no mesh, P = 1 and this is the plain computation.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ftgen.models.config import ModelConfig
+from ftgen.models.layers import constrain
 
 Array = jax.Array
 
 # Float32 logits of one chunk: 1024 x 262,144 x 4 B = 1 GiB for Gemma,
 # 0.2 GiB for SmolLM2; big enough that each chunk is one efficient matmul.
 CHUNK_TOKENS = 1024
+
+# Logical axes of the vocabulary-split matrix [P, V/P, D] and of the chunk
+# logits [B, C, P, V/P] (ftgen/parallel/rules.py): the slices follow the
+# devices of the batch, and within a slice the vocabulary is split like the
+# logits of the full-logits path (tensor parallelism).
+_SLICE_AXES = ("batch", "act_vocab", None)
+_LOGIT_AXES = (None, None, "batch", "act_vocab")
 
 
 def head_matrix(config: ModelConfig, params: Any) -> Array:
@@ -43,15 +66,56 @@ def head_matrix(config: ModelConfig, params: Any) -> Array:
   return w.unbox() if hasattr(w, "unbox") else w  # Boxed by flax metadata.
 
 
+def _matrix_axes(config: ModelConfig) -> tuple[str, str]:
+  """Logical axes of the output matrix param."""
+  return ("vocab", "embed") if config.tie_embeddings else ("embed", "vocab")
+
+
+def _vocab_slices(vocab: int, rows: int) -> int:
+  """P: how many devices split a batch of `rows` rows (1 without a mesh).
+
+  The mesh axes are those of the logical 'batch' axis in the active rules
+  (ftgen/parallel/rules.py); 1 when they do not divide the rows or the
+  vocabulary (then the matrix is used whole, as on one device).
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  axes = nn.logical_to_mesh_axes(("batch",))[0]  # None without rules.
+  if mesh.empty or axes is None:
+    return 1
+  axes = (axes,) if isinstance(axes, str) else tuple(axes)
+  p = math.prod(mesh.shape[a] for a in axes)
+  return p if rows % p == 0 and vocab % p == 0 else 1
+
+
+def _sliced_matrix(config: ModelConfig, w: Array, dtype, p: int) -> Array:
+  """The output matrix as [P, V/P, D] in the compute dtype, one slice per
+  device (cast on the param's own shards first: half the bytes move)."""
+  w = constrain(w.astype(dtype), _matrix_axes(config))
+  if not config.tie_embeddings:
+    w = w.T
+  v, d = w.shape
+  return constrain(w.reshape(p, v // p, d), _SLICE_AXES)
+
+
+def _unsliced_gradient(config: ModelConfig, dw: Array) -> Array:
+  """[P, V/P, D] slice gradients -> the param's shape and sharding."""
+  p, vp, d = dw.shape
+  dw = dw.reshape(p * vp, d)
+  if not config.tie_embeddings:
+    dw = dw.T
+  return constrain(dw, _matrix_axes(config))
+
+
 def _logits(config: ModelConfig, x: Array, w: Array) -> Array:
-  """[B, C, D] hidden -> [B, C, V] float32 logits (soft-capped if set)."""
-  spec = "BCD,VD->BCV" if config.tie_embeddings else "BCD,DV->BCV"
-  logits = jnp.einsum(spec, x, w.astype(x.dtype),
+  """[B, C, D] hidden x [P, V/P, D] slices -> [B, C, P, V/P] float32 logits
+  (soft-capped if set); the chunk is gathered, the slices stay put."""
+  x = constrain(x, (None, None, None))
+  logits = jnp.einsum("BCD,PVD->BCPV", x, w,
                       preferred_element_type=jnp.float32)
   if config.final_logit_softcap is not None:
     cap = config.final_logit_softcap
     logits = cap * jnp.tanh(logits / cap)
-  return logits
+  return constrain(logits, _LOGIT_AXES)
 
 
 def _chunked(x: Array, chunk_tokens: int) -> tuple[Array, int]:
@@ -73,10 +137,33 @@ def _unchunked(x: Array, t: int) -> Array:
   return x[:, :t]
 
 
+def _gathered(x: Array) -> Array:
+  """Chunked per-token ids or weights [N, B, C], on every device: each
+  vocabulary slice needs every row's (a few KB, gathered once, not per
+  chunk)."""
+  return constrain(x, (None, None, None))
+
+
+def _token_ids(logits: Array) -> Array:
+  """[P, V/P] vocabulary ids of the slices of [B, C, P, V/P] logits."""
+  p, vp = logits.shape[-2:]
+  return (jnp.arange(p)[:, None] * vp + jnp.arange(vp)[None, :]).astype(
+      jnp.int32)
+
+
 def _picked_lse_argmax(logits: Array, targets: Array):
-  lse = jax.nn.logsumexp(logits, axis=-1)
-  picked = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-  return picked, lse, jnp.argmax(logits, axis=-1) == targets
+  """Target logit, log-sum-exp and target-is-argmax of [B, C, P, V/P]
+  logits: each a reduction over both vocabulary axes, so a sliced
+  vocabulary exchanges one number per token and slice (no gather).
+  `argmax` semantics: the first index of the maximum."""
+  ids = _token_ids(logits)
+  is_target = ids == targets[..., None, None]
+  vocab = (-2, -1)
+  lse = jax.nn.logsumexp(logits, axis=vocab)
+  picked = jnp.sum(jnp.where(is_target, logits, 0.0), axis=vocab)
+  top = jnp.max(logits, axis=vocab, keepdims=True)
+  first_top = jnp.min(jnp.where(logits == top, ids, ids.size), axis=vocab)
+  return picked, lse, first_top == targets
 
 
 def target_logprobs(config: ModelConfig, params: Any, hidden: Array,
@@ -84,8 +171,10 @@ def target_logprobs(config: ModelConfig, params: Any, hidden: Array,
                     ) -> tuple[Array, Array]:
   """Per-token log p(target) [B, T] float32 and target-is-argmax [B, T]."""
   w = head_matrix(config, params)
+  p = _vocab_slices(w.size // config.embed_dim, hidden.shape[0])
+  w = _sliced_matrix(config, w, hidden.dtype, p)
   xs, t = _chunked(hidden, chunk_tokens)
-  ys, _ = _chunked(targets, chunk_tokens)
+  ys = _gathered(_chunked(targets, chunk_tokens)[0])
 
   def one(_, xy):
     picked, lse, top = _picked_lse_argmax(_logits(config, xy[0], w), xy[1])
@@ -119,13 +208,15 @@ def weighted_xent(config: ModelConfig, params: Any, hidden: Array,
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _xent(config, chunk_tokens, head_grad, hidden, w, targets, weights):
   del head_grad
+  p = _vocab_slices(w.size // config.embed_dim, hidden.shape[0])
+  wp = _sliced_matrix(config, w, hidden.dtype, p)
   xs, _ = _chunked(hidden, chunk_tokens)
-  ys, _ = _chunked(targets, chunk_tokens)
-  ws, _ = _chunked(weights, chunk_tokens)
+  ys = _gathered(_chunked(targets, chunk_tokens)[0])
+  ws = _gathered(_chunked(weights, chunk_tokens)[0])
 
   def one(carry, xyw):
     x, y, wt = xyw
-    picked, lse, top = _picked_lse_argmax(_logits(config, x, w), y)
+    picked, lse, top = _picked_lse_argmax(_logits(config, x, wp), y)
     return (carry[0] + jnp.sum(wt * (lse - picked)),
             carry[1] + jnp.sum(wt * top)), None
 
@@ -135,39 +226,48 @@ def _xent(config, chunk_tokens, head_grad, hidden, w, targets, weights):
 
 
 def _xent_fwd(config, chunk_tokens, head_grad, hidden, w, targets, weights):
+  p = _vocab_slices(w.size // config.embed_dim, hidden.shape[0])
+  wp = _sliced_matrix(config, w, hidden.dtype, p)
   xs, t = _chunked(hidden, chunk_tokens)
-  ys, _ = _chunked(targets, chunk_tokens)
-  ws, _ = _chunked(weights, chunk_tokens)
-  tied = config.tie_embeddings
+  ys = _gathered(_chunked(targets, chunk_tokens)[0])
+  ws = _gathered(_chunked(weights, chunk_tokens)[0])
   cap = config.final_logit_softcap
-  x_spec = "BCV,VD->BCD" if tied else "BCV,DV->BCD"
-  w_spec = "BCV,BCD->VD" if tied else "BCV,BCD->DV"
 
   def one(carry, xyw):
     loss, correct, dw = carry
     x, y, wt = xyw
-    z = _logits(config, x, w)
+    z = _logits(config, x, wp)
     picked, lse, top = _picked_lse_argmax(z, y)
     # d loss / d z = w * (softmax(z) - onehot(y)); through the soft-cap,
     # d z / d logits = 1 - (z / cap)^2.
-    g = jnp.exp(z - lse[..., None])
-    g = g - jax.nn.one_hot(y, z.shape[-1], dtype=g.dtype)
-    g = g * wt[..., None]
+    g = jnp.exp(z - lse[..., None, None])
+    g = g - (_token_ids(z) == y[..., None, None]).astype(g.dtype)
+    g = g * wt[..., None, None]
     if cap is not None:
       g = g * (1.0 - jnp.square(z / cap))
     g = g.astype(x.dtype)
-    dx = jnp.einsum(x_spec, g, w.astype(x.dtype),
-                    preferred_element_type=jnp.float32).astype(x.dtype)
-    if head_grad:
-      dw = dw + jnp.einsum(w_spec, g, x, preferred_element_type=jnp.float32)
+    # Per-slice partial sums of the hidden-state gradient: summed over the
+    # slices once, after the loop.
+    dx = constrain(jnp.einsum("BCPV,PVD->PBCD", g, wp,
+                              preferred_element_type=jnp.float32),
+                   ("batch", None, None, None))
+    if head_grad:  # Each slice's gradient is whole on its own device.
+      x = constrain(x, (None, None, None))
+      dw = constrain(dw + jnp.einsum("BCPV,BCD->PVD", g, x,
+                                     preferred_element_type=jnp.float32),
+                     _SLICE_AXES)
     return (loss + jnp.sum(wt * (lse - picked)),
             correct + jnp.sum(wt * top), dw), dx
 
-  dw0 = (jnp.zeros(w.shape, jnp.float32) if head_grad
-         else jnp.zeros((), jnp.float32))
+  dw0 = (constrain(jnp.zeros(wp.shape, jnp.float32), _SLICE_AXES)
+         if head_grad else jnp.zeros((), jnp.float32))
   (loss, correct, dw), dxs = jax.lax.scan(
       one, (jnp.float32(0), jnp.float32(0), dw0), (xs, ys, ws))
-  dx = _unchunked(dxs, t)
+  # [N, P, B, C, D] -> [B, T, D]: the one reduction of the hidden gradient.
+  dx = _unchunked(jnp.sum(dxs, axis=1), t)
+  dx = constrain(dx, ("batch", "length", "act_embed")).astype(hidden.dtype)
+  if head_grad:
+    dw = _unsliced_gradient(config, dw)
   return (loss, correct), (dx, dw, w, targets, weights)
 
 

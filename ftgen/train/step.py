@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from ftgen.models import head
+from ftgen.parallel import fsdp
 from ftgen.parallel import rules
 from ftgen.train import lora as lora_lib
 
@@ -89,13 +90,15 @@ def token_losses(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 def make_loss_fn(model: nn.Module, lora_rank: int = 0,
                  lora_alpha: float = 0.0,
-                 loss_chunk_tokens: int = head.CHUNK_TOKENS
-                 ) -> Callable[..., Any]:
+                 loss_chunk_tokens: int = head.CHUNK_TOKENS,
+                 param_shardings: Any = None) -> Callable[..., Any]:
   """(trainable, frozen, micro-batch) -> (summed loss, (tokens, correct)).
 
   With `loss_chunk_tokens` > 0 the vocabulary projection and its gradient
   run in chunks (`ftgen.models.head.weighted_xent`); 0 materializes the
-  full [B, T, V] logits and lets autodiff handle them.
+  full [B, T, V] logits and lets autodiff handle them. `param_shardings`
+  (of the full params tree) keeps the cast to the compute dtype on the
+  shards, so FSDP gathers weights in that dtype (ftgen/parallel/fsdp.py).
   """
 
   def loss_fn(trainable, frozen, mb):
@@ -103,6 +106,8 @@ def make_loss_fn(model: nn.Module, lora_rank: int = 0,
       params = lora_lib.merge(frozen, trainable, lora_rank, lora_alpha)
     else:
       params = trainable
+    params = fsdp.cast_for_compute(params, param_shardings,
+                                   model.config.dtype)
     w = mb["weights"]
     if loss_chunk_tokens:
       hidden = model.apply({"params": params}, mb["inputs"],
@@ -134,7 +139,10 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
   The state is donated (updated in place); shardings are explicit on both
   sides, so the compiled step never moves the state between devices.
   """
-  loss_fn = make_loss_fn(model, lora_rank, lora_alpha, loss_chunk_tokens)
+  loss_fn = make_loss_fn(
+      model, lora_rank, lora_alpha, loss_chunk_tokens,
+      param_shardings=(frozen_shardings if lora_rank
+                       else state_shardings["params"]))
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
   def step(state, frozen, batch):
