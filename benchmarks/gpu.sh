@@ -35,7 +35,8 @@
 # DIR without the network (`pip install --no-index --no-deps --target`).
 # jax must already see the GPU (jax[cuda12] or the cuda13 plugin: `pip
 # install -e ".[gpu]"`); without a GPU the real-size run stops at once.
-# Environment: PYTHON (default python3), TRAIN_REMAT (default
+# Environment: STEPS (comma-separated step names to run; default all),
+# PYTHON (default python3), TRAIN_REMAT (default
 # save_dots_no_batch: without remat the 1B step needs ~250 GB of temporary
 # memory at 8 x 2048, compile-only on CPU), COMPILED_ONLY.
 
@@ -108,6 +109,8 @@ declare -A CMD TIMEOUT
 step() {  # step NAME TIMEOUT_S ARGS...
   local name=$1 t=$2
   shift 2
+  # STEPS=a,b runs only those steps (a short device budget).
+  [[ -n "${STEPS:-}" && ",${STEPS}," != *",$name,"* ]] && return 0
   NAMES+=("$name")
   TIMEOUT[$name]=$t
   CMD[$name]="$*"

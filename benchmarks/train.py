@@ -14,10 +14,10 @@ forward, loss on every token, backward, global-norm clipping, AdamW, state
 donated. `--compare_full_logits` also builds the step with the plain
 full-logits loss and times both, interleaved, in one run, with each compiled
 step's temporary memory (XLA's memory analysis). MFU is `ftgen.models.flops`'s
-count (`train_flops_per_token`, `mfu`) against `--peak_flops` per device
-(default 989e12, H100/H200 dense bf16; on a CPU it is only a consistency
-figure). Timing: warm-up calls (compile), then the median of `--repeats`
-steps. The last line printed is one JSON object.
+count (`train_flops_per_token`, LoRA's with `--lora_rank`; `mfu`) against
+`--peak_flops` per device (default 989e12, H100/H200 dense bf16; on a CPU it
+is only a consistency figure). Timing: warm-up calls (compile), then the
+median of `--repeats` steps. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ from ftgen.train import optim
 from ftgen.train import state as state_lib
 from ftgen.train import step as step_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
+
+LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -108,8 +110,7 @@ def main(argv=None) -> dict:
   optimizer, schedule = optim.make_optimizer(opt_cfg)
   param_sh = jax.tree.map(lambda x: x.sharding, params)
   if args.lora_rank:
-    adapters = lora_lib.init(params, ("q", "k", "v", "o", "gate", "up",
-                                      "down"), args.lora_rank,
+    adapters = lora_lib.init(params, LORA_TARGETS, args.lora_rank,
                              config.embed_dim, args.seed)
     trainable_sh = state_lib.lora_shardings(adapters, mesh)
     trainable = jax.device_put(adapters, trainable_sh)
@@ -184,7 +185,9 @@ def main(argv=None) -> dict:
   median_s = statistics.median(times)
   num_tokens = args.batch * args.seq_len
   tokens_per_s = num_tokens / median_s
-  per_token = flops.train_flops_per_token(config, args.seq_len)
+  per_token = flops.train_flops_per_token(
+      config, args.seq_len, lora_rank=args.lora_rank,
+      lora_targets=LORA_TARGETS if args.lora_rank else ())
   summary = mesh_lib.mesh_summary(mesh)
   result = {
       "tokens_per_s": tokens_per_s,

@@ -59,11 +59,8 @@ class Attention(nn.Module):
 
     def project(name, heads, heads_axis):
       bias_axes = (heads_axis, "head_dim") if cfg.qkv_bias else None
-      out = _Dense(cfg, (d, heads, h), ("embed", heads_axis, "head_dim"),
-                   bias_axes, name=name)()
-      kernel, bias = out if cfg.qkv_bias else (out, None)
-      y = jnp.einsum("BTD,DNH->BTNH", x, kernel.astype(dt))
-      return y if bias is None else y + bias.astype(dt)
+      return _Dense(cfg, (d, heads, h), ("embed", heads_axis, "head_dim"),
+                    bias_axes, name=name)(x, "BTD,DNH->BTNH")
 
     q = project("q", n, "q_heads")
     k = project("k", kh, "kv_heads")
@@ -99,6 +96,6 @@ class Attention(nn.Module):
     out = attention_ops.attend(q, positions, window, own, prefix, scoring,
                                q_offset=q_offset, filled=filled,
                                impl=self.impl)
-    o = _Dense(cfg, (n, h, d), ("q_heads", "head_dim", "embed"), name="o")()
-    y = jnp.einsum("BTNH,NHD->BTD", out, o.astype(dt))
+    y = _Dense(cfg, (n, h, d), ("q_heads", "head_dim", "embed"),
+               name="o")(out, "BTNH,NHD->BTD")
     return y, new_cache

@@ -18,6 +18,8 @@ Calls (logits are float32 [B,T,V]):
               cache=cache)  # -> (logits, cache)
   model.apply({'params': p}, tokens, positions,
               prefix=prefix_cache[, cache=...])
+  model.apply({'params': p, 'lora': adapters},
+              ...)  # LoRA applied unmerged (layers._Dense), any form
   model.apply({'params': p}, tokens, ...,
               return_hidden=True)  # final-normed [B,T,D] instead of logits
 
@@ -54,7 +56,8 @@ from ftgen.models import attention_ops
 from ftgen.models import kv_cache
 from ftgen.models.attention import Attention
 from ftgen.models.config import ModelConfig
-from ftgen.models.layers import MLP, Embedder, RMSNorm, _Dense, constrain
+from ftgen.models.layers import (LORA, MLP, Embedder, RMSNorm, _Dense,
+                                  constrain)
 
 Array = jax.Array
 
@@ -116,11 +119,14 @@ class Decoder(nn.Module):
       memory): a `REMAT_POLICIES` name, or True ("full") / False ("none").
     attention: the attention kernel, one of
       `attention_ops.IMPLEMENTATIONS` ("auto": the platform's).
+    unroll_layers: run the scanned layers as straight-line code: for
+      compile-only FLOP counts (XLA's cost analysis counts a loop body once).
   """
 
   config: ModelConfig
   remat: bool | str = False
   attention: str = "auto"
+  unroll_layers: bool = False
 
   @nn.compact
   def __call__(self, tokens: Array, positions: Array | None = None,
@@ -202,10 +208,11 @@ class Decoder(nn.Module):
              nn.remat(Block, prevent_cse=False, policy=REMAT_POLICIES[mode]))
     stack = nn.scan(
         block,
-        variable_axes={"params": 0},
+        variable_axes={"params": 0, LORA: 0},
         split_rngs={"params": True},
         in_axes=(0, nn.broadcast),
         length=cfg.num_layers,
+        unroll=cfg.num_layers if self.unroll_layers else 1,
         metadata_params={nn.PARTITION_NAME: "layers"},
     )
     x, _ = stack(cfg, self.attention, name="layers")(x, xs, ctx)

@@ -20,7 +20,12 @@ MaxText's per-token convention (docs/benchmarks.md):
 
 i.e. 6·N + 6·L·T·d when N·H = d, with T_eff = T on full causal layers
 (the exact pair count would give T + 1) and twice the mean number of keys
-per query on sliding-window layers.
+per query on sliding-window layers. LoRA (applied unmerged,
+ftgen/train/lora.py) forms no gradient for the frozen weights, only the
+activations' gradient through them, and trains r·(in + out) adapter
+weights per adapted kernel and layer:
+
+  LoRA train flops/token = 4·N_matmul + 6·N_adapter + 6·L·T_eff·N·H
 """
 
 from __future__ import annotations
@@ -153,8 +158,35 @@ def augmentation_flops(config: Any, *, prefix_tokens: int, prompts: int,
                           prefix_tokens=int(prefix_tokens))
 
 
-def train_flops_per_token(config: Any, seq_len: int) -> float:
-  """Training FLOPs (forward + backward) per token at sequence length T."""
+def _fans(config: Any) -> dict[str, tuple[int, int]]:
+  """Per LoRA target module: (inputs, outputs) of its kernel, per layer."""
+  d, n, k, h, f = (config.embed_dim, config.num_heads, config.num_kv_heads,
+                   config.head_dim, config.mlp_dim)
+  return {"q": (d, n * h), "k": (d, k * h), "v": (d, k * h),
+          "o": (n * h, d), "gate": (d, f), "up": (d, f), "down": (f, d)}
+
+
+def lora_params(config: Any, rank: int, targets: Sequence[str]) -> int:
+  """Adapter weights: r · (in + out) per targeted kernel and layer."""
+  fans = _fans(config)
+  unknown = sorted(set(targets) - set(fans))
+  if unknown:
+    raise ValueError(f"LoRA targets {unknown} unknown; allowed:"
+                     f" {', '.join(fans)}")
+  return config.num_layers * rank * sum(sum(fans[t]) for t in set(targets))
+
+
+def train_flops_per_token(config: Any, seq_len: int, *, lora_rank: int = 0,
+                          lora_targets: Sequence[str] = ()) -> float:
+  """Training FLOPs (forward + backward) per token at sequence length T.
+
+  Args:
+    config: the model config.
+    seq_len: T, the row length.
+    lora_rank: 0 for full fine-tuning; else the LoRA rank (base weights
+      frozen: 4 FLOPs per weight and token, 6 per adapter weight).
+    lora_targets: the adapted modules (q, k, v, o, gate, up, down).
+  """
   attn = 0.0
   for w in _layer_windows(config):
     if w is None or w >= seq_len:
@@ -162,12 +194,21 @@ def train_flops_per_token(config: Any, seq_len: int) -> float:
     else:  # Twice the mean keys per query (full causal: about T).
       t_eff = 2 * _keys_sum(0, seq_len, w) / seq_len
     attn += 6 * config.num_heads * config.head_dim * t_eff
+  if lora_rank:
+    return (4.0 * matmul_params(config)
+            + 6.0 * lora_params(config, lora_rank, lora_targets) + attn)
   return 6.0 * matmul_params(config) + attn
 
 
-def train_flops(config: Any, num_tokens: int, seq_len: int) -> float:
-  """Training FLOPs of `num_tokens` (padding included) in rows of seq_len."""
-  return train_flops_per_token(config, seq_len) * num_tokens
+def train_flops(config: Any, num_tokens: int, seq_len: int, *,
+                lora_rank: int = 0, lora_targets: Sequence[str] = ()
+                ) -> float:
+  """Training FLOPs of `num_tokens` (padding included) in rows of seq_len.
+
+  LoRA as in `train_flops_per_token`.
+  """
+  return train_flops_per_token(config, seq_len, lora_rank=lora_rank,
+                               lora_targets=lora_targets) * num_tokens
 
 
 def mfu(flops: float, seconds: float, peak_flops: float = PEAK_FLOPS_BF16,

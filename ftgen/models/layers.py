@@ -6,6 +6,7 @@ Every parameter carries logical axis names from ftgen/parallel/rules.py.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import flax.linen as nn
@@ -15,6 +16,9 @@ import jax.numpy as jnp
 from ftgen.models.config import ModelConfig
 
 Array = jax.Array
+# The variable collection holding LoRA adapters (see `_Dense`); scanned over
+# layers like 'params' (ftgen/models/decoder.py).
+LORA = "lora"
 
 
 def dtype_of(name: str):
@@ -66,22 +70,30 @@ class MLP(nn.Module):
   def __call__(self, x: Array) -> Array:
     cfg = self.config
     d, f = cfg.embed_dim, cfg.mlp_dim
-    dt = dtype_of(cfg.dtype)
     gate = _Dense(cfg, (d, f), ("embed", "mlp"), name="gate")
     up = _Dense(cfg, (d, f), ("embed", "mlp"), name="up")
     down = _Dense(cfg, (f, d), ("mlp", "embed"), name="down")
-    g = jnp.einsum("BTD,DF->BTF", x, gate().astype(dt))
-    u = jnp.einsum("BTD,DF->BTF", x, up().astype(dt))
+    g = gate(x, "BTD,DF->BTF")
+    u = up(x, "BTD,DF->BTF")
     if cfg.is_gemma:
       h = jax.nn.gelu(g, approximate=True) * u
     else:
       h = jax.nn.silu(g) * u
     h = constrain(h, ("batch", "length", "act_mlp"))
-    return jnp.einsum("BTF,FD->BTD", h, down().astype(dt))
+    return down(h, "BTF,FD->BTD")
 
 
 class _Dense(nn.Module):
-  """Holds one `kernel` (and optional `bias`) parameter; returns them."""
+  """One `kernel` (and optional `bias`) parameter, and its LoRA adapter.
+
+  `dense()` returns the parameter(s). `dense(x, spec)` applies them in the
+  compute dtype: einsum(spec, x, kernel) (+ bias), plus the low-rank term
+  s · ((x · A) · B) when the LORA collection holds an adapter for this
+  kernel: {'a': [in, R], 'b': [R, out], 'scale': s} with `in` / `out` the
+  kernel's contracted / output axes flattened (ftgen/train/lora.py builds
+  it from the trained adapters). The frozen kernel then only meets
+  activations, so autodiff forms no [in, out] gradient for it.
+  """
 
   config: ModelConfig
   shape: tuple[int, ...]
@@ -89,16 +101,47 @@ class _Dense(nn.Module):
   bias_axes: tuple[str, ...] | None = None
 
   @nn.compact
-  def __call__(self):
+  def __call__(self, x: Array | None = None, spec: str | None = None):
     pdt = dtype_of(self.config.param_dtype)
     kernel = param(self, "kernel", nn.initializers.normal(0.02), self.shape,
                    self.axes, pdt)
-    if self.bias_axes is None:
-      return kernel
-    n_bias = len(self.bias_axes)
-    bias = param(self, "bias", nn.initializers.normal(0.02),
-                 self.shape[-n_bias:], self.bias_axes, pdt)
-    return kernel, bias
+    bias = None
+    if self.bias_axes is not None:
+      n_bias = len(self.bias_axes)
+      bias = param(self, "bias", nn.initializers.normal(0.02),
+                   self.shape[-n_bias:], self.bias_axes, pdt)
+    if x is None:
+      if self.has_variable(LORA, "a"):  # It would be silently dropped.
+        raise ValueError(f"LoRA adapter for {'/'.join(self.path)}, whose"
+                         " kernel is read, not applied with dense(x, spec)")
+      return kernel if bias is None else (kernel, bias)
+    dt = dtype_of(self.config.dtype)
+    y = jnp.einsum(spec, x, kernel.astype(dt))
+    if self.has_variable(LORA, "a"):
+      y = y + self._low_rank(x, spec, dt)
+    return y if bias is None else y + bias.astype(dt)
+
+  def _low_rank(self, x: Array, spec: str, dt) -> Array:
+    """s · ((x · A) · B): two skinny einsums, never the [in, out] A · B."""
+    x_axes, rest = spec.split(",")
+    w_axes, y_axes = rest.split("->")
+    n_in = sum(c in x_axes for c in w_axes)
+    w_in, w_out = w_axes[:n_in], w_axes[n_in:]
+    batch = "".join(c for c in x_axes if c not in w_in)
+    if any(c in x_axes for c in w_out) or "R" in spec:
+      raise ValueError(f"LoRA needs a spec 'X,IO->Y' with the kernel's"
+                       f" contracted axes first and no axis R; got {spec!r}")
+    a = self.get_variable(LORA, "a")
+    b = self.get_variable(LORA, "b")
+    rank = a.shape[-1]
+    if a.shape[0] != math.prod(self.shape[:n_in]):
+      raise ValueError(f"LoRA adapter A {a.shape} does not fit the inputs"
+                       f" {self.shape[:n_in]} of {'/'.join(self.path)}")
+    a = a.reshape(self.shape[:n_in] + (rank,)).astype(dt)
+    b = b.reshape((rank,) + self.shape[n_in:]).astype(dt)
+    xa = jnp.einsum(f"{x_axes},{w_in}R->{batch}R", x, a)
+    xa = xa * self.get_variable(LORA, "scale").astype(dt)
+    return jnp.einsum(f"{batch}R,R{w_out}->{y_axes}", xa, b)
 
 
 class Embedder(nn.Module):

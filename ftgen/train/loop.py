@@ -257,6 +257,14 @@ def _run_eval(setup: Setup, state: Any, step: int,
   return result
 
 
+def _step_flops(setup: Setup, b: int, t: int) -> float:
+  """Training FLOPs of a [b, t] batch: full fine-tuning's or LoRA's count."""
+  lora = setup.config.lora
+  return flops_lib.train_flops(
+      setup.model_config, b * t, t, lora_rank=lora.rank,
+      lora_targets=tuple(lora.targets) if lora.rank else ())
+
+
 def _batches_cost(setup: Setup, steps: int) -> tuple[int, float]:
   """Tokens (padding included) and training FLOPs of batches [0, steps).
 
@@ -267,7 +275,7 @@ def _batches_cost(setup: Setup, steps: int) -> tuple[int, float]:
   for step in range(steps):
     b, t = setup.batcher.batch(step)["inputs"].shape
     tokens += b * t
-    flops += flops_lib.train_flops(setup.model_config, b * t, t)
+    flops += _step_flops(setup, b, t)
   return tokens, flops
 
 
@@ -345,7 +353,7 @@ def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
                                           _put_batch(batch, setup))
         step += 1
         watch.add(step, metrics)
-        step_flops = flops_lib.train_flops(setup.model_config, b * t, t)
+        step_flops = _step_flops(setup, b, t)
         tokens_since += b * t
         flops_since += step_flops
         train_tokens += b * t

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from ftgen.models import head
+from ftgen.models.layers import LORA
 from ftgen.parallel import fsdp
 from ftgen.parallel import rules
 from ftgen.train import lora as lora_lib
@@ -102,23 +103,25 @@ def make_loss_fn(model: nn.Module, lora_rank: int = 0,
   """
 
   def loss_fn(trainable, frozen, mb):
-    if lora_rank:
-      params = lora_lib.merge(frozen, trainable, lora_rank, lora_alpha)
-    else:
-      params = trainable
+    # Unmerged LoRA: the frozen weights only meet activations, so autodiff
+    # forms no weight gradient for them (ftgen/train/lora.py).
+    params = jax.lax.stop_gradient(frozen) if lora_rank else trainable
     params = fsdp.cast_for_compute(params, param_shardings,
                                    model.config.dtype)
+    variables = {"params": params}
+    if lora_rank:
+      variables[LORA] = lora_lib.collection(params, trainable, lora_rank,
+                                            lora_alpha)
     w = mb["weights"]
     if loss_chunk_tokens:
-      hidden = model.apply({"params": params}, mb["inputs"],
+      hidden = model.apply(variables, mb["inputs"],
                            attention_mask=mb["mask"], return_hidden=True)
       # LoRA never adapts the output matrix: skip its gradient.
       loss, correct = head.weighted_xent(
           model.config, params, hidden, mb["targets"], w,
           chunk_tokens=loss_chunk_tokens, head_grad=not lora_rank)
       return loss, (jnp.sum(w), correct)
-    logits = model.apply({"params": params}, mb["inputs"],
-                         attention_mask=mb["mask"])
+    logits = model.apply(variables, mb["inputs"], attention_mask=mb["mask"])
     losses = token_losses(logits, mb["targets"])
     correct = (jnp.argmax(logits, -1) == mb["targets"]).astype(jnp.float32)
     return jnp.sum(losses * w), (jnp.sum(w), jnp.sum(correct * w))

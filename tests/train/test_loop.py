@@ -91,6 +91,16 @@ def test_lora_run_trains_adapters_and_exports_merged(tmp_path):
             for t in (base, merged))
   assert np.abs(q1 - q0).max() > 0
   np.testing.assert_array_equal(k0, k1)
+  # The cost ledger counts LoRA's FLOPs (no frozen-weight gradient).
+  setup = loop.build(config, tmp_path / "again")
+  shapes = [setup.batcher.batch(s)["inputs"].shape for s in range(3)]
+  lora_flops = sum(flops.train_flops(setup.model_config, b * t, t,
+                                     lora_rank=4,
+                                     lora_targets=("q", "v", "up"))
+                   for b, t in shapes)
+  assert summary["flops"] == pytest.approx(lora_flops, rel=1e-12)
+  assert lora_flops < sum(flops.train_flops(setup.model_config, b * t, t)
+                          for b, t in shapes)
 
 
 def _losses(workdir):
