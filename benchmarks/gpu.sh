@@ -11,6 +11,8 @@
 # and within one overall budget (--budget=SECONDS, default 540): a step that
 # fails or times out is recorded (exit code, stderr tail) and the next runs.
 #
+#   kernels          benchmarks/kernel_parity.py: cuDNN attention against the
+#                    blockwise XLA reference (bf16, GQA, padding, windows)
 #   train_1b         benchmarks/train.py, llama3.2-1b, 8 x 2048, bf16 (MFU)
 #   train_135m       benchmarks/train.py, smollm2-135m, 8 x 2048, bf16 (MFU)
 #   decode_b256      benchmarks/sample.py, llama3.2-1b, batch 256, 128-token
@@ -119,6 +121,7 @@ step() {  # step NAME TIMEOUT_S ARGS...
 if [[ $SMOKE == 1 ]]; then
   TINY_TRAIN="--seq_len=32 --batch=2 --repeats=1 --warmup=1"
   TINY_DECODE="--model=tiny:llama --batch=4 --prompt_len=8 --new_tokens=8 --repeats=1"
+  step kernels 60 benchmarks/kernel_parity.py --seq_len=64 --batch=2
   step train_1b 60 benchmarks/train.py --model=tiny:llama $TINY_TRAIN --remat=$REMAT
   step train_135m 60 benchmarks/train.py --model=tiny:gemma3 $TINY_TRAIN --remat=$REMAT
   step decode_b256 60 benchmarks/sample.py $TINY_DECODE
@@ -132,6 +135,7 @@ else
   TRAIN="--seq_len=2048 --batch=8 --dtype=bfloat16 --remat=$REMAT --repeats=3 --warmup=1"
   DECODE="--model=llama3.2-1b --dtype=bfloat16 --batch=256 --prompt_len=128"
   DECODE+=" --new_tokens=256 --repeats=2"
+  step kernels 60 benchmarks/kernel_parity.py
   step train_1b 150 benchmarks/train.py --model=llama3.2-1b $TRAIN
   step train_135m 110 benchmarks/train.py --model=smollm2-135m $TRAIN
   step decode_b256 110 benchmarks/sample.py $DECODE
