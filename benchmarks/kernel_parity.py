@@ -14,6 +14,8 @@ without pytest, for the device suite (benchmarks/gpu.sh).
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 
 from absl import app
@@ -22,7 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ftgen.models import attention_ops as ops
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from ftgen.models import attention_ops as ops  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SEQ = flags.DEFINE_integer("seq_len", 1024, "tokens per row")
 _BATCH = flags.DEFINE_integer("batch", 4, "rows")
