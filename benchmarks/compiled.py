@@ -53,12 +53,13 @@ shape, --dtype float32):
   T = `--prefill_len` / 2 and `--prefill_len`.
 * `lora_flop_ratio`: FLOPs of value_and_grad of the loss (`make_loss_fn`),
   LoRA rank 16 on q,k,v,o,gate,up,down over full fine-tuning, 2 layers, one
-  row of 512 tokens, vocabulary cut to 1,024; `benchmarks/lora_flops.py`'s
-  `lora_flop_ratio` when that file exists, else `lora_flop_ratio` below.
+  row of 512 tokens, vocabulary cut to 1,024: `benchmarks/lora_flops.py`'s
+  `lora_flop_ratio` (its whole result under `lora`).
 * `fsdp_max_loop_allreduce_elems`, `fsdp_gather_dtypes`: the train step on
   8 (fake CPU) devices, mesh fsdp=8, bfloat16 compute, 2 layers: elements of
-  the largest all-reduce inside a while loop, dtypes of the all-gathers;
-  `benchmarks/fsdp_collectives.py`'s `fsdp_collectives` when present.
+  the largest all-reduce inside a while loop, dtypes of the weight-sized
+  all-gathers: `benchmarks/fsdp_collectives.py`'s `fsdp_collectives` (its
+  whole result under `fsdp`).
 * `compile_s` per analysis, `total_s`, `errors` (an analysis that failed:
   its message; the others still report).
 
@@ -80,7 +81,6 @@ if _DEVICES_FLAG not in os.environ.get("XLA_FLAGS", ""):
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
 import dataclasses
-import importlib
 import json
 import logging
 import time
@@ -90,12 +90,13 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks import fsdp_collectives
 from benchmarks import hlo_analysis
+from benchmarks import lora_flops
 from ftgen.models import flops as flops_lib
 from ftgen.models import head
 from ftgen.models import kv_cache
@@ -105,15 +106,10 @@ from ftgen.models.decoder import Decoder
 from ftgen.models.decoder import REMAT_POLICIES
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding
-from ftgen.train import lora as lora_lib
-from ftgen.train import optim
-from ftgen.train import state as state_lib
-from ftgen.train import step as step_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _log = logging.getLogger("compiled")
 GB = 1e9
-LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,39 +259,12 @@ def decode(config, sizes: Sizes) -> dict[str, Any]:
 # --- training ----------------------------------------------------------------
 
 
-def _optimizer():
-  return optim.make_optimizer(ml_collections.ConfigDict(dict(
-      lr=1e-4, steps=1000, warmup_steps=10, schedule="cosine",
-      end_lr_fraction=0.1, weight_decay=0.0, grad_clip=1.0, b1=0.9, b2=0.999,
-      eps=1e-8)))
-
-
 def train_step_compiled(config, mesh, *, batch: int, seq_len: int,
-                        remat: str = "none",
-                        loss_chunk_tokens: int = head.CHUNK_TOKENS):
-  """The compiled full fine-tuning step (`make_train_step`) on `mesh`."""
-  model = Decoder(config, remat=remat)
-  params = sharding.abstract_params(model, mesh)
-  param_sh = jax.tree.map(lambda a: a.sharding, params)
-  optimizer, schedule = _optimizer()
-  abstract = dict(step=_sds((), jnp.int32), params=params,
-                  opt_state=jax.eval_shape(optimizer.init, params),
-                  rng=_sds((2,), jnp.uint32))
-  shardings = state_lib.state_shardings(param_sh, abstract, mesh)
-  state = state_lib.abstract_like(abstract, shardings)
-  shape = (1, batch, seq_len)
-  batch_sh = sharding.batch_sharding(shape, mesh,
-                                     logical_axes=(None, "batch", "length"))
-  data = {k: jax.ShapeDtypeStruct(shape, dt, sharding=batch_sh)
-          for k, dt in (("inputs", jnp.int32), ("targets", jnp.int32),
-                        ("weights", jnp.float32), ("mask", jnp.bool_))}
-  step = step_lib.make_train_step(
-      model, optimizer, schedule, mesh=mesh, state_shardings=shardings,
-      frozen_shardings={}, batch_sharding=batch_sh,
-      loss_chunk_tokens=loss_chunk_tokens)
+                        remat: str = "none"):
+  """(compiled full fine-tuning step, seconds): fsdp_collectives' program."""
   start = time.perf_counter()
-  with sharding.mesh_context(mesh):
-    compiled = step.lower(state, {}, data).compile()
+  compiled = fsdp_collectives.lower_step(
+      config, mesh, batch=batch, seq_len=seq_len, remat=remat).compile()
   return compiled, time.perf_counter() - start
 
 
@@ -400,113 +369,31 @@ def prefill_attention(config, sizes: Sizes) -> dict[str, Any]:
   return out
 
 
-# --- LoRA FLOPs --------------------------------------------------------------
-
-
-def _loss_grad_flops(loss_fn, trainable, frozen, batch) -> float:
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-  compiled, _ = _compile(grad_fn, trainable, frozen, batch)
-  return hlo_analysis.program_cost(compiled).flops
-
-
-def lora_flop_ratio(model: str = "llama3.2-1b", num_layers: int = 2,
-                    tokens: int = 512, vocab_size: int = 1024,
-                    rank: int = 16, targets=LORA_TARGETS) -> dict[str, Any]:
-  """LoRA / full FLOPs of one loss-and-gradient (`make_loss_fn`).
-
-  Same arguments and 'ratio' key as `benchmarks/lora_flops.py`'s function of
-  the same name, which replaces this one when present (`lora`).
-  """
-  config = model_config(model, "float32", num_layers, vocab_size)
-  decoder = Decoder(config)
-  params = abstract_params(decoder)
-  adapters = jax.eval_shape(lambda: lora_lib.init(
-      params, tuple(targets), rank, config.embed_dim, seed=0))
-  tok = _sds((1, tokens), jnp.int32)
-  batch = {"inputs": tok, "targets": tok,
-           "weights": _sds((1, tokens), jnp.float32),
-           "mask": _sds((1, tokens), jnp.bool_)}
-  lora_flops = _loss_grad_flops(
-      step_lib.make_loss_fn(decoder, rank, 2.0 * rank), adapters, params,
-      batch)
-  full_flops = _loss_grad_flops(step_lib.make_loss_fn(decoder), params, {},
-                                batch)
-  return {"ratio": lora_flops / full_flops, "lora_flops": lora_flops,
-          "full_flops": full_flops, "model": model,
-          "num_layers": num_layers, "tokens": tokens,
-          "vocab_size": config.vocab_size, "rank": rank}
-
-
-def _helper(name: str, attr: str, fallback: Callable[..., Any]):
-  """`benchmarks/NAME.py`'s `attr` when that file exists, else `fallback`."""
-  here = os.path.dirname(os.path.abspath(__file__))
-  if os.path.exists(os.path.join(here, f"{name}.py")):
-    return getattr(importlib.import_module(f"benchmarks.{name}"), attr), name
-  return fallback, "compiled"
+# --- LoRA FLOPs and FSDP collectives: benchmarks/lora_flops.py and
+# benchmarks/fsdp_collectives.py, at `Sizes`' shapes ------------------------
 
 
 def lora(model_name: str, sizes: Sizes) -> dict[str, Any]:
-  fn, source = _helper("lora_flops", "lora_flop_ratio", lora_flop_ratio)
   start = time.perf_counter()
-  result = fn(model=model_name, num_layers=sizes.lora_layers,
-              tokens=sizes.lora_tokens, vocab_size=sizes.lora_vocab)
+  result = lora_flops.lora_flop_ratio(
+      model=model_name, num_layers=sizes.lora_layers,
+      tokens=sizes.lora_tokens, vocab_size=sizes.lora_vocab)
   return {"lora_flop_ratio": result["ratio"], "lora": result,
-          "lora_source": source, "compile_s": time.perf_counter() - start}
-
-
-# --- FSDP collectives -------------------------------------------------------
-
-
-def fsdp_collectives(model: str = "llama3.2-1b", *, seq_len: int = 2048,
-                     batch: int = 8, dtype: str = "bfloat16",
-                     mesh_shape=(1, 8, 1), num_layers: int = 0,
-                     vocab_size: int = 0,
-                     loss_chunk_tokens: int = head.CHUNK_TOKENS
-                     ) -> dict[str, Any]:
-  """Collectives of the sharded train step, compile-only.
-
-  Same arguments and keys as `benchmarks/fsdp_collectives.py`'s function of
-  the same name, which replaces this one when present (`fsdp`). The mesh
-  takes CPU devices (8 fake ones, see the top of this file) when the default
-  backend has too few.
-  """
-  config = model_config(model, dtype, num_layers, vocab_size)
-  need = 1
-  for s in mesh_shape:
-    need *= s
-  devices = jax.devices()
-  if len(devices) < need:
-    devices = jax.devices("cpu")
-  mesh = mesh_lib.make_mesh(tuple(mesh_shape), devices[:need])
-  compiled, _ = train_step_compiled(config, mesh, batch=batch,
-                                    seq_len=seq_len,
-                                    loss_chunk_tokens=loss_chunk_tokens)
-  items = hlo_analysis.collectives(compiled.as_text())
-  loop_reduces = [c.elements for c in items
-                  if c.kind == "all-reduce" and c.in_loop]
-  return {
-      "fsdp_max_loop_allreduce_elems": max(loop_reduces, default=0),
-      "fsdp_gather_dtypes": sorted({c.dtype for c in items
-                                    if c.kind == "all-gather"}),
-      "collective_counts": {k: sum(c.kind == k for c in items)
-                            for k in sorted({c.kind for c in items})},
-      "temp_bytes": temp_bytes(compiled), "model": model, "dtype": dtype,
-      "num_layers": config.num_layers, "seq_len": seq_len, "batch": batch,
-      "platform": devices[0].platform,
-  }
+          "lora_source": "lora_flops",
+          "compile_s": time.perf_counter() - start}
 
 
 def fsdp(model_name: str, sizes: Sizes) -> dict[str, Any]:
-  fn, source = _helper("fsdp_collectives", "fsdp_collectives",
-                       fsdp_collectives)
   start = time.perf_counter()
-  result = fn(model_name, seq_len=sizes.fsdp_seq, batch=sizes.fsdp_batch,
-              dtype="bfloat16", mesh_shape=(1, 8, 1),
-              num_layers=sizes.fsdp_layers, vocab_size=sizes.fsdp_vocab)
+  result = fsdp_collectives.fsdp_collectives(
+      model_name, seq_len=sizes.fsdp_seq, batch=sizes.fsdp_batch,
+      dtype="bfloat16", mesh_shape=(1, 8, 1), num_layers=sizes.fsdp_layers,
+      vocab_size=sizes.fsdp_vocab)
   return {
       "fsdp_max_loop_allreduce_elems": result["fsdp_max_loop_allreduce_elems"],
       "fsdp_gather_dtypes": result["fsdp_gather_dtypes"], "fsdp": result,
-      "fsdp_source": source, "compile_s": time.perf_counter() - start}
+      "fsdp_source": "fsdp_collectives",
+      "compile_s": time.perf_counter() - start}
 
 
 # --- the script --------------------------------------------------------------

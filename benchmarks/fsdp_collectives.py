@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import types
@@ -81,9 +82,7 @@ def lower_step(config, mesh, *, batch: int, seq_len: int,
       opt_state=jax.eval_shape(optimizer.init, params),
       rng=jax.ShapeDtypeStruct((2,), jnp.uint32))
   state_sh = state_lib.state_shardings(param_sh, abstract, mesh)
-  state = jax.tree.map(
-      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-      abstract, state_sh)
+  state = state_lib.abstract_like(abstract, state_sh)
   shape = (1, batch, seq_len)
   batch_sh = sharding.batch_sharding(shape, mesh,
                                      logical_axes=(None, "batch", "length"))
@@ -154,7 +153,12 @@ def fsdp_collectives(model: str = "llama3.2-1b", *, seq_len: int = 2048,
     `temp_bytes`: XLA's temporary memory per device; `final`; the shape.
   """
   config = model_config(model, dtype, num_layers, vocab_size)
-  mesh = mesh_lib.make_mesh(tuple(mesh_shape))
+  devices = None
+  if math.prod(mesh_shape) > len(jax.devices()):
+    # E.g. one GPU: the fake CPU devices (set above, or by the caller's
+    # XLA_FLAGS, as benchmarks/compiled.py does).
+    devices = jax.devices("cpu")[:math.prod(mesh_shape)]
+  mesh = mesh_lib.make_mesh(tuple(mesh_shape), devices)
   lowered = lower_step(config, mesh, batch=batch, seq_len=seq_len,
                        loss_chunk_tokens=loss_chunk_tokens)
   compiled, partitioned = hlo_stats.compile_partitioned(lowered)
@@ -163,7 +167,7 @@ def fsdp_collectives(model: str = "llama3.2-1b", *, seq_len: int = 2048,
   result.update(
       temp_bytes=None if memory is None else int(memory.temp_size_in_bytes),
       final=collective_keys(compiled.as_text()),
-      platform=jax.devices()[0].platform, model=model, seq_len=seq_len,
+      platform=mesh.devices.flat[0].platform, model=model, seq_len=seq_len,
       batch=batch, dtype=dtype, num_layers=config.num_layers,
       vocab_size=config.vocab_size, loss_chunk_tokens=loss_chunk_tokens,
       mesh=mesh_lib.mesh_summary(mesh)["shape"])
