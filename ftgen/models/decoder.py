@@ -67,13 +67,17 @@ class Block(nn.Module):
 
   config: ModelConfig
   attention: str = "auto"
+  # The window of every layer when they share one: static, so kernels that
+  # need a static window (splash) run inside the layer scan too.
+  window: int | None = None
 
   @nn.compact
   def __call__(self, x: Array, xs: dict[str, Any], ctx: dict[str, Any]):
     cfg = self.config
     h = RMSNorm(cfg, name="attn_norm")(x)
+    window = self.window if self.window is not None else xs["window"]
     a, new_kv = Attention(cfg, self.attention, name="attn")(
-        h, xs["inv_freq"], xs["window"], ctx, xs.get("cache"), xs.get("prefix"))
+        h, xs["inv_freq"], window, ctx, xs.get("cache"), xs.get("prefix"))
     if cfg.is_gemma:
       a = RMSNorm(cfg, name="post_attn_norm")(a)
     x = x + a
@@ -196,8 +200,10 @@ class Decoder(nn.Module):
   def _scanned(self, x: Array, ctx: dict[str, Any], prefix) -> Array:
     """The layers as one `nn.scan` (training and scoring)."""
     cfg = self.config
+    windows = cfg.layer_windows()
     xs = {"inv_freq": jnp.asarray(cfg.layer_inv_freq()),
-          "window": jnp.asarray(cfg.layer_windows())}
+          "window": jnp.asarray(windows)}
+    shared = int(windows[0]) if len(set(windows.tolist())) == 1 else None
     if prefix is not None:
       # One stacked copy of the prefix per call (cheap next to scoring the
       # rows against it), sliced a layer at a time by the scan.
@@ -215,7 +221,7 @@ class Decoder(nn.Module):
         unroll=cfg.num_layers if self.unroll_layers else 1,
         metadata_params={nn.PARTITION_NAME: "layers"},
     )
-    x, _ = stack(cfg, self.attention, name="layers")(x, xs, ctx)
+    x, _ = stack(cfg, self.attention, shared, name="layers")(x, xs, ctx)
     return x
 
   def _unrolled(self, x: Array, ctx: dict[str, Any], cache, prefix):
