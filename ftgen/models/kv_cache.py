@@ -138,17 +138,20 @@ def split_layers(params: Any) -> Any:
 
   The cache path slices the stacked layers one layer at a time;
   XLA materializes each slice, and inside a decode loop it would do so every
-  step. A loop over steps splits once before it (`prefill_prefix`,
-  `ftgen.sample.sampler`).
+  step. A loop over steps splits once before it (`prefill_prefix`, the
+  `ftgen.sample.sampler.Sampler`, which keeps its params split). Params
+  already split are returned as they are.
   """
   layers = params["layers"]
+  if isinstance(layers, tuple):
+    return params
   n = jax.tree.leaves(layers)[0].shape[0]
   return {**params,
           "layers": tuple(jax.tree.map(lambda a, i=i: a[i], layers)
                           for i in range(n))}
 
 
-_split_jit = jax.jit(split_layers)
+split_layers_jit = jax.jit(split_layers)
 
 
 @dataclasses.dataclass
@@ -210,7 +213,7 @@ def prefill_prefix(model: Any, params: Any, tokens: Sequence[int], *,
   pos = token_positions(valid)
   cache = init_cache(model.config, 1, slots, dtype)
   if slots > chunk:
-    params = _split_jit(params)
+    params = split_layers_jit(params)
   for lo in range(0, slots, chunk):
     sl = slice(lo, lo + chunk)
     cache = _fill_jit(model, params, cache, ids[:, sl], pos[:, sl],

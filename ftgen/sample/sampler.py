@@ -219,7 +219,7 @@ def _generate(model, static: _Static, params, cache, tokens, mask, positions,
   """
   b = tokens.shape[0]
   m = static.max_new
-  params = kv_cache.split_layers(params)  # Once, not every decode step.
+  params = kv_cache.split_layers(params)  # No-op when already split.
   cache = kv_cache.reset(cache)
   if tokens.shape[1] > 1:
     cache = kv_cache.fill(model, params, cache, tokens[:, :-1],
@@ -299,7 +299,9 @@ class Sampler:
                stop_token_seqs: Sequence[Sequence[int]] = (),
                pad_id: int = 0, cache_dtype=None):
     self.model = model
-    self.params = params
+    # Split per layer once: the cache path would otherwise slice the
+    # stacked weights in every call (kv_cache.split_layers).
+    self.params = kv_cache.split_layers_jit(params)
     self.config = model.config
     self.tokenizer = tokenizer
     self.eos_ids = tuple(int(i) for i in eos_ids)
