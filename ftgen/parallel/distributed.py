@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import jax
+from jax.experimental import multihost_utils
 
 _initialized = False
 
@@ -64,6 +65,12 @@ def maybe_initialize(
       process_id=process_id,
   )
   _initialized = True
+  if jax.process_count() > 1 and jax.default_backend() == "cpu":
+    # Gloo (CPU collectives) sets up its context at the first collective
+    # and waits only 30 s for the other processes there; set it up now,
+    # while every process is at the same point, rather than at a first
+    # training step whose compile time differs between processes.
+    multihost_utils.sync_global_devices("ftgen: jax.distributed initialized")
   logging.info(
       "jax.distributed initialized: process %d of %d, %d local / %d global "
       "devices.",
