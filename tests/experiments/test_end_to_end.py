@@ -162,8 +162,13 @@ def test_interrupted_launcher_says_how_to_resume(tmp_path):
   marker = tmp_path / "run" / "stages" / "data.json"
   err_path = tmp_path / "stderr.txt"
   with open(err_path, "w") as err_file:
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=err_file)
+    # A terminal's Ctrl-C: the default SIGINT even when this test runs in a
+    # background shell job, which ignores SIGINT (inherited, Python would
+    # keep ignoring it).
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+        stderr=err_file,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
       deadline = time.time() + 600
       while not marker.exists() and time.time() < deadline:
