@@ -9,11 +9,13 @@ explicit `enabled` flag; library code never guesses from the environment.
 from __future__ import annotations
 
 import logging
+from typing import Callable, TypeVar
 
 import jax
 from jax.experimental import multihost_utils
 
 _initialized = False
+T = TypeVar("T")
 
 
 def maybe_initialize(
@@ -80,3 +82,41 @@ def maybe_initialize(
       jax.device_count(),
   )
   return True
+
+
+def is_primary() -> bool:
+  """Whether this process writes the files of a shared workdir (process 0).
+
+  Every process of a multi-host job takes part in sharded computation;
+  one writes what they all would write alike (datasets, metrics, summaries,
+  exports), so no two processes race on a file.
+  """
+  return jax.process_index() == 0
+
+
+def primary_first(fn: Callable[[], T], what: str) -> T:
+  """Runs `fn` on process 0, then on the others once process 0 is done.
+
+  For steps that create a file when it is absent and read it otherwise
+  (the workdir, a generated dataset): process 0 creates it, the others find
+  it. Single-process: just `fn()`.
+
+  Args:
+    fn: the step; idempotent once process 0 has run it.
+    what: names the barrier (the same on every process).
+
+  Returns:
+    What `fn` returned on this process.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  barrier = f"ftgen: {what}"
+  if is_primary():
+    try:
+      return fn()
+    finally:
+      # Also when fn failed: the others then fail on their own (and say
+      # why) rather than wait for process 0 until the job's timeout.
+      multihost_utils.sync_global_devices(barrier)
+  multihost_utils.sync_global_devices(barrier)
+  return fn()

@@ -30,6 +30,7 @@ from ftgen.checkpoints import registry
 from ftgen.data import io as data_io
 from ftgen.data import pipeline
 from ftgen.data import workdir as workdir_lib
+from ftgen.parallel import distributed
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding as sharding_lib
 from ftgen.train import checkpoint as ckpt_lib
@@ -150,7 +151,8 @@ def build(config: Any, workdir: str | pathlib.Path) -> Setup:
     gguf_export.gguf_architecture(model_config)
   model = _decoder(model_config, config)
 
-  data_dir = ensure_dataset(config, workdir)
+  data_dir = distributed.primary_first(
+      lambda: ensure_dataset(config, workdir), "dataset generated")
   # Own documents may come without questions: train, skip evaluation.
   documents, questions = data_io.load_dataset_dir(data_dir,
                                                   need_questions=False)
@@ -290,8 +292,10 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   validate.check_config(config)
   workdir = pathlib.Path(workdir)
   workdir_lib.check_inputs_outside(config.to_dict(), [workdir / "export"])
-  workdir_lib.make_dir(workdir, "fine-tuning workdir")
-  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
+  distributed.primary_first(
+      lambda: workdir_lib.make_dir(workdir, "fine-tuning workdir"),
+      "fine-tuning workdir made")
+  with workdir_lib.locked(workdir, enabled=distributed.is_primary()):
     return _finetune(config, workdir)
 
 
@@ -326,7 +330,11 @@ def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
           f" buckets {setup.batcher.buckets}; mesh"
           f" {dict(setup.mesh.shape)}")
 
-  writer = metrics_lib.MetricsWriter(workdir, resume_step=start)
+  # Process 0 writes the workdir's files; every process trains, saves its
+  # shards (orbax coordinates them) and evaluates.
+  primary = distributed.is_primary()
+  writer = metrics_lib.MetricsWriter(workdir, resume_step=start,
+                                     enabled=primary)
   stop = _StopFlag()
   stop.install()
   num_devices = setup.mesh.devices.size
@@ -399,29 +407,34 @@ def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
   }
   if preempted:
     summary["preempted"] = True
-    data_io.atomic_write_json(workdir / "preempted.json", {"step": step},
-                              indent=None)
+    if primary:
+      data_io.atomic_write_json(workdir / "preempted.json", {"step": step},
+                                indent=None)
     writer.close()
     print(f"preempted (SIGTERM): saved step {step}; rerun to resume")
     return summary
-  (workdir / "preempted.json").unlink(missing_ok=True)
+  if primary:
+    (workdir / "preempted.json").unlink(missing_ok=True)
   params = final_params(setup, state)
   if config.eval.every >= 0:
-    eval_result = _run_eval(setup, state, step, writer,
-                            rows_path=workdir / "eval_results.jsonl")
+    eval_result = _run_eval(
+        setup, state, step, writer,
+        rows_path=workdir / "eval_results.jsonl" if primary else None)
   writer.close()
   summary["final_loss"] = last_loss
   summary["params_digest"] = state_lib.params_digest(params)
   if eval_result:
     summary["eval"] = eval_result
-  if config.export_hf:
+  if config.export_hf and primary:
     summary["export_dir"] = _export(setup, params, workdir)
-  if config.export_gguf:
+  if config.export_gguf and primary:
     summary["export_gguf"] = str(gguf_export.write_gguf(
         workdir / f"model-{config.export_gguf_type}.gguf",
         setup.model_config, jax.device_get(params), setup.tokenizer,
         ggml_type=config.export_gguf_type, name=f"ftgen-{config.name}"))
-  data_io.atomic_write_json(workdir / "train_summary.json", summary, indent=1)
+  if primary:
+    data_io.atomic_write_json(workdir / "train_summary.json", summary,
+                              indent=1)
   return summary
 
 
@@ -433,14 +446,8 @@ def _export(setup: Setup, params: Any, workdir: pathlib.Path) -> str:
   symlink in it (docs/design.md#reliability).
   """
   out = workdir / "export"
-  try:
-    with data_io.atomic_path(out, directory=True) as tmp:
-      hf.save_hf(tmp, setup.model_config, jax.device_get(params))
-      setup.tokenizer.save(tmp)
-      workdir_lib.mark(tmp, "fine-tuned export")
-  except OSError:
-    # The final rename loses a race when another process of a multi-host
-    # job put the same export in place meanwhile: keep that one.
-    if not workdir_lib.made_by_ftgen(out):
-      raise
+  with data_io.atomic_path(out, directory=True) as tmp:
+    hf.save_hf(tmp, setup.model_config, jax.device_get(params))
+    setup.tokenizer.save(tmp)
+    workdir_lib.mark(tmp, "fine-tuned export")
   return str(out)

@@ -17,15 +17,20 @@ class MetricsWriter:
   On resume at step s, rows with a step > s (written by the interrupted run
   after its last checkpoint, and about to be recomputed) are dropped, so the
   file reads as one uninterrupted run.
+
+  With `enabled=False` (processes other than 0 of a multi-host job, which
+  share process 0's workdir) it writes nothing.
   """
 
   def __init__(self, workdir: str | pathlib.Path, *, resume_step: int = 0,
-               tensorboard: bool = True):
+               tensorboard: bool = True, enabled: bool = True):
     self.path = pathlib.Path(workdir) / "metrics.jsonl"
+    self._file = self._tb = None
+    if not enabled:
+      return
     self.path.parent.mkdir(parents=True, exist_ok=True)
     self._truncate_after(resume_step)
     self._file = open(self.path, "a", encoding="utf-8")
-    self._tb = None
     if tensorboard:
       tbx = _import_tensorboardx()
       if tbx is not None:
@@ -49,6 +54,8 @@ class MetricsWriter:
     data_io.atomic_write_text(self.path, "".join(k + "\n" for k in keep))
 
   def write(self, step: int, values: dict[str, Any]):
+    if self._file is None:
+      return
     row = {"step": int(step)}
     row.update({k: _plain(v) for k, v in values.items()})
     self._file.write(json.dumps(row) + "\n")
@@ -59,6 +66,8 @@ class MetricsWriter:
           self._tb.add_scalar(k, v, step)
 
   def close(self):
+    if self._file is None:
+      return
     self._file.close()
     if self._tb is not None:
       self._tb.close()

@@ -10,6 +10,7 @@ on a mesh spanning both processes (data axis = 2) and prints one JSON line
 with the process index, device counts and the train summary.
 """
 
+import faulthandler
 import json
 import os
 import sys
@@ -22,6 +23,10 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
 
 def main():
   port, pid, workdir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+  # A run takes ~20 s; one still going after 240 s is stuck: print where
+  # (the test shows both processes' logs), before the distributed runtime's
+  # 300 s barrier timeouts abort it.
+  faulthandler.dump_traceback_later(240, exit=False)
   # Local imports on purpose: jax and ftgen load only after XLA_FLAGS and
   # JAX_PLATFORMS are set above and, multihost, after gloo is configured.
   import jax  # pylint: disable=g-import-not-at-top
