@@ -101,7 +101,6 @@ from ftgen.models import flops as flops_lib
 from ftgen.models import head
 from ftgen.models import kv_cache
 from ftgen.models import presets
-from ftgen.models import tiny
 from ftgen.models.decoder import Decoder
 from ftgen.models.decoder import REMAT_POLICIES
 from ftgen.parallel import mesh as mesh_lib
@@ -150,15 +149,13 @@ TINY = Sizes(num_layers=2, vocab_size=256, decode_batch=2,
 
 def model_config(name: str, dtype: str, num_layers: int = 0,
                  vocab_size: int = 0):
-  """A preset (or tiny:FAMILY) with float32 params, `dtype` compute."""
+  """A preset (or tiny:FAMILY) with float32 params, optionally reduced."""
   overrides: dict[str, Any] = {"param_dtype": "float32", "dtype": dtype,
                                "max_seq_len": 1 << 20}
   if num_layers:
     overrides["num_layers"] = num_layers
   if vocab_size:
     overrides["vocab_size"] = vocab_size
-  if name.startswith("tiny:"):
-    return tiny.tiny_config(name[len("tiny:"):], **overrides)
   return presets.get_preset(name, **overrides)
 
 

@@ -63,13 +63,6 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def model_config(name: str, dtype: str):
-  if name.startswith("tiny:"):
-    return tiny.tiny_config(name.split(":", 1)[1], param_dtype=dtype,
-                            dtype=dtype)
-  return presets.get_preset(name, param_dtype=dtype, dtype=dtype)
-
-
 def main(argv=None) -> dict:
   args = parse_args(argv)
   logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -83,7 +76,8 @@ def main(argv=None) -> dict:
     loaded = registry.load_model(args.model, dtype=args.dtype, mesh=mesh)
     config, params = loaded.config, loaded.params
   else:
-    config = model_config(args.model, args.dtype)
+    config = presets.get_preset(args.model, param_dtype=args.dtype,
+                                dtype=args.dtype)
     params = sharding.init_sharded(config, mesh, jax.random.key(args.seed))
   jax.block_until_ready(params)
   load_s = time.perf_counter() - start

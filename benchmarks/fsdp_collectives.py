@@ -39,7 +39,6 @@ sys.path.insert(
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ftgen.models import head
 from ftgen.models import presets
-from ftgen.models import tiny
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import hlo_stats
 from ftgen.parallel import mesh as mesh_lib
@@ -48,21 +47,6 @@ from ftgen.train import optim
 from ftgen.train import state as state_lib
 from ftgen.train import step as step_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
-
-
-def model_config(name: str, dtype: str, num_layers: int = 0,
-                 vocab_size: int = 0):
-  """A preset (or tiny:FAMILY) with float32 params, optionally reduced."""
-  if name.startswith("tiny:"):
-    config = tiny.tiny_config(name.split(":", 1)[1], param_dtype="float32",
-                              dtype=dtype)
-  else:
-    config = presets.get_preset(name, param_dtype="float32", dtype=dtype)
-  if num_layers:
-    config = config.replace(num_layers=num_layers)
-  if vocab_size:
-    config = config.replace(vocab_size=vocab_size)
-  return config
 
 
 def lower_step(config, mesh, *, batch: int, seq_len: int,
@@ -152,7 +136,10 @@ def fsdp_collectives(model: str = "llama3.2-1b", *, seq_len: int = 2048,
     `collectives`: `hlo_stats.summarize` rows;
     `temp_bytes`: XLA's temporary memory per device; `final`; the shape.
   """
-  config = model_config(model, dtype, num_layers, vocab_size)
+  reduced = {k: v for k, v in (("num_layers", num_layers),
+                                ("vocab_size", vocab_size)) if v}
+  config = presets.get_preset(model, param_dtype="float32", dtype=dtype,
+                              **reduced)
   devices = None
   if math.prod(mesh_shape) > len(jax.devices()):
     # E.g. one GPU: the fake CPU devices (set above, or by the caller's

@@ -47,7 +47,6 @@ from ftgen.models import flops as flops_lib
 from ftgen.models import presets
 from ftgen.models.decoder import Decoder
 from ftgen.sample import sampler as sampler_lib
-from ftgen.models import tiny
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # Peak memory bandwidth (GB/s) by device kind, for the roofline.
@@ -137,9 +136,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def make_config(args):
-  if args.model.startswith("tiny:"):
-    return tiny.tiny_config(args.model[len("tiny:"):], param_dtype=args.dtype,
-                            dtype=args.dtype, max_seq_len=1 << 20)
   return presets.get_preset(args.model, param_dtype=args.dtype,
                             dtype=args.dtype, max_seq_len=1 << 20)
 

@@ -43,7 +43,6 @@ from ftgen.models import decoder
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import mesh as mesh_lib
 from ftgen.parallel import sharding
-from ftgen.models import tiny
 from ftgen.models import flops
 from ftgen.train import lora as lora_lib
 from ftgen.train import optim
@@ -90,17 +89,11 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def model_config(name: str, dtype: str):
-  if name.startswith("tiny:"):
-    return tiny.tiny_config(name.split(":", 1)[1], param_dtype="float32",
-                            dtype=dtype)
-  return presets.get_preset(name, param_dtype="float32", dtype=dtype)
-
-
 def main(argv=None) -> dict:
   args = parse_args(argv)
   mesh = mesh_lib.make_mesh(tuple(int(s) for s in args.mesh.split(",")))
-  config = model_config(args.model, args.dtype)
+  config = presets.get_preset(args.model, param_dtype="float32",
+                              dtype=args.dtype)
   model = Decoder(config, remat=args.remat)
   params = sharding.init_sharded(config, mesh, jax.random.key(args.seed))
   opt_cfg = ml_collections.ConfigDict(dict(

@@ -6,6 +6,7 @@ holds the parameter counts the tests check `jax.eval_shape` against.
 
 from __future__ import annotations
 
+from ftgen.models import tiny
 from ftgen.models.config import ModelConfig
 
 _LLAMA3_EOS = (128001, 128008, 128009)
@@ -79,7 +80,16 @@ PUBLISHED_PARAMS: dict[str, int] = {
 
 
 def get_preset(name: str, **overrides) -> ModelConfig:
-  """A preset config by name, with overrides (e.g. param_dtype='bfloat16')."""
+  """A config by name, with overrides (e.g. param_dtype='bfloat16').
+
+  Args:
+    name: a preset (`PRESETS`) or `tiny:FAMILY` (`ftgen.models.tiny`), the
+      names the benchmarks take.
+    **overrides: `ModelConfig` fields to replace.
+  """
+  if name.startswith("tiny:"):
+    return tiny.tiny_config(name[len("tiny:"):], **overrides)
   if name not in PRESETS:
-    raise ValueError(f"unknown preset {name!r}; allowed: {sorted(PRESETS)}")
+    raise ValueError(f"unknown preset {name!r}; allowed: {sorted(PRESETS)}"
+                     f" or tiny:FAMILY ({', '.join(sorted(tiny.TINY_CONFIGS))})")
   return PRESETS[name].replace(**overrides)

@@ -28,3 +28,12 @@ def test_gemma3_4b_text_count():
 def test_unknown_preset():
   with pytest.raises(ValueError, match="allowed"):
     presets.get_preset("gpt-5")
+
+
+def test_get_preset_takes_tiny_family_names_and_lists_the_presets():
+  config = presets.get_preset("tiny:gemma3", num_layers=3)
+  assert config.family == "gemma3" and config.num_layers == 3
+  with pytest.raises(ValueError, match="unknown tiny config .nope."):
+    presets.get_preset("tiny:nope")
+  with pytest.raises(ValueError, match="or tiny:FAMILY"):
+    presets.get_preset("llama-7")

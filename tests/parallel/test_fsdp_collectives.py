@@ -15,6 +15,7 @@ import optax
 import pytest
 
 from ftgen.models import head
+from ftgen.models import presets
 from ftgen.models import tiny
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import fsdp
@@ -98,8 +99,9 @@ def test_fsdp_step_gathers_compute_dtype_and_reduces_head_once(
     fsdp_benchmark):
   """Llama 3.2 1B's layer shapes, 2 layers, a 16K vocabulary, fsdp=8."""
   vocab, width = 16_384, 2048
-  config = fsdp_benchmark.model_config("llama3.2-1b", "bfloat16",
-                                       num_layers=2, vocab_size=vocab)
+  config = presets.get_preset("llama3.2-1b", param_dtype="float32",
+                              dtype="bfloat16", num_layers=2,
+                              vocab_size=vocab)
   lowered = fsdp_benchmark.lower_step(
       config, mesh_lib.make_mesh((1, 8, 1)), batch=8, seq_len=256,
       loss_chunk_tokens=256)
