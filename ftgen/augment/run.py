@@ -42,6 +42,7 @@ from ftgen.data import splitting
 from ftgen.data import workdir as workdir_lib
 from ftgen.models import flops as flops_lib
 from ftgen.models.decoder import Decoder
+from ftgen.parallel import distributed
 from ftgen.sample import sampler as sampler_lib
 from ftgen.train import tiny_writer
 
@@ -357,6 +358,10 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
         *, loaded=None, log: Log = print) -> dict[str, Any]:
   """Augments the dataset in `data_dir`; writes the augmented set to `out_dir`.
 
+  Under `jax.distributed` every process calls it (the sampling is sharded
+  over all devices) and process 0 writes `out_dir`; on return every process
+  sees it.
+
   `out_dir` gets train.jsonl (one augmentation per line, provenance in
   `meta`), an empty test.jsonl, manifest.json, README.md, report.json and
   generations.jsonl (every raw generation with its provenance).
@@ -369,10 +374,12 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   workdir_lib.check_replaceable(out_dir)
   workdir_lib.check_inputs_outside(
       {"data_dir": str(data_dir), **config.to_dict()}, [out_dir])
-  workdir_lib.make_dir(out_dir.parent, "augmentation workdir")
+  distributed.primary_first(
+      lambda: workdir_lib.make_dir(out_dir.parent, "augmentation workdir"),
+      "augmentation workdir made")
   with workdir_lib.locked(out_dir,
                           lock_file=out_dir.with_name(f".{out_dir.name}.lock"),
-                          enabled=jax.process_index() == 0):
+                          enabled=distributed.is_primary()):
     return _run(config, data_dir, out_dir, loaded, log)
 
 
@@ -399,8 +406,13 @@ def _run(config, data_dir: str | pathlib.Path, out_dir: pathlib.Path,
           "report.json":
               json.dumps(report, indent=1, ensure_ascii=False) + "\n",
           "generations.jsonl": "".join(io.dumps(row) + "\n" for row in raw)})
-  path = io.write_dataset(dataset, out_dir, seed=int(config.seed),
-                          config=config.to_dict())
+  # Every process sampled its share; process 0 writes what they all hold,
+  # and the others return once it is on disk.
+  distributed.primary_only(
+      lambda: io.write_dataset(dataset, out_dir, seed=int(config.seed),
+                               config=config.to_dict()),
+      "augmentations written")
+  path = out_dir
   pp = report["postprocess"]
   log(f"wrote {path}: {pp['kept']} augmentations kept of {pp['generated']}"
       f" statements; share correct"

@@ -17,6 +17,10 @@ share a long head), and writes to `workdir`:
   lm-evaluation-harness writes it for the dataset's exported tasks
   (`write_lm_eval_layout`);
 * `context.json`: token counts of the prompts (also all a dry run writes).
+
+Under `jax.distributed` every process calls `run_evaluation` (the scoring is
+sharded over all devices) and process 0 writes the files; on return every
+process sees them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from ftgen.eval import prefix as prefix_lib
 from ftgen.eval import prompts as prompts_lib
 from ftgen.eval import scoring
 from ftgen.models import decoder
+from ftgen.parallel import distributed
 
 _log = logging.getLogger(__name__)
 
@@ -234,11 +239,17 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   t0 = time.time()
   check_config(config)
   docs, questions = load_questions(config)
-  workdir = workdir_lib.make_dir(workdir, "evaluation workdir")
+  workdir = distributed.primary_first(
+      lambda: workdir_lib.make_dir(workdir, "evaluation workdir"),
+      "evaluation workdir made")
   # One run per workdir; process 0 of a multi-host job takes the lock
   # (docs/design.md#reliability).
-  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
-    return _evaluate(config, workdir, docs, questions, t0)
+  try:
+    with workdir_lib.locked(workdir, enabled=distributed.is_primary()):
+      return _evaluate(config, workdir, docs, questions, t0)
+  finally:
+    # The others return once process 0's files are on disk (or it failed).
+    distributed.barrier("evaluation written")
 
 
 def _evaluate(config: Any, workdir: pathlib.Path,
@@ -264,7 +275,9 @@ def _evaluate(config: Any, workdir: pathlib.Path,
   report.update(condition=config.condition, model=config.model,
                 num_questions=len(questions),
                 num_context_documents=max(len(p.documents) for p in prompts))
-  _write_json(workdir / "context.json", report)
+  primary = distributed.is_primary()
+  if primary:
+    _write_json(workdir / "context.json", report)
   if config.dry_run:
     print(_dry_run_text(report))
     return report
@@ -308,6 +321,8 @@ def _evaluate(config: Any, workdir: pathlib.Path,
     # lm-eval's layout has no invalid mark: no file rather than "None"s
     # that a tool reading it would take for scores.
     summary["lm_eval_layout"] = "not written: the evaluation is invalid"
+  if not primary:
+    return summary  # Process 0 writes the files.
   write_results(workdir / "results.jsonl", rows)
   _write_json(workdir / "summary.json", summary)
   if not reason:
