@@ -26,8 +26,6 @@ import pathlib
 import time
 from typing import Any, Callable, Sequence
 
-import jax
-
 from ftgen.augment import postprocess
 from ftgen.augment import prompts
 from ftgen.checkpoints import registry as model_registry
@@ -43,6 +41,7 @@ from ftgen.data import workdir as workdir_lib
 from ftgen.models import flops as flops_lib
 from ftgen.models.decoder import Decoder
 from ftgen.parallel import distributed
+from ftgen.parallel import mesh as mesh_lib
 from ftgen.sample import sampler as sampler_lib
 from ftgen.train import tiny_writer
 
@@ -266,10 +265,12 @@ def augment(
         + (" ..." if len(too_long) > 5 else ""))
   report["prompts"] = len(requests)
 
+  # Each batch's rows are split over every device of every process.
   smp = sampler_lib.Sampler(
-      Decoder(loaded.config), jax.device_put(loaded.params),
+      Decoder(loaded.config), loaded.params,
       eos_ids=tok.eos_ids, tokenizer=tok,
-      stop_strings=tuple(config.stop_strings), pad_id=tok.pad_id)
+      stop_strings=tuple(config.stop_strings), pad_id=tok.pad_id,
+      mesh=mesh_lib.data_mesh())
   t0 = time.perf_counter()
   # Nothing fits: no prefill (the head alone may exceed the context); the
   # result is empty and says why (report["items"]).

@@ -51,6 +51,8 @@ from ftgen.eval import prompts as prompts_lib
 from ftgen.eval import scoring
 from ftgen.models import decoder
 from ftgen.parallel import distributed
+from ftgen.parallel import mesh as mesh_lib
+from ftgen.parallel import sharding as sharding_lib
 
 _log = logging.getLogger(__name__)
 
@@ -154,10 +156,15 @@ def _config_and_tokenizer(config: Any):
 
 
 def _model_parts(loaded):
-  """(Decoder, params on device once, tokenizer)."""
+  """(Decoder, params on device once, tokenizer, mesh).
+
+  The params are replicated on a data mesh of every device of every
+  process, over which the scorer splits its rows.
+  """
   # Host numpy params would be copied to the device on every jitted call.
-  params = jax.device_put(loaded.params)
-  return decoder.Decoder(loaded.config), params, loaded.tokenizer
+  mesh = mesh_lib.data_mesh()
+  params = sharding_lib.replicate(loaded.params, mesh)
+  return decoder.Decoder(loaded.config), params, loaded.tokenizer, mesh
 
 
 def _chat_fn(tokenizer, use: bool):
@@ -260,7 +267,7 @@ def _evaluate(config: Any, workdir: pathlib.Path,
     # Token counts need only the tokenizer and the context length.
     model_config, tok = _config_and_tokenizer(config)
   else:
-    model, params, tok = _model_parts(load_model(config))
+    model, params, tok, mesh = _model_parts(load_model(config))
     model_config = model.config
   add_bos = _add_bos(tok, config.add_bos)
   prompts = prompts_lib.build_prompts(
@@ -293,7 +300,8 @@ def _evaluate(config: Any, workdir: pathlib.Path,
       max_batch_tokens=config.max_batch_tokens,
       prefix_cache=config.prefix_cache,
       prefix_min_tokens=config.prefix_min_tokens,
-      prefill_chunk=config.prefill_chunk, progress=config.progress)
+      prefill_chunk=config.prefill_chunk, progress=config.progress,
+      mesh=mesh)
   seconds_scoring = time.time() - t_score
   rows, scores = scored.rows, scored.scores
   per_split = summarize(questions, rows)
@@ -354,7 +362,8 @@ def score_encoded(model: Any, params: Any, tokenizer: Any, condition: str,
                   buckets: Sequence[int] = scoring.DEFAULT_BUCKETS,
                   max_batch_tokens: int = 0, prefix_cache: bool = True,
                   prefix_min_tokens: int = 32, prefill_chunk: int = 512,
-                  progress: bool = False) -> Scored:
+                  progress: bool = False,
+                  mesh: jax.sharding.Mesh | None = None) -> Scored:
   """Scores `encode_prompts` requests; one row per question.
 
   The final evaluation (`run_evaluation`) and the evaluation during
@@ -373,10 +382,12 @@ def score_encoded(model: Any, params: Any, tokenizer: Any, condition: str,
     prefix_cache: prefill what the requests share (`prefix_lib.choose_mode`:
       at least `prefix_min_tokens`) once, `prefill_chunk` tokens at a time.
     progress: show progress bars.
+    mesh: split the rows over this mesh's batch axes
+      (`scoring.score_requests`); the params already lie on it.
   """
   kwargs = dict(batch_size=batch_size, buckets=tuple(buckets),
                 max_batch_tokens=max_batch_tokens, pad_id=tokenizer.pad_id,
-                progress=progress)
+                progress=progress, mesh=mesh)
   cache = dict(prefix_cache=prefix_cache, prefix_min_tokens=prefix_min_tokens,
                prefill_chunk=prefill_chunk)
   scores, prefix_mode, cached, per_context_cached = _score(

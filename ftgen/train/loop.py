@@ -254,7 +254,7 @@ def _run_eval(setup: Setup, state: Any, step: int,
     result = eval_lib.evaluate(
         setup.model_config, params, setup.tokenizer, qs,
         batch_size=cfg.eval.batch_size, results_path=rows_path,
-        model_name=cfg.model)
+        model_name=cfg.model, mesh=setup.mesh)
   writer.write(step, {f"eval/{s}/acc": r["acc"] for s, r in result.items()})
   return result
 
