@@ -10,6 +10,11 @@ environment variable FTGEN_TRACEBACK=1, shows the whole traceback as well.
 
 Configs load with `ftgen.configs.load`, so `--config=NAME:ARG` (a name in
 the checkout's configs/) works as well as a path.
+
+A launcher that runs under `jax.distributed` defines its flags with
+`define_multihost_flags` (`--multihost`, `--coordinator_address`,
+`--num_processes`, `--process_id`) and calls `initialize_multihost` before
+anything touches the jax backend.
 """
 
 import os
@@ -24,6 +29,10 @@ from ml_collections import config_flags
 
 from ftgen import configs
 from ftgen.data import io
+from ftgen.parallel import distributed
+
+_MULTIHOST_FLAGS = ("multihost", "coordinator_address", "num_processes",
+                    "process_id")
 
 _TRACEBACK = flags.DEFINE_bool(
     "traceback", False, "On an error, show the traceback, not one line"
@@ -68,6 +77,36 @@ def define_flags(config_help: str, workdir_help: str
   workdir = flags.DEFINE_string("workdir", None, workdir_help)
   flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
+
+
+def define_multihost_flags() -> None:
+  """Defines --multihost and the settings of jax.distributed.initialize()."""
+  flags.DEFINE_bool(
+      "multihost", False, "Call jax.distributed.initialize() before anything"
+      " (Cloud TPU pod slices, multi-node GPU, several processes on one"
+      " machine); every process runs the same command.")
+  flags.DEFINE_string(
+      "coordinator_address", None, "With --multihost: HOST:PORT of process"
+      " 0 (absent: from the TPU or cluster environment).")
+  flags.DEFINE_integer(
+      "num_processes", None, "With --multihost: how many processes (absent:"
+      " from the environment).")
+  flags.DEFINE_integer(
+      "process_id", None, "With --multihost: this process's index, 0 .."
+      " num_processes - 1 (absent: from the environment).")
+
+
+def initialize_multihost() -> bool:
+  """`ftgen.parallel.distributed.maybe_initialize` with the flags'
+  settings; whether jax.distributed was initialized."""
+  values = {name: flags.FLAGS[name].value for name in _MULTIHOST_FLAGS}
+  given = [f"--{name}" for name in _MULTIHOST_FLAGS[1:]
+           if values[name] is not None]
+  if given and not values["multihost"]:
+    raise Error(f"{', '.join(given)} need --multihost")
+  return distributed.maybe_initialize(
+      values["multihost"], values["coordinator_address"],
+      values["num_processes"], values["process_id"])
 
 
 def _first_line(e: BaseException) -> str:

@@ -5,10 +5,12 @@
 #   launch/gpu.sh reversals runs/reversals_gpu --config.model=gemma3-270m
 #
 # Fine-tuning uses a data/fsdp mesh over all local GPUs
-# (--config.finetune.mesh.fsdp=-1, the default); scoring and sampling run on
-# the first. Multi-node GPU: start this script on every node with
-# --multihost and the coordinator settings jax.distributed.initialize() reads
-# from the environment (SLURM, Open MPI), as in launch/tpu_vm.sh.
+# (--config.finetune.mesh.fsdp=-1, the default); scoring and sampling split
+# each batch's rows over them. Multi-node GPU: start this script on every
+# node with one WORKDIR on a filesystem all nodes share, and --multihost
+# (coordinator settings from the environment, SLURM or Open MPI, or
+# --coordinator_address, --num_processes, --process_id), as in
+# launch/tpu_vm.sh and docs/launching.md.
 set -euo pipefail
 ARG="${1:?usage: launch/gpu.sh NAME[,tiny] [WORKDIR] [--config.x=y ...]}"
 shift

@@ -8,7 +8,16 @@ r"""Runs the paper's experiment on one dataset: every condition, resumable.
 
 Rerunning the same command after an interruption skips finished stages.
 `--multihost` calls jax.distributed.initialize() first (Cloud TPU pod
-slices, multi-node GPU); every process runs the same stages.
+slices, multi-node GPU); every process runs the same command on one shared
+workdir (a path every process sees): all take part in sampling, training
+and scoring, process 0 writes the files. `--coordinator_address`,
+`--num_processes` and `--process_id` set what the environment would
+otherwise tell jax, e.g. two processes on one machine:
+
+  python launch/run_experiment.py \
+      --config=configs/experiment.py:reversals,tiny --workdir=/tmp/rev \
+      --multihost --coordinator_address=localhost:8476 --num_processes=2 \
+      --process_id=0   # and the same with --process_id=1 beside it
 """
 
 import os
@@ -19,19 +28,17 @@ from absl import flags
 from absl import logging
 
 import _common  # launch/_common.py (this script's directory is on sys.path)
-from ftgen.parallel import distributed
 
 _common.define_flags("configs/experiment.py:NAME[,tiny]",
                      "Experiment directory.")
-_MULTIHOST = flags.DEFINE_bool(
-    "multihost", False, "Call jax.distributed.initialize() before anything.")
+_common.define_multihost_flags()
 
 
 def main(config, workdir: str):
   if not flags.FLAGS["verbosity"].present:
     # Orbax logs every checkpoint step at INFO; keep the table readable.
     logging.set_verbosity(logging.WARNING)
-  distributed.maybe_initialize(_MULTIHOST.value)
+  _common.initialize_multihost()
   # Imported only after jax.distributed.initialize(): the runner's imports
   # may touch the jax backend, which must not start before it.
   from ftgen.experiments import runner  # pylint: disable=g-import-not-at-top

@@ -9,9 +9,16 @@
 # Copies this checkout to every worker, installs it with jax[tpu], and starts
 # the same command on all workers at once with --multihost, so each process
 # calls jax.distributed.initialize() (coordinator, process count and index
-# come from the TPU metadata) before any JAX call. Every worker writes its own
-# WORKDIR on local disk (the processes compute the same results; process 0's
-# copy is the one to fetch). Fetch results with:
+# come from the TPU metadata) before any JAX call. All processes share one
+# workdir: every one samples, trains and scores its share, process 0 writes
+# the files and the others read them. On a pod slice of several workers,
+# WORKDIR must therefore be a path every worker sees, e.g. a Filestore (NFS)
+# share mounted at the same place on each:
+#   WORKDIR=/mnt/shared/runs/reversals launch/tpu_vm.sh my-v5e-16 ...
+# (gs:// workdirs are not supported yet). A single-host TPU VM may keep the
+# default, runs/NAME under the checkout. Rerunning the same command resumes
+# a preempted or killed run from its finished stages and the last
+# fine-tuning checkpoint. Fetch results from worker 0 (or the share):
 #   gcloud compute tpus tpu-vm scp --zone=ZONE --worker=0 \
 #     TPU_NAME:~/ftgen/runs/NAME ./runs/ --recurse
 set -euo pipefail
@@ -20,7 +27,7 @@ ZONE="${2:?zone}"
 ARG="${3:?experiment NAME[,tiny]}"
 shift 3
 EXTRA="$*"
-WORKDIR="runs/${ARG//,/_}"
+WORKDIR="${WORKDIR:-runs/${ARG//,/_}}"
 cd "$(dirname "$0")/.."
 # 1. Ship the checkout (without run outputs) to every worker.
 tar czf /tmp/ftgen_src.tgz --exclude=./runs --exclude=.git .

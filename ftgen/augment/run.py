@@ -26,8 +26,6 @@ import pathlib
 import time
 from typing import Any, Callable, Sequence
 
-import jax
-
 from ftgen.augment import postprocess
 from ftgen.augment import prompts
 from ftgen.checkpoints import registry as model_registry
@@ -42,6 +40,8 @@ from ftgen.data import splitting
 from ftgen.data import workdir as workdir_lib
 from ftgen.models import flops as flops_lib
 from ftgen.models.decoder import Decoder
+from ftgen.parallel import distributed
+from ftgen.parallel import mesh as mesh_lib
 from ftgen.sample import sampler as sampler_lib
 from ftgen.train import tiny_writer
 
@@ -265,10 +265,12 @@ def augment(
         + (" ..." if len(too_long) > 5 else ""))
   report["prompts"] = len(requests)
 
+  # Each batch's rows are split over every device of every process.
   smp = sampler_lib.Sampler(
-      Decoder(loaded.config), jax.device_put(loaded.params),
+      Decoder(loaded.config), loaded.params,
       eos_ids=tok.eos_ids, tokenizer=tok,
-      stop_strings=tuple(config.stop_strings), pad_id=tok.pad_id)
+      stop_strings=tuple(config.stop_strings), pad_id=tok.pad_id,
+      mesh=mesh_lib.data_mesh())
   t0 = time.perf_counter()
   # Nothing fits: no prefill (the head alone may exceed the context); the
   # result is empty and says why (report["items"]).
@@ -357,6 +359,10 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
         *, loaded=None, log: Log = print) -> dict[str, Any]:
   """Augments the dataset in `data_dir`; writes the augmented set to `out_dir`.
 
+  Under `jax.distributed` every process calls it (the sampling is sharded
+  over all devices) and process 0 writes `out_dir`; on return every process
+  sees it.
+
   `out_dir` gets train.jsonl (one augmentation per line, provenance in
   `meta`), an empty test.jsonl, manifest.json, README.md, report.json and
   generations.jsonl (every raw generation with its provenance).
@@ -369,10 +375,12 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   workdir_lib.check_replaceable(out_dir)
   workdir_lib.check_inputs_outside(
       {"data_dir": str(data_dir), **config.to_dict()}, [out_dir])
-  workdir_lib.make_dir(out_dir.parent, "augmentation workdir")
+  distributed.primary_first(
+      lambda: workdir_lib.make_dir(out_dir.parent, "augmentation workdir"),
+      "augmentation workdir made")
   with workdir_lib.locked(out_dir,
                           lock_file=out_dir.with_name(f".{out_dir.name}.lock"),
-                          enabled=jax.process_index() == 0):
+                          enabled=distributed.is_primary()):
     return _run(config, data_dir, out_dir, loaded, log)
 
 
@@ -399,8 +407,13 @@ def _run(config, data_dir: str | pathlib.Path, out_dir: pathlib.Path,
           "report.json":
               json.dumps(report, indent=1, ensure_ascii=False) + "\n",
           "generations.jsonl": "".join(io.dumps(row) + "\n" for row in raw)})
-  path = io.write_dataset(dataset, out_dir, seed=int(config.seed),
-                          config=config.to_dict())
+  # Every process sampled its share; process 0 writes what they all hold,
+  # and the others return once it is on disk.
+  distributed.primary_only(
+      lambda: io.write_dataset(dataset, out_dir, seed=int(config.seed),
+                               config=config.to_dict()),
+      "augmentations written")
+  path = out_dir
   pp = report["postprocess"]
   log(f"wrote {path}: {pp['kept']} augmentations kept of {pp['generated']}"
       f" statements; share correct"

@@ -17,6 +17,10 @@ share a long head), and writes to `workdir`:
   lm-evaluation-harness writes it for the dataset's exported tasks
   (`write_lm_eval_layout`);
 * `context.json`: token counts of the prompts (also all a dry run writes).
+
+Under `jax.distributed` every process calls `run_evaluation` (the scoring is
+sharded over all devices) and process 0 writes the files; on return every
+process sees them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from ftgen.eval import prefix as prefix_lib
 from ftgen.eval import prompts as prompts_lib
 from ftgen.eval import scoring
 from ftgen.models import decoder
+from ftgen.parallel import distributed
+from ftgen.parallel import mesh as mesh_lib
+from ftgen.parallel import sharding as sharding_lib
 
 _log = logging.getLogger(__name__)
 
@@ -149,10 +156,15 @@ def _config_and_tokenizer(config: Any):
 
 
 def _model_parts(loaded):
-  """(Decoder, params on device once, tokenizer)."""
+  """(Decoder, params on device once, tokenizer, mesh).
+
+  The params are replicated on a data mesh of every device of every
+  process, over which the scorer splits its rows.
+  """
   # Host numpy params would be copied to the device on every jitted call.
-  params = jax.device_put(loaded.params)
-  return decoder.Decoder(loaded.config), params, loaded.tokenizer
+  mesh = mesh_lib.data_mesh()
+  params = sharding_lib.replicate(loaded.params, mesh)
+  return decoder.Decoder(loaded.config), params, loaded.tokenizer, mesh
 
 
 def _chat_fn(tokenizer, use: bool):
@@ -234,11 +246,17 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   t0 = time.time()
   check_config(config)
   docs, questions = load_questions(config)
-  workdir = workdir_lib.make_dir(workdir, "evaluation workdir")
+  workdir = distributed.primary_first(
+      lambda: workdir_lib.make_dir(workdir, "evaluation workdir"),
+      "evaluation workdir made")
   # One run per workdir; process 0 of a multi-host job takes the lock
   # (docs/design.md#reliability).
-  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
-    return _evaluate(config, workdir, docs, questions, t0)
+  try:
+    with workdir_lib.locked(workdir, enabled=distributed.is_primary()):
+      return _evaluate(config, workdir, docs, questions, t0)
+  finally:
+    # The others return once process 0's files are on disk (or it failed).
+    distributed.barrier("evaluation written")
 
 
 def _evaluate(config: Any, workdir: pathlib.Path,
@@ -249,7 +267,7 @@ def _evaluate(config: Any, workdir: pathlib.Path,
     # Token counts need only the tokenizer and the context length.
     model_config, tok = _config_and_tokenizer(config)
   else:
-    model, params, tok = _model_parts(load_model(config))
+    model, params, tok, mesh = _model_parts(load_model(config))
     model_config = model.config
   add_bos = _add_bos(tok, config.add_bos)
   prompts = prompts_lib.build_prompts(
@@ -264,7 +282,9 @@ def _evaluate(config: Any, workdir: pathlib.Path,
   report.update(condition=config.condition, model=config.model,
                 num_questions=len(questions),
                 num_context_documents=max(len(p.documents) for p in prompts))
-  _write_json(workdir / "context.json", report)
+  primary = distributed.is_primary()
+  if primary:
+    _write_json(workdir / "context.json", report)
   if config.dry_run:
     print(_dry_run_text(report))
     return report
@@ -280,7 +300,8 @@ def _evaluate(config: Any, workdir: pathlib.Path,
       max_batch_tokens=config.max_batch_tokens,
       prefix_cache=config.prefix_cache,
       prefix_min_tokens=config.prefix_min_tokens,
-      prefill_chunk=config.prefill_chunk, progress=config.progress)
+      prefill_chunk=config.prefill_chunk, progress=config.progress,
+      mesh=mesh)
   seconds_scoring = time.time() - t_score
   rows, scores = scored.rows, scored.scores
   per_split = summarize(questions, rows)
@@ -308,6 +329,8 @@ def _evaluate(config: Any, workdir: pathlib.Path,
     # lm-eval's layout has no invalid mark: no file rather than "None"s
     # that a tool reading it would take for scores.
     summary["lm_eval_layout"] = "not written: the evaluation is invalid"
+  if not primary:
+    return summary  # Process 0 writes the files.
   write_results(workdir / "results.jsonl", rows)
   _write_json(workdir / "summary.json", summary)
   if not reason:
@@ -339,7 +362,8 @@ def score_encoded(model: Any, params: Any, tokenizer: Any, condition: str,
                   buckets: Sequence[int] = scoring.DEFAULT_BUCKETS,
                   max_batch_tokens: int = 0, prefix_cache: bool = True,
                   prefix_min_tokens: int = 32, prefill_chunk: int = 512,
-                  progress: bool = False) -> Scored:
+                  progress: bool = False,
+                  mesh: jax.sharding.Mesh | None = None) -> Scored:
   """Scores `encode_prompts` requests; one row per question.
 
   The final evaluation (`run_evaluation`) and the evaluation during
@@ -358,10 +382,12 @@ def score_encoded(model: Any, params: Any, tokenizer: Any, condition: str,
     prefix_cache: prefill what the requests share (`prefix_lib.choose_mode`:
       at least `prefix_min_tokens`) once, `prefill_chunk` tokens at a time.
     progress: show progress bars.
+    mesh: split the rows over this mesh's batch axes
+      (`scoring.score_requests`); the params already lie on it.
   """
   kwargs = dict(batch_size=batch_size, buckets=tuple(buckets),
                 max_batch_tokens=max_batch_tokens, pad_id=tokenizer.pad_id,
-                progress=progress)
+                progress=progress, mesh=mesh)
   cache = dict(prefix_cache=prefix_cache, prefix_min_tokens=prefix_min_tokens,
                prefill_chunk=prefill_chunk)
   scores, prefix_mode, cached, per_context_cached = _score(

@@ -12,6 +12,11 @@ evaluation compiles at most once per bucket. The jitted scorer projects the
 final hidden states onto the vocabulary in chunks (`ftgen.models.head`), so
 no [B, T, V] logits array exists even on device, and returns only [B] sums.
 
+Batch parallelism: with a `mesh` (`ftgen.parallel.mesh.data_mesh`: every
+device of every process, params replicated by the caller), each batch's rows
+are split over the devices, padded with filler rows (index -1) to a multiple
+of the device count, and the [B] sums are gathered back to every process.
+
 Shape letters: B batch rows, T row length, V vocab.
 """
 
@@ -28,6 +33,8 @@ import tqdm
 
 from ftgen.models import head
 from ftgen.models import kv_cache
+from ftgen.parallel import distributed
+from ftgen.parallel import sharding as sharding_lib
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
@@ -171,6 +178,7 @@ def score_requests(
     prefix_len: int = 0,
     progress: bool = False,
     desc: str = "scoring",
+    mesh: jax.sharding.Mesh | None = None,
 ) -> Scores:
   """Scores requests with full-context rows or against a prefix cache.
 
@@ -184,6 +192,8 @@ def score_requests(
     prefix_len: number of valid tokens in `prefix`.
     progress: show a tqdm bar over batches.
     desc: the bar's label.
+    mesh: split each batch's rows over this mesh's batch axes (`params`
+      and `prefix` placed on it by the caller); None: as the params lie.
 
   Returns:
     Scores in request order.
@@ -197,7 +207,11 @@ def score_requests(
   greedy = np.zeros(len(requests), bool)
   pending = []
   for b in tqdm.tqdm(batches, desc=desc, disable=not progress, leave=False):
+    if mesh is not None:
+      b = _pad_rows(b, sharding_lib.padded_rows(len(b.index), mesh), pad_id)
     args = (b.tokens, b.positions, b.targets, b.weights)
+    if mesh is not None:
+      args = sharding_lib.shard_batch(args, mesh)
     if prefix is None:
       out = _score_full(model, params, *args)
     else:
@@ -208,13 +222,30 @@ def score_requests(
       _collect(pending.pop(0), logliks, greedy)
   for item in pending:
     _collect(item, logliks, greedy)
+  # The shapes before any padding to the mesh: the same on every mesh.
   shapes = tuple(sorted({b.tokens.shape for b in batches}))
   return Scores(logliks, greedy, len(batches), shapes)
 
 
+def _pad_rows(b: Batch, rows: int, pad_id: int) -> Batch:
+  """`b` with filler rows (index -1, no weights) up to `rows` rows."""
+  extra = rows - len(b.index)
+  if extra <= 0:
+    return b
+  def pad(x, value):
+    fill = np.full((extra, *x.shape[1:]), value, x.dtype)
+    return np.concatenate([x, fill])
+  # Every row has the same positions (make_batches).
+  positions = np.concatenate([b.positions,
+                              np.repeat(b.positions[:1], extra, axis=0)])
+  return Batch(pad(b.tokens, pad_id), pad(b.targets, 0),
+               pad(b.weights, False), positions, pad(b.index, -1))
+
+
 def _collect(item, logliks: np.ndarray, greedy: np.ndarray):
   index, (lp, gr) = item
-  lp, gr = np.asarray(lp), np.asarray(gr)
+  # Rows split over several processes' devices are gathered.
+  lp, gr = distributed.fetch((lp, gr))
   keep = index >= 0
   logliks[index[keep]] = lp[keep]
   greedy[index[keep]] = gr[keep]

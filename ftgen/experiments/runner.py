@@ -13,6 +13,12 @@ from its last orbax checkpoint. So a killed experiment rerun with the same
 command continues where it stopped. The report stage (tables, figure, costs)
 is cheap and always rerun.
 
+Under `jax.distributed` (launch/run_experiment.py --multihost) every
+process runs the same stages on one shared workdir: each takes part in the
+sharded sampling, training and scoring, and process 0 alone writes the
+dataset, the augmentations, the stage markers and the report; the others
+wait at a barrier for what they then read (`ftgen.parallel.distributed`).
+
 Layout of WORKDIR:
 
   data/NAME/                      the dataset (docs/design.md#dataset-files)
@@ -55,6 +61,7 @@ from ftgen.experiments import plots
 from ftgen.experiments import results as results_lib
 from ftgen.experiments import stage_configs
 from ftgen.experiments import stages as stages_lib
+from ftgen.parallel import distributed
 from ftgen.train import data as train_data
 from ftgen.train import loop
 from ftgen.train import validate
@@ -211,6 +218,8 @@ def _check_stages(config: Any, workdir: pathlib.Path):
 
 
 def _write_docs(path: pathlib.Path, texts: list[str], prefix: str):
+  if not distributed.is_primary():
+    return  # Process 0 writes the shared workdir.
   with data_io.atomic_path(path) as tmp:
     data_io.write_jsonl(tmp, ({"id": f"{prefix}-{i:05d}", "text": t}
                               for i, t in enumerate(texts)))
@@ -261,8 +270,10 @@ class _Experiment:
     else:
       parent = self.workdir / "data"
       self.dataset_dir = parent / c.data.name
-      self.stages.run("data", self.dataset_dir,
-                      lambda: {"path": str(generate_data(c.data, parent))})
+      # Process 0 generates; the others then find its dataset.
+      self.stages.run("data", self.dataset_dir, lambda: {"path": str(
+          distributed.primary_first(lambda: generate_data(c.data, parent),
+                                    "dataset generated"))})
     # Your own documents may come without questions.
     self.documents, self.questions = data_io.load_dataset_dir(
         self.dataset_dir, need_questions=False)
@@ -596,6 +607,18 @@ class _Experiment:
                    results_lib.comparison_table(summary), self.stages.ran,
                    self.stages.skipped, dict(self.skipped))
 
+  def read_report(self) -> Outcome:
+    """The report process 0 wrote (the other processes' `Outcome`)."""
+    path = self.workdir / "summary.json"
+    if not path.is_file():
+      raise RuntimeError(f"process 0 wrote no {path}; see its log")
+    summary = json.loads(path.read_text())
+    figure = self.workdir / f"{self.c.figure_name}.png"
+    return Outcome(summary, self.workdir,
+                   figure if figure.is_file() else None,
+                   results_lib.comparison_table(summary), self.stages.ran,
+                   self.stages.skipped, dict(self.skipped))
+
   def coverage(self) -> dict[str, dict[str, Any]]:
     """Per augmented condition: training items augmented / items, per
     augmentation it trains on."""
@@ -725,10 +748,12 @@ def run_experiment(config: Any, workdir: str | os.PathLike[str], *,
   cfg_path = workdir / "config.json"
   new_cfg = json.loads(config.to_json_best_effort())
   _check_same_run(config, cfg_path, new_cfg, log)
-  workdir_lib.make_dir(workdir, "experiment workdir")
+  distributed.primary_first(
+      lambda: workdir_lib.make_dir(workdir, "experiment workdir"),
+      "experiment workdir made")
   # One run per workdir; host-local, taken by process 0 only under
   # jax.distributed (docs/design.md#reliability).
-  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
+  with workdir_lib.locked(workdir, enabled=distributed.is_primary()):
     return _run(config, workdir, cfg_path, new_cfg, log)
 
 
@@ -751,11 +776,15 @@ def _run(config: Any, workdir: pathlib.Path, cfg_path: pathlib.Path,
   exp.check_max_len()
   # Recorded once the config passed every check, so a run that failed one
   # does not block the corrected rerun.
-  results_lib.write_json(cfg_path, new_cfg)
+  if distributed.is_primary():
+    results_lib.write_json(cfg_path, new_cfg)
   exp.augment()
   exp.finetune()
   exp.evaluate()
-  outcome = exp.report()
+  # Process 0 writes the report (host work only); the others read it.
+  outcome = distributed.primary_only(exp.report, "report written")
+  if outcome is None:
+    outcome = exp.read_report()
   log(f"\n{config.data.name} with {config.model}"
       f" ({time.perf_counter() - t0:.0f} s this run):\n")
   log(outcome.table)

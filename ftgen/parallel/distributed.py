@@ -9,10 +9,11 @@ explicit `enabled` flag; library code never guesses from the environment.
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import jax
 from jax.experimental import multihost_utils
+import numpy as np
 
 _initialized = False
 T = TypeVar("T")
@@ -94,6 +95,33 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
+def fetch(tree: Any) -> Any:
+  """Host (numpy) copies of a tree's arrays, whole, on every process.
+
+  An array sharded over other processes' devices is gathered
+  (`process_allgather`: a collective, so every process must call this
+  alike); a replicated or process-local one is copied from a local device.
+  """
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      if x.is_fully_replicated:
+        return np.asarray(x.addressable_data(0))
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(get, tree)
+
+
+def barrier(what: str) -> None:
+  """Waits until every process of a multi-host job got here; a no-op in a
+  single-process job.
+
+  Args:
+    what: names the barrier (the same on every process).
+  """
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"ftgen: {what}")
+
+
 def primary_first(fn: Callable[[], T], what: str) -> T:
   """Runs `fn` on process 0, then on the others once process 0 is done.
 
@@ -110,13 +138,34 @@ def primary_first(fn: Callable[[], T], what: str) -> T:
   """
   if jax.process_count() == 1:
     return fn()
-  barrier = f"ftgen: {what}"
   if is_primary():
     try:
       return fn()
     finally:
       # Also when fn failed: the others then fail on their own (and say
       # why) rather than wait for process 0 until the job's timeout.
-      multihost_utils.sync_global_devices(barrier)
-  multihost_utils.sync_global_devices(barrier)
+      barrier(what)
+  barrier(what)
   return fn()
+
+
+def primary_only(fn: Callable[[], T], what: str) -> T | None:
+  """Runs `fn` on process 0 alone; the others wait until it is done.
+
+  For writes whose result the others read afterwards (a stage marker, the
+  report). Single-process: just `fn()`.
+
+  Args:
+    fn: the step (writes files of the shared workdir).
+    what: names the barrier (the same on every process).
+
+  Returns:
+    What `fn` returned on process 0; None on the others.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  try:
+    return fn() if is_primary() else None
+  finally:
+    # Also when fn failed on process 0 (see primary_first).
+    barrier(what)

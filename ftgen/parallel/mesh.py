@@ -117,6 +117,15 @@ def make_mesh(
   return jax.sharding.Mesh(device_array, MESH_AXES)
 
 
+def data_mesh(devices: Sequence[Any] | None = None) -> jax.sharding.Mesh:
+  """All `devices` (default: every device of every process) on `data`.
+
+  The mesh of batch-parallel inference (sampling, scoring): params
+  replicated, each device a share of the rows.
+  """
+  return make_mesh((-1, 1, 1), devices)
+
+
 def mesh_summary(mesh: jax.sharding.Mesh) -> dict[str, Any]:
   """A JSON-friendly description of a mesh (for logs and benchmarks)."""
   devices = mesh.devices.flat

@@ -458,6 +458,33 @@ def shard_batch(
   return jax.tree.map(put, batch)
 
 
+def batch_shards(mesh: jax.sharding.Mesh,
+                 rules: Rules = LOGICAL_AXIS_RULES) -> int:
+  """How many ways `mesh` splits a batch (the size of its batch axes)."""
+  axes = _mesh_axes_tuple(dict(rules).get("batch"))
+  return math.prod(mesh.shape[a] for a in axes if a in mesh.shape)
+
+
+def padded_rows(n: int, mesh: jax.sharding.Mesh | None) -> int:
+  """`n` rounded up to a multiple of `batch_shards(mesh)` (n without one).
+
+  Batch-parallel callers add filler rows up to this and drop their results.
+  """
+  if mesh is None:
+    return n
+  k = batch_shards(mesh)
+  return -(-n // k) * k
+
+
+def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+  """Every array of `tree` (host or device) whole on every device of `mesh`.
+
+  Under `jax.distributed`, host arrays must be the same on every process.
+  """
+  sharding = NamedSharding(mesh, PartitionSpec())
+  return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+
+
 def is_fully_replicated(tree: Any) -> bool:
   """True when every array in `tree` is replicated on all its devices."""
   return all(
@@ -482,6 +509,7 @@ __all__ = [
     "LOGICAL_AXIS_RULES",
     "abstract_params",
     "batch_sharding",
+    "batch_shards",
     "boxed_abstract_params",
     "init_sharded",
     "is_fully_replicated",
@@ -489,8 +517,10 @@ __all__ = [
     "logical_to_sharding",
     "mesh_context",
     "param_bytes_per_device",
+    "padded_rows",
     "param_shardings",
     "place_params",
+    "replicate",
     "shard_batch",
     "spec_for_shape",
     "under_mesh",

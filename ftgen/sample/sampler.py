@@ -28,6 +28,13 @@ the stop string on the host. A stop string produced by an unusual
 tokenization that neither (a) nor (b) catches still gets cut on the host;
 the row just runs on until max_new_tokens.
 
+Batch parallelism: with a `mesh` (`ftgen.parallel.mesh.data_mesh`: every
+device of every process), params are replicated, the rows of a batch (and
+their cache) are split over the devices, padded with finished filler rows
+to a multiple of the device count, and the outputs are gathered back to
+every process (`distributed.fetch`). A row's tokens do not depend on the
+mesh: its key is its own, and filler rows are done from the start.
+
 Shape letters: B batch, T prompt length, M max new tokens (bucketed),
 S cache slots (T + M), V vocab, P prefix length, W longest stop sequence.
 """
@@ -44,6 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ftgen.models import kv_cache
+from ftgen.parallel import distributed
+from ftgen.parallel import sharding as sharding_lib
 
 Array = jax.Array
 _NEG_INF = -1e30
@@ -291,14 +300,20 @@ class Sampler:
     stop_token_seqs: extra token sequences that end a row (kept in output).
     pad_id: the token fed for padding.
     cache_dtype: KV cache dtype (default: the model's compute dtype).
+    mesh: split each batch's rows over this mesh's batch axes, params
+      replicated (`ftgen.parallel.mesh.data_mesh`); None: one device.
   """
 
   def __init__(self, model, params, *, eos_ids: Sequence[int],
                tokenizer: TextCodec | None = None,
                stop_strings: Sequence[str] = (),
                stop_token_seqs: Sequence[Sequence[int]] = (),
-               pad_id: int = 0, cache_dtype=None):
+               pad_id: int = 0, cache_dtype=None,
+               mesh: jax.sharding.Mesh | None = None):
     self.model = model
+    self.mesh = mesh
+    if mesh is not None:
+      params = sharding_lib.replicate(params, mesh)
     # Split per layer once: the cache path would otherwise slice the
     # stacked weights in every call (kv_cache.split_layers).
     self.params = kv_cache.split_layers_jit(params)
@@ -360,6 +375,8 @@ class Sampler:
     b = batch_size or bucket(n, BATCH_BUCKETS)
     if n > b:
       raise ValueError(f"{n} prompts exceed batch_size {b}")
+    # Filler rows up to a multiple of the devices (done at once, dropped).
+    b = sharding_lib.padded_rows(b, self.mesh)
     ids = np.full((b, t), self.pad_id, np.int32)
     mask = np.zeros((b, t), bool)
     for i, p in enumerate(prompts):  # left padding: every prompt ends at T-1
@@ -378,7 +395,16 @@ class Sampler:
     c = self._cache
     self._cache = None
     if c is None or c["pos"].shape != (b, s):
-      c = kv_cache.init_cache(self.config, b, s, self.cache_dtype)
+      init = functools.partial(kv_cache.init_cache, self.config, b, s,
+                               self.cache_dtype)
+      if self.mesh is None:
+        return init()
+      # Born split over the rows' devices (no whole copy on one device).
+      shardings = jax.tree.map(
+          lambda x: sharding_lib.batch_sharding(x.shape, self.mesh,
+                                                logical_axes=("batch",)),
+          jax.eval_shape(init))
+      c = jax.jit(init, out_shardings=shardings)()
     return c
 
   def generate(self, prompts: Sequence[Sequence[int]], sp: SamplingParams,
@@ -416,11 +442,16 @@ class Sampler:
     top_p = jnp.float32(sp.top_p)
     cache = self._get_cache(b, t + m)
     pcache = None if prefix is None else prefix.cache
-    args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(positions))
+    if self.mesh is None:
+      args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(positions))
+    else:
+      args = sharding_lib.shard_batch((ids, mask, positions), self.mesh)
+      rid, done0 = sharding_lib.shard_batch((rid, done0), self.mesh)
     out, lengths, finish, steps, cache = self._decode(
         static, cache, *args, limit, temperature, top_p, seed, rid, done0,
         pcache)
-    out, lengths, finish = jax.device_get((out, lengths, finish))
+    out, lengths, finish, steps = distributed.fetch(
+        (out, lengths, finish, steps))
     self._cache = cache
     n = len(prompts)
     completions = [self._completion(out[i, :lengths[i]], int(finish[i]))

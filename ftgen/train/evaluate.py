@@ -46,8 +46,8 @@ def encode_questions(questions: Sequence[records.Question], tokenizer: Any
 
 def evaluate(model_config: Any, params: Any, tokenizer: Any,
              questions: Sequence[records.Question], *, batch_size: int = 16,
-             results_path: pathlib.Path | None = None, model_name: str = ""
-             ) -> dict[str, dict[str, Any]]:
+             results_path: pathlib.Path | None = None, model_name: str = "",
+             mesh: Any = None) -> dict[str, dict[str, Any]]:
   """Scores `questions` with the fine-tuned params.
 
   Args:
@@ -59,6 +59,8 @@ def evaluate(model_config: Any, params: Any, tokenizer: Any,
     results_path: if given, also score the calibration prompt and write the
       per-question rows there, as launch/evaluate.py writes results.jsonl.
     model_name: for the error when a prompt does not fit the context.
+    mesh: the mesh the params lie on; the rows are split over its batch
+      axes (`ftgen.eval.scoring.score_requests`).
 
   Returns:
     {split: {"acc", "stderr", "n", "chance", ...}}, plus "all" for several
@@ -72,7 +74,7 @@ def evaluate(model_config: Any, params: Any, tokenizer: Any,
   scored = evaluate_lib.score_encoded(
       model, params, tokenizer, CONDITION, questions, encoded,
       calibration_prompt=None if results_path is None else "",
-      batch_size=batch_size)
+      batch_size=batch_size, mesh=mesh)
   if results_path is not None:
     evaluate_lib.write_results(results_path, scored.rows)
   return evaluate_lib.summarize(questions, scored.rows)

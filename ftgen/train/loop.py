@@ -254,7 +254,7 @@ def _run_eval(setup: Setup, state: Any, step: int,
     result = eval_lib.evaluate(
         setup.model_config, params, setup.tokenizer, qs,
         batch_size=cfg.eval.batch_size, results_path=rows_path,
-        model_name=cfg.model)
+        model_name=cfg.model, mesh=setup.mesh)
   writer.write(step, {f"eval/{s}/acc": r["acc"] for s, r in result.items()})
   return result
 
@@ -425,12 +425,15 @@ def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
   summary["params_digest"] = state_lib.params_digest(params)
   if eval_result:
     summary["eval"] = eval_result
+  if config.export_hf or config.export_gguf:
+    # On every process: params sharded over several hosts are gathered.
+    params = distributed.fetch(params)
   if config.export_hf and primary:
     summary["export_dir"] = _export(setup, params, workdir)
   if config.export_gguf and primary:
     summary["export_gguf"] = str(gguf_export.write_gguf(
         workdir / f"model-{config.export_gguf_type}.gguf",
-        setup.model_config, jax.device_get(params), setup.tokenizer,
+        setup.model_config, params, setup.tokenizer,
         ggml_type=config.export_gguf_type, name=f"ftgen-{config.name}"))
   if primary:
     data_io.atomic_write_json(workdir / "train_summary.json", summary,
@@ -439,7 +442,7 @@ def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
 
 
 def _export(setup: Setup, params: Any, workdir: pathlib.Path) -> str:
-  """Writes the fine-tuned weights as an HF-style directory.
+  """Writes the fine-tuned weights (host arrays) as an HF-style directory.
 
   The directory is filled aside and renamed into place with ftgen's
   sentinel, so a rerun replaces it whole and nothing is written through a
@@ -447,7 +450,7 @@ def _export(setup: Setup, params: Any, workdir: pathlib.Path) -> str:
   """
   out = workdir / "export"
   with data_io.atomic_path(out, directory=True) as tmp:
-    hf.save_hf(tmp, setup.model_config, jax.device_get(params))
+    hf.save_hf(tmp, setup.model_config, params)
     setup.tokenizer.save(tmp)
     workdir_lib.mark(tmp, "fine-tuned export")
   return str(out)

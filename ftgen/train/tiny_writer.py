@@ -23,6 +23,7 @@ cores; the same weights every time), or ahead of time with
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pathlib
 import shutil
@@ -90,6 +91,21 @@ def ensure(log=print) -> pathlib.Path:
   out = sources.tiny_writer_dir()
   if (out / "config.json").is_file():
     return out
+  # Processes sharing this host's cache (several jax.distributed processes
+  # on one machine) build it once: the first holds the lock and builds, the
+  # others wait for it and find the entry.
+  out.parent.mkdir(parents=True, exist_ok=True)
+  with open(out.parent / f".{out.name}.build.lock", "w",
+            encoding="utf-8") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if (out / "config.json").is_file():
+      return out
+    _build_in_child(out, log)
+  return out
+
+
+def _build_in_child(out: pathlib.Path, log) -> None:
+  """Builds the writer into `out` in a child process (see `ensure`)."""
   log(f"building {sources.TINY_WRITER} into {out} (once; about 50 s on 2"
       " CPU cores)")
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
@@ -99,7 +115,6 @@ def ensure(log=print) -> pathlib.Path:
   if proc.returncode != 0 or not (out / "config.json").is_file():
     raise RuntimeError(f"building {sources.TINY_WRITER} failed:"
                        f" {(proc.stderr or proc.stdout)[-2000:]}")
-  return out
 
 
 if __name__ == "__main__":

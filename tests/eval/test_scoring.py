@@ -7,7 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ftgen.eval import prefix as prefix_lib
 from ftgen.eval import scoring
+from ftgen.parallel import mesh as mesh_lib
+from ftgen.parallel import sharding as sharding_lib
 
 
 def _reference(model, params, request):
@@ -88,3 +91,30 @@ def test_greedy_flag(tiny_model):
       buckets=(16,))
   assert out.greedy.tolist() == [True, False]
   assert out.logliks[0] > out.logliks[1]
+
+
+def test_scores_over_all_devices_equal_one_device(tiny_model):
+  """Rows split over the 8 test devices (batches of 4 and 3 rows padded to
+  8) score as on one device, without and with a prefix cache."""
+  assert jax.device_count() == 8  # tests/conftest.py
+  model, params = tiny_model
+  mesh = mesh_lib.data_mesh()
+  replicated = sharding_lib.replicate(params, mesh)
+  rng = np.random.default_rng(5)
+  reqs = _random_requests(rng, 7)
+  want = scoring.score_requests(model, params, reqs, batch_size=4,
+                                buckets=(16,))
+  got = scoring.score_requests(model, replicated, reqs, batch_size=4,
+                               buckets=(16,), mesh=mesh)
+  np.testing.assert_allclose(got.logliks, want.logliks, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(got.greedy, want.greedy)
+  assert got.shapes == want.shapes == ((4, 16),)
+  head = tuple(rng.integers(3, 256, 12).tolist())
+  reqs = _random_requests(rng, 5, head=head)
+  want, p = prefix_lib.score_with_prefix(model, params, reqs, batch_size=4,
+                                         buckets=(16,))
+  got, q = prefix_lib.score_with_prefix(model, replicated, reqs,
+                                        batch_size=4, buckets=(16,),
+                                        mesh=mesh)
+  assert p == q == 12
+  np.testing.assert_allclose(got.logliks, want.logliks, rtol=1e-5, atol=1e-5)

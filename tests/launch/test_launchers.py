@@ -45,6 +45,10 @@ def _run(repo_root, script, *args, env=None):
     ("generate_data.py", ["--config=configs/nope.py:x"],
      "error: flag --config=configs/nope.py:x: no config file"
      " configs/nope.py"),
+    ("run_experiment.py",
+     ["--config=configs/experiment.py:reversals,tiny", "--num_processes=2",
+      "--process_id=1"],
+     "error: --num_processes, --process_id need --multihost"),
 ])
 def test_bad_setting_is_one_line(repo_root, tmp_path, script, args, message):
   out = _run(repo_root, script, *args, f"--workdir={tmp_path / 'w'}")
