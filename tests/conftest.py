@@ -55,3 +55,29 @@ def load_benchmark():
   def load(name: str):
     return importlib.import_module(f"benchmarks.{name}")
   return load
+
+
+@pytest.fixture(scope="session")
+def _gcs_emulator_port():
+  """The session's local GCS emulator (tests/gcs_emulator.py)."""
+  import gcs_emulator  # pylint: disable=g-import-not-at-top
+  try:
+    port = gcs_emulator.start()
+  except ImportError as e:
+    pytest.skip(f"gs:// tests need gcp-storage-emulator and gcsfs ({e});"
+                " pip install -e '.[test]'")
+  yield port
+  gcs_emulator.stop()
+
+
+@pytest.fixture
+def gcs_bucket(_gcs_emulator_port, monkeypatch) -> str:
+  """`gs://NAME` of a fresh, empty bucket on the local GCS emulator.
+
+  The environment points gcsfs, etils.epath, orbax/tensorstore and
+  subprocesses started with `os.environ` at the emulator for the test.
+  """
+  import gcs_emulator  # pylint: disable=g-import-not-at-top
+  for key, value in gcs_emulator.environ(_gcs_emulator_port).items():
+    monkeypatch.setenv(key, value)
+  return f"gs://{gcs_emulator.new_bucket()}"

@@ -22,9 +22,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import pathlib
 import time
 from typing import Any, Callable, Sequence
+
+from etils import epath
 
 from ftgen.augment import postprocess
 from ftgen.augment import prompts
@@ -355,7 +356,7 @@ def correctness(dataset: str, documents: Sequence[records.Document],
           "new_correct": new_correct}
 
 
-def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
+def run(config, data_dir: epath.PathLike, out_dir: epath.PathLike,
         *, loaded=None, log: Log = print) -> dict[str, Any]:
   """Augments the dataset in `data_dir`; writes the augmented set to `out_dir`.
 
@@ -371,7 +372,7 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
   # `out_dir` is replaced whole: a user's directory there, or an input inside
   # it, is refused before any sampling; one run at a time, its lock beside
   # it (docs/design.md#reliability).
-  out_dir = pathlib.Path(out_dir)
+  out_dir = workdir_lib.as_path(out_dir)
   workdir_lib.check_replaceable(out_dir)
   workdir_lib.check_inputs_outside(
       {"data_dir": str(data_dir), **config.to_dict()}, [out_dir])
@@ -384,7 +385,7 @@ def run(config, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path,
     return _run(config, data_dir, out_dir, loaded, log)
 
 
-def _run(config, data_dir: str | pathlib.Path, out_dir: pathlib.Path,
+def _run(config, data_dir: epath.PathLike, out_dir: workdir_lib.AnyPath,
          loaded, log: Log) -> dict[str, Any]:
   """`run` once `out_dir` is checked and locked."""
   # Questions are optional (your own documents); when present, the leakage

@@ -13,6 +13,8 @@ from typing import Any
 
 from ftgen.checkpoints import hf
 from ftgen.checkpoints import registry
+from ftgen.data import io as data_io
+from ftgen.data import workdir as workdir_lib
 
 # Fields of ModelConfig that define the architecture (a mismatch is an error).
 ARCH_FIELDS = ("family", "vocab_size", "embed_dim", "num_layers", "num_heads",
@@ -47,6 +49,11 @@ def load_finetuned(model_name: str, checkpoint: str, *,
     A `ftgen.checkpoints.registry.LoadedModel`. Its tokenizer comes from the
     export when it has one, else from the base model.
   """
+  if workdir_lib.is_remote(checkpoint):  # A gs:// experiment's export.
+    if not workdir_lib.as_path(checkpoint).is_dir():
+      raise CheckpointMismatchError(
+          f"checkpoint {checkpoint}: directory not found")
+    checkpoint = data_io.local_copy(checkpoint)
   path = pathlib.Path(checkpoint).expanduser()
   if not path.is_dir():
     raise CheckpointMismatchError(f"checkpoint {path}: directory not found")

@@ -37,6 +37,7 @@ from ftgen.checkpoints import gguf as gguf_lib
 from ftgen.checkpoints import hf
 from ftgen.checkpoints import registry
 from ftgen.data import io as data_io
+from ftgen.data import workdir as workdir_lib
 from ftgen.models.config import ModelConfig
 
 TYPES = ("f16", "q8_0", "f32")
@@ -304,7 +305,7 @@ def finish(w: gguf.GGUFWriter) -> None:
 
 def write_gguf(path: os.PathLike[str] | str, config: ModelConfig,
                params: Any, tokenizer, *, ggml_type: str = "f16",
-               name: str = "ftgen") -> pathlib.Path:
+               name: str = "ftgen") -> workdir_lib.AnyPath:
   """Writes `params` (the ftgen params tree) and `tokenizer` as a GGUF file.
 
   Args:
@@ -318,7 +319,7 @@ def write_gguf(path: os.PathLike[str] | str, config: ModelConfig,
   Returns:
     The path written.
   """
-  path = pathlib.Path(path)
+  path = workdir_lib.as_path(path)  # Local or gs://.
   gguf_architecture(config)  # refuse before building any tensor
   tensors = hf.hf_state_dict(config, params)
   with data_io.atomic_path(path) as tmp:

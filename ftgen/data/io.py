@@ -7,11 +7,14 @@ leaves a directory that looks complete.
 
 This module also holds ftgen's one atomic writer (`atomic_path`,
 `atomic_write_text`, `atomic_write_json`), used for every file and directory
-ftgen writes that a reader could otherwise see half-written.
+ftgen writes that a reader could otherwise see half-written. Its targets may
+be local paths or object-store URLs (`gs://bucket/run`,
+`ftgen.data.workdir.as_path`); the readers here take both too.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
@@ -23,6 +26,8 @@ import secrets
 import shutil
 import tempfile
 from typing import Any, Iterable, Iterator
+
+from etils import epath
 
 from ftgen.data import records
 from ftgen.data import validity as validity_lib
@@ -79,7 +84,7 @@ def _share_modes(path: pathlib.Path):
 
 
 @contextlib.contextmanager
-def atomic_path(target: os.PathLike[str] | str, *, directory: bool = False,
+def atomic_path(target: epath.PathLike, *, directory: bool = False,
                 replace_unowned: bool = False) -> Iterator[pathlib.Path]:
   """Yields a temporary sibling of `target`, renamed onto `target` on success.
 
@@ -96,6 +101,17 @@ def atomic_path(target: os.PathLike[str] | str, *, directory: bool = False,
   `target` has the modes plain `open`/`mkdir` give (0666/0777 minus the
   umask), whatever mode the writer created it with.
 
+  A remote `target` (`gs://...`, `ftgen.data.workdir.is_remote`): the
+  temporary path is a local one, uploaded to `target` when the block ends
+  normally. A file becomes one object, and an object upload is atomic by
+  itself (the object appears whole when the upload completes, replacing
+  the old one), so no temporary object is needed. A directory is many
+  objects and cannot appear at once: the old prefix is deleted (as
+  `workdir.remove_dir`), then the files are uploaded with its sentinel
+  (written if the directory has none) first and its manifests last, so
+  that a cut-short upload is still ftgen's to replace and never has a
+  dataset's `manifest.json`, which marks it complete.
+
   Args:
     target: the final path; its parent directory is created.
     directory: whether `target` is a directory.
@@ -108,8 +124,13 @@ def atomic_path(target: os.PathLike[str] | str, *, directory: bool = False,
 
   Yields:
     The temporary path to write, in `target`'s directory (same file system,
-    so the rename is atomic).
+    so the rename is atomic); for a remote `target`, a local temporary path.
   """
+  if workdir_lib.is_remote(target):
+    with _remote_atomic_path(workdir_lib.as_path(target), directory,
+                             replace_unowned) as tmp:
+      yield tmp
+    return
   target = pathlib.Path(target)
   if directory and not replace_unowned:
     workdir_lib.check_replaceable(target)
@@ -145,6 +166,55 @@ def atomic_path(target: os.PathLike[str] | str, *, directory: bool = False,
       tmp.unlink()
 
 
+@contextlib.contextmanager
+def _remote_atomic_path(target: epath.Path, directory: bool,
+                        replace_unowned: bool) -> Iterator[pathlib.Path]:
+  """`atomic_path` for an object-store `target` (see there)."""
+  if directory and not replace_unowned:
+    workdir_lib.check_replaceable(target)
+  with tempfile.TemporaryDirectory(prefix="ftgen-upload-") as local:
+    tmp = pathlib.Path(local) / target.name
+    if directory:
+      tmp.mkdir()
+    yield tmp
+    if not directory:
+      upload(tmp, target)
+      return
+    workdir_lib.remove_dir(target, check=not replace_unowned)
+    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*")
+                   if p.is_file())
+    if workdir_lib.SENTINEL not in files:
+      workdir_lib.mark(target, "directory (uploaded)")
+    owners = workdir_lib.OWNERSHIP_FILES
+    for rel in sorted(files, key=lambda f: (f in owners[1:], f != owners[0])):
+      upload(tmp / rel, target / rel)
+
+
+def upload(local: os.PathLike[str] | str, target: epath.PathLike):
+  """Copies the local file `local` to `target` (one object write)."""
+  with open(local, "rb") as src, workdir_lib.as_path(target).open("wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def local_copy(path: epath.PathLike) -> pathlib.Path:
+  """`path` itself when local; else a local copy of the remote directory.
+
+  For readers that need local files (a fine-tuned export read by
+  safetensors and the tokenizer). The copy lies in a temporary directory
+  removed when the process exits.
+  """
+  if not workdir_lib.is_remote(path):
+    return pathlib.Path(path)
+  remote = workdir_lib.as_path(path)
+  local = pathlib.Path(tempfile.mkdtemp(prefix="ftgen-download-")) / remote.name
+  atexit.register(shutil.rmtree, local.parent, True)
+  for rel in workdir_lib.remote_files(remote):
+    (local / rel).parent.mkdir(parents=True, exist_ok=True)
+    with (remote / rel).open("rb") as src, open(local / rel, "wb") as dst:
+      shutil.copyfileobj(src, dst, 1 << 20)
+  return local
+
+
 def atomic_write_text(path: os.PathLike[str] | str, text: str):
   """Writes `text` (UTF-8, '\\n' line ends) to `path` atomically."""
   with atomic_path(path) as tmp:
@@ -172,8 +242,11 @@ def check_writable_dir(path: os.PathLike[str] | str, what: str = "workdir"
   `path` may not exist yet: then its nearest existing ancestor must be a
   writable directory (where it would be created). Nothing is created, so a
   run that fails a later check leaves no directory behind
-  (docs/reliability.md#validation-before-work).
+  (docs/reliability.md#validation-before-work). A remote `path` (gs://) is
+  not checked here: its first write (`make_dir`) fails before any work.
   """
+  if workdir_lib.is_remote(path):
+    return
   path = pathlib.Path(path).absolute()
   probe = path
   while not probe.exists() and probe != probe.parent:
@@ -208,10 +281,10 @@ def _jsonl_lines(path: os.PathLike[str] | str
   Errors are `DataError`s naming file:line:column. A UTF-8 byte order mark
   at the start of the file (some Windows editors write one) is skipped.
   """
-  path = pathlib.Path(path)
+  path = workdir_lib.as_path(path)
   if not path.is_file():
     raise DataError(f"{path}: file not found")
-  with open(path, "rb") as f:
+  with path.open("rb") as f:
     for lineno, raw in enumerate(f, start=1):
       if lineno == 1 and raw.startswith(_BOM):
         raw = raw[len(_BOM):]
@@ -351,7 +424,7 @@ def read_questions(path: os.PathLike[str] | str) -> list[records.Question]:
 
 def sha256_file(path: os.PathLike[str] | str) -> str:
   h = hashlib.sha256()
-  with open(path, "rb") as f:
+  with workdir_lib.as_path(path).open("rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       h.update(block)
   return h.hexdigest()
@@ -394,19 +467,19 @@ def _card(dataset: records.Dataset, manifest: dict[str, Any]) -> str:
 
 def write_dataset(
     dataset: records.Dataset,
-    outdir: os.PathLike[str] | str,
+    outdir: epath.PathLike,
     *,
     seed: int,
     config: dict[str, Any] | None = None,
     parquet: bool = False,
     validity: dict[str, Any] | None = None,
-) -> pathlib.Path:
+) -> workdir_lib.AnyPath:
   """Writes a dataset directory atomically and returns its path.
 
   `validity` (`ftgen.data.registry.validity`) goes into the manifest and the
   card.
   """
-  outdir = pathlib.Path(outdir)
+  outdir = workdir_lib.as_path(outdir)
   with atomic_path(outdir, directory=True) as tmp:
     write_jsonl(tmp / "train.jsonl", (d.to_json() for d in dataset.train))
     write_jsonl(tmp / "test.jsonl", (q.to_json() for q in dataset.test))
@@ -471,7 +544,7 @@ def load_dataset_dir(path: os.PathLike[str] | str, *, need_train: bool = True,
     need_questions: False accepts a train-only dataset (your own documents
       without questions): an absent or empty test.jsonl gives no questions.
   """
-  path = pathlib.Path(path)
+  path = workdir_lib.as_path(path)
   if not path.is_dir():
     raise DataError(f"{path}: dataset directory not found")
   docs = read_documents(path / "train.jsonl") if need_train else None

@@ -43,6 +43,7 @@ from typing import Any
 
 from ftgen.data import io
 from ftgen.data import records
+from ftgen.data import workdir as workdir_lib
 
 LM_EVAL_DIR = "lm_eval"
 LOADER_MODULE = "ftgen_lm_eval_data"
@@ -117,7 +118,7 @@ def task_prefix_of(data_dir: str | pathlib.Path) -> str:
   default from the manifest's train/test digests. A directory without
   ftgen's manifest (questions of your own) digests its files.
   """
-  data_dir = pathlib.Path(data_dir)
+  data_dir = workdir_lib.as_path(data_dir)  # Local or gs://.
   manifest: dict[str, Any] = {}
   if (data_dir / "manifest.json").is_file():
     manifest = json.loads((data_dir / "manifest.json").read_text("utf-8"))

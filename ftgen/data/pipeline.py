@@ -6,9 +6,10 @@ used by fine-tuning, the experiment runner and the augmentation launcher.
 
 from __future__ import annotations
 
-import pathlib
 import time
 from typing import Any
+
+from etils import epath
 
 from ftgen.data import io
 from ftgen.data import lm_eval
@@ -16,7 +17,8 @@ from ftgen.data import registry
 from ftgen.data import workdir as workdir_lib
 
 
-def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
+def generate_to_dir(config: Any, workdir: epath.PathLike
+                    ) -> workdir_lib.AnyPath:
   """Runs the generator of `config.name` and writes its dataset directory.
 
   The files: docs/design.md#dataset-files.
@@ -29,7 +31,7 @@ def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
     The dataset directory.
   """
   start = time.perf_counter()
-  outdir = pathlib.Path(workdir) / config.name
+  outdir = workdir_lib.as_path(workdir) / config.name
   # The directory is replaced whole: a user's directory there, or an input
   # inside it, is refused before generating (docs/design.md#reliability).
   workdir_lib.check_replaceable(outdir)
@@ -51,7 +53,8 @@ def generate_to_dir(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
   return path
 
 
-def ensure_dataset(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
+def ensure_dataset(config: Any, workdir: epath.PathLike
+                   ) -> workdir_lib.AnyPath:
   """`workdir/config.name`, generated from `config` unless already there.
 
   A directory with a manifest.json is complete: `io.write_dataset` fills a
@@ -65,7 +68,7 @@ def ensure_dataset(config: Any, workdir: str | pathlib.Path) -> pathlib.Path:
   Returns:
     The dataset directory.
   """
-  path = pathlib.Path(workdir) / config.name
+  path = workdir_lib.as_path(workdir) / config.name
   if (path / "manifest.json").is_file():
     return path
   return generate_to_dir(config, workdir)

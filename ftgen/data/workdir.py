@@ -16,6 +16,15 @@ per workdir (docs/design.md#reliability).
   "another run (pid N) is using DIR". The lock is host-local (flock), and
   under `jax.distributed` only process 0 takes it (`enabled`), as only
   process 0 is meant to write.
+* **Local or gs://.** `as_path` gives a `pathlib.Path` for a local path
+  (every guarantee above, unchanged) and an `etils.epath.Path` for a URL
+  such as `gs://bucket/run`. On an object store a "directory" is a prefix:
+  it is ftgen's when its sentinel object is there, `make_dir` writes only
+  that object, `remove_dir` deletes the prefix's objects (the sentinels
+  last, so a removal cut short leaves a prefix that is still ftgen's), and
+  `locked` takes no lock (one log line says so): an object store has no
+  flock, and a lock object would outlive a preempted run and block the
+  very rerun that should resume it.
 
 No jax here; `ftgen.data.io` uses this module for its directory
 replacement, so this module writes its two small files (sentinel, lock)
@@ -29,13 +38,21 @@ import datetime
 import errno
 import fcntl
 import json
+import logging
 import os
 import pathlib
 import re
 import shutil
 import tempfile
 import time
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Union
+
+from etils import epath
+
+_log = logging.getLogger(__name__)
+
+# A local path or an object-store URL (`as_path`).
+AnyPath = Union[pathlib.Path, epath.Path]
 
 SENTINEL = ".ftgen"
 LOCK_FILE = ".ftgen.lock"
@@ -56,11 +73,47 @@ class WorkdirBusy(WorkdirError):
   """Another run holds the workdir's lock."""
 
 
-def _is_file(path: pathlib.Path) -> bool:
+def is_remote(path: epath.PathLike) -> bool:
+  """Whether `path` is a URL (`gs://bucket/run`) rather than a local path."""
+  return "://" in os.fspath(path)
+
+
+def as_path(path: epath.PathLike) -> AnyPath:
+  """`path` as a `pathlib.Path` (local) or an `epath.Path` (a URL).
+
+  Local paths stay `pathlib.Path`s, so their symlink checks and atomic
+  renames are exactly as before; `pathlib.Path("gs://b/x")` would collapse
+  the URL to `gs:/b/x`.
+  """
+  if isinstance(path, epath.Path) and not is_remote(path):
+    return pathlib.Path(os.fspath(path))
+  return epath.Path(path) if is_remote(path) else pathlib.Path(path)
+
+
+def remote_files(prefix: epath.Path) -> list[str]:
+  """The objects under the URL `prefix`, as names relative to it, sorted."""
+  root = os.fspath(prefix).split("://", 1)[1].rstrip("/")
+  out = []
+  for dirpath, _, files in prefix.walk():
+    rel = os.fspath(dirpath).split("://", 1)[-1][len(root):].strip("/")
+    out += [f"{rel}/{f}" if rel else f for f in files]
+  return sorted(out)
+
+
+def lexists(path: epath.PathLike) -> bool:
+  """`os.path.lexists` (a broken symlink exists), or an object or prefix."""
+  if is_remote(path):
+    return as_path(path).exists()
+  return os.path.lexists(path)
+
+
+def _is_file(path: AnyPath) -> bool:
+  if is_remote(path):
+    return path.is_file()
   return path.is_file() and not path.is_symlink()
 
 
-def _dataset_manifest(path: pathlib.Path) -> bool:
+def _dataset_manifest(path: AnyPath) -> bool:
   if not _is_file(path):
     return False
   try:
@@ -71,25 +124,27 @@ def _dataset_manifest(path: pathlib.Path) -> bool:
       k in manifest for k in _DATASET_MANIFEST_KEYS)
 
 
-def made_by_ftgen(path: os.PathLike[str] | str) -> bool:
+def made_by_ftgen(path: epath.PathLike) -> bool:
   """Whether `path` is a real directory (not a symlink) with ftgen's sentinel."""
-  path = pathlib.Path(path)
-  if path.is_symlink() or not path.is_dir():
+  path = as_path(path)
+  if is_remote(path):
+    pass  # A prefix: no symlinks; its sentinel alone says whose it is.
+  elif path.is_symlink() or not path.is_dir():
     return False
   return (_is_file(path / SENTINEL) or _is_file(path / CACHE_MANIFEST)
           or _dataset_manifest(path / "manifest.json"))
 
 
-def check_replaceable(path: os.PathLike[str] | str):
+def check_replaceable(path: epath.PathLike):
   """Raises `WorkdirError` unless `path` is absent or a directory ftgen made.
 
   Args:
     path: a directory ftgen is about to remove or replace.
   """
-  path = pathlib.Path(path)
-  if not os.path.lexists(path):
+  path = as_path(path)
+  if not lexists(path):
     return
-  if path.is_symlink():
+  if not is_remote(path) and path.is_symlink():
     why = "is a symbolic link"
   elif not path.is_dir():
     why = "exists and is not a directory"
@@ -102,7 +157,7 @@ def check_replaceable(path: os.PathLike[str] | str):
                      " yourself")
 
 
-def remove_dir(path: os.PathLike[str] | str, *, check: bool = True):
+def remove_dir(path: epath.PathLike, *, check: bool = True):
   """Removes the directory `path` (or a symlink there, not its target).
 
   The directory is first renamed aside, so `path` is never half-deleted.
@@ -112,9 +167,12 @@ def remove_dir(path: os.PathLike[str] | str, *, check: bool = True):
     check: refuse (`WorkdirError`) unless ftgen made it. Only directories
       that are ftgen's by location (the checkpoint cache) pass False.
   """
-  path = pathlib.Path(path)
+  path = as_path(path)
   if check:
     check_replaceable(path)
+  if is_remote(path):
+    _remove_prefix(path)
+    return
   if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
     path.unlink()
     return
@@ -127,6 +185,24 @@ def remove_dir(path: os.PathLike[str] | str, *, check: bool = True):
   except FileNotFoundError:
     pass  # Another process moved it meanwhile.
   shutil.rmtree(trash, ignore_errors=True)
+
+
+# The objects that make a prefix ftgen's: deleted last, uploaded first.
+OWNERSHIP_FILES = (SENTINEL, CACHE_MANIFEST, "manifest.json")
+
+
+def _remove_prefix(path: epath.Path):
+  """Deletes every object under `path`, its ownership objects last.
+
+  An object store cannot rename a prefix aside, so a removal cut short
+  leaves part of it; with the sentinel still there the rerun may replace it.
+  """
+  if path.is_file():
+    path.unlink()
+    return
+  names = remote_files(path)
+  for name in sorted(names, key=lambda n: n in OWNERSHIP_FILES):
+    (path / name).unlink(missing_ok=True)
 
 
 def _write_new(path: pathlib.Path, text: str):
@@ -147,26 +223,43 @@ def mark(directory: os.PathLike[str] | str, what: str):
   info = {"made_by": "ftgen", "what": what, "pid": os.getpid(),
           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
               timespec="seconds")}
+  directory = as_path(directory)
+  if is_remote(directory):
+    # Check then write: gcsfs's create-only mode (ifGenerationMatch=0) is
+    # not honoured by every emulator, and two writers of one sentinel write
+    # the same claim.
+    if not (directory / SENTINEL).exists():
+      (directory / SENTINEL).write_text(json.dumps(info) + "\n")
+    return
   try:
-    _write_new(pathlib.Path(directory) / SENTINEL, json.dumps(info) + "\n")
+    _write_new(directory / SENTINEL, json.dumps(info) + "\n")
   except FileExistsError:
     pass
 
 
-def make_dir(path: os.PathLike[str] | str, what: str) -> pathlib.Path:
+def make_dir(path: epath.PathLike, what: str) -> AnyPath:
   """Creates the output directory `path` with a sentinel, unless it exists.
 
   An existing directory is used as it is and not claimed: ftgen marks only
-  what it creates.
+  what it creates. On an object store (`gs://`) the directory is a prefix:
+  an empty one gets its sentinel object; one holding objects is used as it
+  is.
 
   Args:
     path: the directory; its parents are created.
     what: recorded in the sentinel.
 
   Returns:
-    `path` as a `pathlib.Path`.
+    `path` as a `pathlib.Path` (local) or `epath.Path` (a URL).
   """
-  path = pathlib.Path(path)
+  path = as_path(path)
+  if is_remote(path):
+    if path.is_file():
+      raise WorkdirError(f"{path} exists and is not a directory (an object);"
+                         " choose another --workdir or remove it yourself")
+    if not path.is_dir():
+      mark(path, what)
+    return path
   if path.is_dir():
     return path
   if os.path.lexists(path):
@@ -224,7 +317,8 @@ def check_inputs_outside(config: Mapping[str, Any],
       is an input.
     outputs: directories ftgen may remove or replace.
   """
-  outputs = [pathlib.Path(o) for o in outputs]
+  # Inputs are local paths; a remote output (gs://) holds none of them.
+  outputs = [pathlib.Path(o) for o in outputs if not is_remote(o)]
   resolved = [o.resolve() for o in outputs]
   for key, path in input_paths(config):
     p = path.resolve()
@@ -250,7 +344,7 @@ def _holder(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def locked(directory: os.PathLike[str] | str, *,
+def locked(directory: epath.PathLike, *,
            lock_file: os.PathLike[str] | str | None = None,
            enabled: bool = True) -> Iterator[None]:
   """Holds the exclusive lock of `directory` for the `with` block.
@@ -269,6 +363,11 @@ def locked(directory: os.PathLike[str] | str, *,
       symlink).
   """
   if not enabled:
+    yield
+    return
+  if is_remote(directory):
+    _log.warning("%s is on an object store: no workdir lock is taken (do"
+                 " not start a second run on it)", directory)
     yield
     return
   directory = pathlib.Path(directory)

@@ -30,11 +30,11 @@ import datetime
 import hashlib
 import json
 import logging
-import pathlib
 import re
 import time
 from typing import Any, Sequence
 
+from etils import epath
 import jax
 import numpy as np
 
@@ -236,7 +236,7 @@ def fit_icl_subsample(config: Any, tokenizer,
   return hi
 
 
-def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
+def run_evaluation(config: Any, workdir: epath.PathLike) -> dict[str, Any]:
   """Evaluates one condition and writes the outputs listed above.
 
   Returns:
@@ -259,7 +259,7 @@ def run_evaluation(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
     distributed.barrier("evaluation written")
 
 
-def _evaluate(config: Any, workdir: pathlib.Path,
+def _evaluate(config: Any, workdir: workdir_lib.AnyPath,
               docs: list[records.Document] | None,
               questions: list[records.Question], t0: float) -> dict[str, Any]:
   """`run_evaluation` once its inputs are read and the workdir is locked."""
@@ -305,7 +305,7 @@ def _evaluate(config: Any, workdir: pathlib.Path,
   seconds_scoring = time.time() - t_score
   rows, scores = scored.rows, scored.scores
   per_split = summarize(questions, rows)
-  dataset_name = pathlib.Path(config.data).name
+  dataset_name = workdir_lib.as_path(config.data).name
   summary = {
       "dataset": dataset_name,
       "model": config.model,
@@ -429,7 +429,7 @@ def _score(model, params, requests, desc: str, cache: dict[str, Any],
   return scores, prefix_mode, cached, per_context_cached
 
 
-def write_results(path: pathlib.Path, rows: Sequence[dict[str, Any]]):
+def write_results(path: workdir_lib.AnyPath, rows: Sequence[dict[str, Any]]):
   """Writes results.jsonl rows (also fine-tuning's eval_results.jsonl)."""
   data_io.atomic_write_text(path,
                             "".join(json.dumps(row) + "\n" for row in rows))
@@ -539,13 +539,13 @@ def _rows(condition: str, questions: Sequence[records.Question],
   return rows
 
 
-def write_lm_eval_layout(workdir: pathlib.Path, config: Any,
+def write_lm_eval_layout(workdir: workdir_lib.AnyPath, config: Any,
                          questions: Sequence[records.Question],
                          prompts: Sequence[prompts_lib.QuestionPrompt],
                          rows: Sequence[dict[str, Any]],
                          per_split: dict[str, dict[str, Any]], tokenizer: Any,
                          model_config: Any, seconds: float
-                         ) -> list[pathlib.Path]:
+                         ) -> list[workdir_lib.AnyPath]:
   """Writes lm-evaluation-harness 0.4's output beside ftgen's files.
 
   `results_<time>.json` and one `samples_<task>_<time>.jsonl` per task, as
@@ -568,7 +568,8 @@ def write_lm_eval_layout(workdir: pathlib.Path, config: Any,
           prefix, s, any(len(questions[i].answers) > 1 for i in idx))
       for s, idx in by_split.items()}
   original: dict[str, int] = {}
-  for q in data_io.read_questions(pathlib.Path(config.data) / "test.jsonl"):
+  for q in data_io.read_questions(
+      workdir_lib.as_path(config.data) / "test.jsonl"):
     original[q.split] = original.get(q.split, 0) + 1
   out = metrics.lm_eval_results(per_split, tasks, lm_eval.task_name(prefix),
                                 configs=configs, original_sizes=original)
@@ -663,7 +664,7 @@ def _clean(obj: Any) -> Any:
   return obj
 
 
-def _write_json(path: pathlib.Path, obj: Any):
+def _write_json(path: workdir_lib.AnyPath, obj: Any):
   data_io.atomic_write_json(path, _clean(obj), indent=1,
                             default=_json_default)
 

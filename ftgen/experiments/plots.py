@@ -9,11 +9,12 @@ display needed: Colab, CI, TPU VMs).
 from __future__ import annotations
 
 import math
-import os
-import pathlib
 from typing import Any, Mapping
 
+from etils import epath
+
 from ftgen.data import io as data_io
+from ftgen.data import workdir as workdir_lib
 
 # Colours per condition: plain fine-tuning grey, ICL/retrieval blues,
 # augmented fine-tuning greens/oranges (paper-like grouping).
@@ -53,8 +54,8 @@ def _label(cond: str, summary: Mapping[str, Any]) -> str:
   return LABELS.get(cond, cond)
 
 
-def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
-                 ) -> dict[str, pathlib.Path]:
+def plot_summary(summary: Mapping[str, Any], path_stem: epath.PathLike
+                 ) -> dict[str, workdir_lib.AnyPath]:
   """Draws summary["conditions"] and writes `path_stem`.png and .svg."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -124,7 +125,7 @@ def plot_summary(summary: Mapping[str, Any], path_stem: os.PathLike[str] | str
   ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
             frameon=False, fontsize=8)
   fig.tight_layout()
-  stem = pathlib.Path(path_stem)
+  stem = workdir_lib.as_path(path_stem)  # Local or gs://.
   stem.parent.mkdir(parents=True, exist_ok=True)
   out = {}
   for ext in ("png", "svg"):

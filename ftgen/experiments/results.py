@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import pathlib
 from typing import Any, Iterable, Mapping, Sequence
 
+from etils import epath
 import numpy as np
 
 from ftgen.data import io as data_io
+from ftgen.data import workdir as workdir_lib
 from ftgen.data import records
 from ftgen.eval import metrics
 from ftgen.experiments import conditions as conditions_lib
@@ -96,12 +96,12 @@ def make_rows(eval_rows: Iterable[Mapping[str, Any]],
   return out
 
 
-def read_jsonl(path: os.PathLike[str] | str) -> list[dict[str, Any]]:
-  with open(path, encoding="utf-8") as f:
+def read_jsonl(path: epath.PathLike) -> list[dict[str, Any]]:
+  with workdir_lib.as_path(path).open(encoding="utf-8") as f:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def write_json(path: os.PathLike[str] | str, obj: Any):
+def write_json(path: epath.PathLike, obj: Any):
   """Atomic JSON write (NaN becomes null, so strict readers accept it)."""
   data_io.atomic_write_json(path, _nan_to_none(obj), indent=2)
 
@@ -117,11 +117,11 @@ def _nan_to_none(obj: Any) -> Any:
 
 
 def write_table(rows: Sequence[Mapping[str, Any]],
-                outdir: os.PathLike[str] | str) -> dict[str, pathlib.Path]:
+                outdir: epath.PathLike) -> dict[str, workdir_lib.AnyPath]:
   """Writes results.jsonl, results.parquet and results.csv into `outdir`."""
   import pandas as pd  # pylint: disable=g-import-not-at-top
 
-  outdir = pathlib.Path(outdir)
+  outdir = workdir_lib.as_path(outdir)
   outdir.mkdir(parents=True, exist_ok=True)
   paths = {k: outdir / f"results.{k}" for k in ("jsonl", "parquet", "csv")}
   data_io.atomic_write_text(paths["jsonl"], "".join(

@@ -35,12 +35,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import pathlib
 import re
 import time
 from typing import Any, Callable
 
+from etils import epath
 import jax
 
 from ftgen import configs
@@ -100,21 +99,21 @@ class StageUnavailable(RuntimeError):
 # tests can replace them.
 
 
-def generate_data(data_config: Any, parent: pathlib.Path) -> pathlib.Path:
+def generate_data(data_config: Any, parent: workdir_lib.AnyPath) -> workdir_lib.AnyPath:
   return pipeline.ensure_dataset(data_config, parent)
 
 
-def run_augmentation(config: Any, data_dir: pathlib.Path,
-                     workdir: pathlib.Path) -> dict[str, Any]:
+def run_augmentation(config: Any, data_dir: workdir_lib.AnyPath,
+                     workdir: workdir_lib.AnyPath) -> dict[str, Any]:
   """Runs the model-written augmentation library; returns its report."""
   return augment.run(config, data_dir, workdir) or {}
 
 
-def run_finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+def run_finetune(config: Any, workdir: workdir_lib.AnyPath) -> dict[str, Any]:
   return loop.finetune(config, workdir)
 
 
-def run_evaluation(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+def run_evaluation(config: Any, workdir: workdir_lib.AnyPath) -> dict[str, Any]:
   return eval_lib.run_evaluation(config, workdir)
 
 
@@ -126,8 +125,8 @@ class Outcome:
   """What `run_experiment` returns."""
 
   summary: dict[str, Any]
-  workdir: pathlib.Path
-  figure: pathlib.Path | None
+  workdir: workdir_lib.AnyPath
+  figure: workdir_lib.AnyPath | None
   table: str
   ran: list[str]
   skipped_stages: list[str]
@@ -172,7 +171,7 @@ def _stage_error(stage: str, e: Exception) -> ExperimentConfigError:
       re.sub(r"\bconfig\.", f"config.{stage}.", str(e)))
 
 
-def _check_stages(config: Any, workdir: pathlib.Path):
+def _check_stages(config: Any, workdir: workdir_lib.AnyPath):
   """Validates the model name and every stage config the conditions will run,
   each with its stage's own validator, before any stage
   (docs/reliability.md#validation-before-work)."""
@@ -183,7 +182,8 @@ def _check_stages(config: Any, workdir: pathlib.Path):
       registry.validate_name(config[key])
     except ValueError as e:
       raise ExperimentConfigError(f"config.{key}: {e}") from e
-  if config.data_dir and not pathlib.Path(config.data_dir).is_dir():
+  if (config.data_dir
+      and not workdir_lib.as_path(config.data_dir).is_dir()):
     raise ExperimentConfigError(
         f"config.data_dir={config.data_dir!r} is not a directory; give a"
         " dataset directory (train.jsonl, test.jsonl) or leave it empty")
@@ -217,7 +217,7 @@ def _check_stages(config: Any, workdir: pathlib.Path):
       raise _stage_error("evaluate", e) from e
 
 
-def _write_docs(path: pathlib.Path, texts: list[str], prefix: str):
+def _write_docs(path: workdir_lib.AnyPath, texts: list[str], prefix: str):
   if not distributed.is_primary():
     return  # Process 0 writes the shared workdir.
   with data_io.atomic_path(path) as tmp:
@@ -225,12 +225,16 @@ def _write_docs(path: pathlib.Path, texts: list[str], prefix: str):
                               for i, t in enumerate(texts)))
 
 
-def _find_augmented(outdir: pathlib.Path) -> pathlib.Path:
+def _find_augmented(outdir: workdir_lib.AnyPath) -> workdir_lib.AnyPath:
   """The augmented documents written by the augmentation library."""
   for name in ("augmented.jsonl", "train.jsonl"):
     if (outdir / name).is_file():
       return outdir / name
-  found = sorted(outdir.rglob("*.jsonl"))
+  if workdir_lib.is_remote(outdir):  # No recursive glob on an object store.
+    found = [outdir / f for f in workdir_lib.remote_files(outdir)
+             if f.endswith(".jsonl")]
+  else:
+    found = sorted(outdir.rglob("*.jsonl"))
   if not found:
     raise StageUnavailable(f"augmentation wrote no JSONL under {outdir}")
   return found[0]
@@ -239,7 +243,7 @@ def _find_augmented(outdir: pathlib.Path) -> pathlib.Path:
 class _Experiment:
   """State shared by the stages of one `run_experiment` call."""
 
-  def __init__(self, config: Any, workdir: pathlib.Path,
+  def __init__(self, config: Any, workdir: workdir_lib.AnyPath,
                log: Callable[[str], None]):
     self.c = config
     self.workdir = workdir
@@ -247,10 +251,10 @@ class _Experiment:
     self.stages = stages_lib.Stages(workdir, log)
     self.skipped: dict[str, str] = {}
     self.model_config = None
-    self.dataset_dir: pathlib.Path | None = None
+    self.dataset_dir: workdir_lib.AnyPath | None = None
     self.questions: list[records.Question] = []
     self.documents: list[records.Document] = []
-    self.aug_paths: dict[str, pathlib.Path] = {}
+    self.aug_paths: dict[str, workdir_lib.AnyPath] = {}
     # Fine-tuning condition -> steps, examples, epochs, split mode.
     self.plan: dict[str, dict[str, Any]] = {}
 
@@ -266,7 +270,7 @@ class _Experiment:
   def data(self):
     c = self.c
     if c.data_dir:
-      self.dataset_dir = pathlib.Path(c.data_dir)
+      self.dataset_dir = workdir_lib.as_path(c.data_dir)
     else:
       parent = self.workdir / "data"
       self.dataset_dir = parent / c.data.name
@@ -333,7 +337,7 @@ class _Experiment:
                                  lambda k=kind, o=outdir: self._model_aug(k, o))
         if info.get("unavailable"):  # Finished, with nothing to train on.
           raise StageUnavailable(info["unavailable"])
-        self.aug_paths[kind] = pathlib.Path(info["path"])
+        self.aug_paths[kind] = workdir_lib.as_path(info["path"])
       except (StageUnavailable, records.OracleUnavailable) as e:
         for cond, k in conditions_lib.AUGMENTATION.items():
           if k == kind and cond in self.c.conditions:
@@ -373,7 +377,7 @@ class _Experiment:
             "note": "concatenation; its cost is that of its parts",
             "parts_wall_s": sum(p.get("wall_s", 0) for p in parts)}
 
-  def _model_aug(self, kind: str, outdir: pathlib.Path) -> dict[str, Any]:
+  def _model_aug(self, kind: str, outdir: workdir_lib.AnyPath) -> dict[str, Any]:
     cfg = stage_configs.augment_config(self.c, kind, str(self.dataset_dir))
     report = run_augmentation(cfg, self.dataset_dir, outdir)
     path = _find_augmented(outdir)
@@ -398,7 +402,7 @@ class _Experiment:
     return info
 
   # -- fine-tuning
-  def finetune_dir(self, cond: str, seed: int) -> pathlib.Path:
+  def finetune_dir(self, cond: str, seed: int) -> workdir_lib.AnyPath:
     return self.workdir / "finetune" / cond / f"seed_{seed}"
 
   def finetune(self):
@@ -476,7 +480,7 @@ class _Experiment:
         steps=self.plan[cond]["steps"] if steps is None else steps,
         split_mode=split_mode(self.c, cond))
 
-  def _finetune(self, cfg: Any, outdir: pathlib.Path) -> dict[str, Any]:
+  def _finetune(self, cfg: Any, outdir: workdir_lib.AnyPath) -> dict[str, Any]:
     summary = run_finetune(cfg, outdir)
     if summary.get("preempted"):
       raise KeyboardInterrupt(
@@ -495,7 +499,7 @@ class _Experiment:
     return info
 
   # -- evaluation
-  def eval_dir(self, cond: str, seed: int) -> pathlib.Path:
+  def eval_dir(self, cond: str, seed: int) -> workdir_lib.AnyPath:
     return self.workdir / "eval" / cond / f"seed_{seed}"
 
   def eval_seeds(self, cond: str) -> list[int]:
@@ -547,7 +551,7 @@ class _Experiment:
       cfg.icl_subsample = self.fit_icl_subsample(cfg)
     return cfg
 
-  def _evaluate(self, cfg: Any, outdir: pathlib.Path) -> dict[str, Any]:
+  def _evaluate(self, cfg: Any, outdir: workdir_lib.AnyPath) -> dict[str, Any]:
     summary = run_evaluation(cfg, outdir)
     if not (outdir / "results.jsonl").is_file():
       raise RuntimeError(f"evaluation wrote no {outdir / 'results.jsonl'}")
@@ -713,7 +717,7 @@ RESUME_FREE = ("progress", "force_resume", "figure_name", "paired_baseline",
                    f"finetune.{k}" for k in validate.RESUME_FREE)
 
 
-def _check_same_run(config: Any, cfg_path: pathlib.Path,
+def _check_same_run(config: Any, cfg_path: workdir_lib.AnyPath,
                     new_cfg: dict[str, Any], log: Callable[[str], None]):
   """Refuses a workdir whose recorded config differs (see RESUME_FREE)."""
   if not cfg_path.is_file():
@@ -734,13 +738,13 @@ def _check_same_run(config: Any, cfg_path: pathlib.Path,
       " are reused (config.force_resume)")
 
 
-def run_experiment(config: Any, workdir: str | os.PathLike[str], *,
+def run_experiment(config: Any, workdir: epath.PathLike, *,
                    log: Callable[[str], None] = print) -> Outcome:
   """Runs (or resumes) every stage of the experiment in `workdir`."""
   # Everything checkable without data before any directory is made
   # (docs/reliability.md#validation-before-work).
   _check(config)
-  workdir = pathlib.Path(workdir)
+  workdir = workdir_lib.as_path(workdir)  # Local or gs://.
   _check_stages(config, workdir)
   data_io.check_writable_dir(workdir)
   workdir_lib.check_inputs_outside(config.to_dict(),
@@ -752,12 +756,12 @@ def run_experiment(config: Any, workdir: str | os.PathLike[str], *,
       lambda: workdir_lib.make_dir(workdir, "experiment workdir"),
       "experiment workdir made")
   # One run per workdir; host-local, taken by process 0 only under
-  # jax.distributed (docs/design.md#reliability).
+  # jax.distributed, none on gs:// (docs/design.md#reliability).
   with workdir_lib.locked(workdir, enabled=distributed.is_primary()):
     return _run(config, workdir, cfg_path, new_cfg, log)
 
 
-def _replaced_dirs(config: Any, workdir: pathlib.Path) -> list[pathlib.Path]:
+def _replaced_dirs(config: Any, workdir: workdir_lib.AnyPath) -> list[workdir_lib.AnyPath]:
   """The directories of `workdir` that a (re)done stage removes or replaces:
   no input may lie inside them."""
   out = [workdir / d for d in ("augment", "finetune", "eval", "stages")]
@@ -766,7 +770,7 @@ def _replaced_dirs(config: Any, workdir: pathlib.Path) -> list[pathlib.Path]:
   return out
 
 
-def _run(config: Any, workdir: pathlib.Path, cfg_path: pathlib.Path,
+def _run(config: Any, workdir: workdir_lib.AnyPath, cfg_path: workdir_lib.AnyPath,
          new_cfg: dict[str, Any], log: Callable[[str], None]) -> Outcome:
   """`run_experiment` once the checks passed and the workdir is locked."""
   exp = _Experiment(config, workdir, log)

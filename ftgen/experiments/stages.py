@@ -18,8 +18,6 @@ stage's own library writes its outputs from process 0.
 from __future__ import annotations
 
 import json
-import os
-import pathlib
 import time
 from typing import Any, Callable
 
@@ -31,7 +29,7 @@ from ftgen.parallel import distributed
 class Stages:
   """Completion markers: a stage is done iff `stages/NAME.json` exists."""
 
-  def __init__(self, workdir: pathlib.Path, log: Callable[[str], None]):
+  def __init__(self, workdir: workdir_lib.AnyPath, log: Callable[[str], None]):
     self.dir = workdir / "stages"
     distributed.primary_only(
         lambda: self.dir.mkdir(parents=True, exist_ok=True),
@@ -40,10 +38,10 @@ class Stages:
     self.ran: list[str] = []
     self.skipped: list[str] = []
 
-  def _marker(self, name: str) -> pathlib.Path:
+  def _marker(self, name: str) -> workdir_lib.AnyPath:
     return self.dir / (name.replace("/", "__") + ".json")
 
-  def _read(self, path: pathlib.Path) -> dict[str, Any] | None:
+  def _read(self, path: workdir_lib.AnyPath) -> dict[str, Any] | None:
     try:
       info = json.loads(path.read_text())
       why = "" if isinstance(info, dict) else "not a JSON object"
@@ -71,7 +69,7 @@ class Stages:
         out[p.stem.replace("__", "/")] = info
     return out
 
-  def run(self, name: str, outdir: pathlib.Path | None,
+  def run(self, name: str, outdir: workdir_lib.AnyPath | None,
           fn: Callable[[], dict[str, Any] | None], *,
           resumable: bool = False) -> dict[str, Any]:
     """Runs `fn` unless the stage is done; writes the marker on success.
@@ -104,9 +102,9 @@ class Stages:
     self.ran.append(name)
     return info
 
-  def _prepare(self, name: str, outdir: pathlib.Path, resumable: bool):
+  def _prepare(self, name: str, outdir: workdir_lib.AnyPath, resumable: bool):
     """Removes a partial `outdir` (unless `resumable`), then (re)makes it."""
-    if os.path.lexists(outdir) and not resumable:
+    if workdir_lib.lexists(outdir) and not resumable:
       # Only a directory ftgen made (its sentinel) is removed; anything
       # else is the user's: refused (docs/design.md#reliability).
       workdir_lib.check_replaceable(outdir)

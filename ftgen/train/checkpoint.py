@@ -19,13 +19,14 @@ next save at that step succeeds.
 from __future__ import annotations
 
 import logging
-import pathlib
 import shutil
 import time
 from typing import Any
 
+from etils import epath
 import orbax.checkpoint as ocp
 
+from ftgen.data import workdir as workdir_lib
 from ftgen.train import state as state_lib
 
 _log = logging.getLogger(__name__)
@@ -50,9 +51,11 @@ class _DigestMismatch(Exception):
 class Checkpointer:
   """Saves and restores train states under `workdir/checkpoints`."""
 
-  def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3,
+  def __init__(self, workdir: epath.PathLike, *, max_to_keep: int = 3,
                async_save: bool = True):
-    self.workdir = pathlib.Path(workdir)
+    # Local or gs://: orbax writes either (its epath), atomically by a
+    # commit marker on object stores.
+    self.workdir = workdir_lib.as_path(workdir)
     self.directory = self.workdir / "checkpoints"
     self.max_to_keep = max_to_keep
     self.async_save = async_save
@@ -63,7 +66,9 @@ class Checkpointer:
         max_to_keep=self.max_to_keep, create=True,
         enable_async_checkpointing=self.async_save,
         cleanup_tmp_directories=True)
-    return ocp.CheckpointManager(self.directory.absolute(), options=options,
+    directory = (self.directory if workdir_lib.is_remote(self.directory)
+                 else self.directory.absolute())
+    return ocp.CheckpointManager(directory, options=options,
                                  item_names=("state", "meta"))
 
   def all_steps(self) -> list[int]:
@@ -150,10 +155,16 @@ class Checkpointer:
     """Moves a broken step directory aside and reopens the manager."""
     self._manager.close()
     broken = self.workdir / "checkpoints_broken"
-    broken.mkdir(parents=True, exist_ok=True)
     src = self.directory / str(step)
-    if src.exists():
-      shutil.move(str(src), str(broken / f"{step}-{int(time.time())}"))
+    dst = broken / f"{step}-{int(time.time())}"
+    if workdir_lib.is_remote(src):
+      # No rename of a prefix on an object store: copy, then delete.
+      for name in workdir_lib.remote_files(src):
+        (src / name).copy(dst / name)
+      workdir_lib.remove_dir(src, check=False)
+    elif src.exists():
+      broken.mkdir(parents=True, exist_ok=True)
+      shutil.move(str(src), str(dst))
     self._manager = self._open()
 
 

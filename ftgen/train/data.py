@@ -21,7 +21,7 @@ fine-tuning of the same steps).
 from __future__ import annotations
 
 import dataclasses
-import pathlib
+import os
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -29,6 +29,7 @@ import numpy as np
 from ftgen.checkpoints import tokenizer as tokenizer_lib
 from ftgen.data import io
 from ftgen.data import records
+from ftgen.data import workdir as workdir_lib
 from ftgen.data import splitting
 from ftgen.models import kv_cache
 
@@ -103,12 +104,12 @@ def _first_eos(tokenizer: Any) -> int:
   return list(eos)[0]
 
 
-def read_augmented(path: str | pathlib.Path) -> list[records.Document]:
+def read_augmented(path: str | os.PathLike[str]) -> list[records.Document]:
   """Augmented documents: a JSONL of `{"id", "text"}` or a directory of it.
 
   A directory is searched for `augmented.jsonl`, then `train.jsonl`.
   """
-  path = pathlib.Path(path)
+  path = workdir_lib.as_path(path)  # Local or gs:// (an experiment's).
   if path.is_dir():
     for name in ("augmented.jsonl", "train.jsonl"):
       if (path / name).is_file():

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 import signal
 import threading
 import time
 from typing import Any
 
+from etils import epath
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -89,10 +89,10 @@ class _StopFlag:
       self._previous = None
 
 
-def ensure_dataset(config: Any, workdir: pathlib.Path) -> pathlib.Path:
+def ensure_dataset(config: Any, workdir: epath.Path) -> epath.Path:
   """The dataset directory, generated under WORKDIR/data when absent."""
   if config.data.dir:
-    path = pathlib.Path(config.data.dir)
+    path = workdir_lib.as_path(config.data.dir)
     if not (path / "train.jsonl").is_file():
       raise ValueError(
           f"config key 'data.dir' = {str(path)!r} holds no train.jsonl; point"
@@ -133,10 +133,10 @@ def _check_batch(config: Any, mesh: jax.sharding.Mesh):
         f" of {dp}")
 
 
-def build(config: Any, workdir: str | pathlib.Path) -> Setup:
+def build(config: Any, workdir: epath.PathLike) -> Setup:
   """Model, data, mesh, sharded state and the jitted step of a config
   (checked by `validate.check_config`)."""
-  workdir = pathlib.Path(workdir)
+  workdir = workdir_lib.as_path(workdir)
   devices = jax.devices()
   if config.num_devices:
     if config.num_devices > len(devices):
@@ -239,7 +239,7 @@ def _save(ckpt: ckpt_lib.Checkpointer, setup: Setup, state: Any, step: int,
 
 def _run_eval(setup: Setup, state: Any, step: int,
               writer: metrics_lib.MetricsWriter,
-              rows_path: pathlib.Path | None = None) -> dict[str, Any]:
+              rows_path: epath.Path | None = None) -> dict[str, Any]:
   """Evaluates the current params; writes the rows to `rows_path` if given.
 
   The rows are those `launch/evaluate.py` (finetuned) writes to
@@ -281,7 +281,7 @@ def _batches_cost(setup: Setup, steps: int) -> tuple[int, float]:
   return tokens, flops
 
 
-def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
+def finetune(config: Any, workdir: epath.PathLike) -> dict[str, Any]:
   """Fine-tunes per `config` in `workdir` (resuming), returns the summary.
 
   One run per workdir: the workdir's lock is held throughout (process 0 of
@@ -290,7 +290,7 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
   """
   # Before anything is created or loaded (docs/reliability.md).
   validate.check_config(config)
-  workdir = pathlib.Path(workdir)
+  workdir = workdir_lib.as_path(workdir)
   workdir_lib.check_inputs_outside(config.to_dict(), [workdir / "export"])
   distributed.primary_first(
       lambda: workdir_lib.make_dir(workdir, "fine-tuning workdir"),
@@ -299,7 +299,7 @@ def finetune(config: Any, workdir: str | pathlib.Path) -> dict[str, Any]:
     return _finetune(config, workdir)
 
 
-def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
+def _finetune(config: Any, workdir: epath.Path) -> dict[str, Any]:
   """`finetune` with the workdir locked."""
   setup = build(config, workdir)
   ckpt = ckpt_lib.Checkpointer(workdir, max_to_keep=config.max_to_keep,
@@ -390,6 +390,7 @@ def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
           watch.check(ckpt.latest_step)
         if saved:
           _save(ckpt, setup, state, step, metrics)
+          writer.flush()  # On gs://, the rows up to the checkpoint.
         if stop.requested and step < config.steps:
           if not saved:  # Off-interval: save the current step now.
             _save(ckpt, setup, state, step, metrics, force=True)
@@ -441,7 +442,7 @@ def _finetune(config: Any, workdir: pathlib.Path) -> dict[str, Any]:
   return summary
 
 
-def _export(setup: Setup, params: Any, workdir: pathlib.Path) -> str:
+def _export(setup: Setup, params: Any, workdir: epath.Path) -> str:
   """Writes the fine-tuned weights (host arrays) as an HF-style directory.
 
   The directory is filled aside and renamed into place with ftgen's
