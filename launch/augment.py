@@ -11,13 +11,12 @@ own documents: `--config=configs/augment.py:user,local --config.data=DIR`
 with DIR holding train.jsonl.
 """
 
-import pathlib
-
 import _common  # launch/_common.py (this script's directory is on sys.path)
 from ftgen import configs
 from ftgen.augment import run as augment
 from ftgen.data import pipeline
 from ftgen.data import registry
+from ftgen.data import workdir as workdir_lib
 
 _common.define_flags("Augmentation config.", "Output directory.")
 
@@ -28,14 +27,14 @@ def _data_config(dataset: str, variant: str):
       "data:" + ",".join(p for p in (dataset, variant) if p))
 
 
-def _data_dir(config) -> pathlib.Path:
+def _data_dir(config) -> workdir_lib.AnyPath:
   if config.data:
-    return pathlib.Path(config.data)
+    return workdir_lib.as_path(config.data)
   if not registry.get(config.dataset).synthetic:
     raise ValueError(f"the {config.dataset} dataset needs --config.data=DIR"
                      " (a directory holding train.jsonl of {\"id\", \"text\"}"
                      " documents)")
-  root = pathlib.Path(config.data_root)
+  root = workdir_lib.as_path(config.data_root)
   if config.data_variant:
     root = root / config.data_variant
   return pipeline.ensure_dataset(
@@ -44,7 +43,8 @@ def _data_dir(config) -> pathlib.Path:
 
 def main(config, workdir: str):
   augment.check_config(config)
-  augment.run(config, _data_dir(config), pathlib.Path(workdir) / "augmented")
+  augment.run(config, _data_dir(config),
+              workdir_lib.as_path(workdir) / "augmented")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ LM Studio run the file (docs/launching.md#gguf-export).
 """
 
 import json
-import pathlib
 
 import _common  # launch/_common.py (this script's directory is on sys.path)
 from ftgen.checkpoints import gguf_export
+from ftgen.data import workdir as workdir_lib
 
 _common.define_flags("Export config (configs/export.py:gguf).",
                      "Output directory (the GGUF file lands there).")
@@ -22,7 +22,8 @@ def main(config, workdir: str):
   if not config.checkpoint:
     raise _common.Error("--config.checkpoint is required: a fine-tuning"
                         " workdir, an HF export directory or a model name")
-  out = config.out or pathlib.Path(workdir) / f"model-{config.type}.gguf"
+  out = config.out or (workdir_lib.as_path(workdir)
+                       / f"model-{config.type}.gguf")
   print(json.dumps(gguf_export.export_gguf(config.checkpoint, out,
                                            ggml_type=config.type)))
 

@@ -12,13 +12,17 @@
 # come from the TPU metadata) before any JAX call. All processes share one
 # workdir: every one samples, trains and scores its share, process 0 writes
 # the files and the others read them. On a pod slice of several workers,
-# WORKDIR must therefore be a path every worker sees, e.g. a Filestore (NFS)
+# WORKDIR must therefore be a place every worker sees: a bucket (the TPU
+# VM's service account needs read/write access to it), or a Filestore (NFS)
 # share mounted at the same place on each:
+#   WORKDIR=gs://my-bucket/runs/reversals launch/tpu_vm.sh my-v5e-16 ...
 #   WORKDIR=/mnt/shared/runs/reversals launch/tpu_vm.sh my-v5e-16 ...
-# (gs:// workdirs are not supported yet). A single-host TPU VM may keep the
-# default, runs/NAME under the checkout. Rerunning the same command resumes
-# a preempted or killed run from its finished stages and the last
-# fine-tuning checkpoint. Fetch results from worker 0 (or the share):
+# (a gs:// workdir takes no workdir lock: docs/launching.md). A single-host
+# TPU VM may keep the default, runs/NAME under the checkout. Rerunning the
+# same command resumes a preempted or killed run from its finished stages
+# and the last fine-tuning checkpoint. Fetch results from the bucket or
+# worker 0 (or the share):
+#   gcloud storage cp -r gs://my-bucket/runs/reversals ./runs/
 #   gcloud compute tpus tpu-vm scp --zone=ZONE --worker=0 \
 #     TPU_NAME:~/ftgen/runs/NAME ./runs/ --recurse
 set -euo pipefail
