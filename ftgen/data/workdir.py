@@ -78,6 +78,29 @@ def is_remote(path: epath.PathLike) -> bool:
   return "://" in os.fspath(path)
 
 
+_remote_configured = False
+
+
+def _configure_remote():
+  """Turns off gcsfs's listings cache (once, before its first use).
+
+  Other writers share a bucket workdir: the other processes of a
+  multi-host job, and tensorstore writing orbax's checkpoints in this one;
+  a cached listing would hide their objects from `exists` and `iterdir`.
+  """
+  global _remote_configured
+  if _remote_configured:
+    return
+  _remote_configured = True
+  try:
+    import fsspec  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return  # etils then reports the missing gcsfs itself.
+  for proto in ("gs", "gcs"):
+    fsspec.config.conf.setdefault(proto, {}).setdefault(
+        "use_listings_cache", False)
+
+
 def as_path(path: epath.PathLike) -> AnyPath:
   """`path` as a `pathlib.Path` (local) or an `epath.Path` (a URL).
 
@@ -85,9 +108,10 @@ def as_path(path: epath.PathLike) -> AnyPath:
   renames are exactly as before; `pathlib.Path("gs://b/x")` would collapse
   the URL to `gs:/b/x`.
   """
-  if isinstance(path, epath.Path) and not is_remote(path):
+  if not is_remote(path):
     return pathlib.Path(os.fspath(path))
-  return epath.Path(path) if is_remote(path) else pathlib.Path(path)
+  _configure_remote()
+  return epath.Path(path)
 
 
 def remote_files(prefix: epath.Path) -> list[str]:
