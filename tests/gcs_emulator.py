@@ -1,17 +1,23 @@
 """A local GCS emulator for gs:// workdir tests (gcp-storage-emulator).
 
-One in-memory emulator per test session, on a free port; `environ` gives
+One in-memory emulator per test session, in a child process on a free
+port; `environ` gives
 the variables that point gcsfs (and so `etils.epath`), tensorstore (orbax's
 checkpoints) and google-cloud-storage at it; each test gets a bucket of its
 own (`new_bucket`).
 """
 
-import logging
+import os
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
 
 _server = None
 _port = None
+_log_path = None
 
 
 def _free_port() -> int:
@@ -20,24 +26,72 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+# The emulator runs in a child process: its HTTP server answers one request
+# at a time, and in the test's own process it would compete for the GIL
+# with compiles and training. The listen backlog is raised from
+# socketserver's 5 so that tensorstore's concurrent connections queue
+# instead of being reset. Media downloads get the `x-goog-generation`
+# header that Cloud Storage sends and the emulator omits: tensorstore
+# (orbax's OCDBT checkpoints) reads an object's generation from it and
+# otherwise fails with "Malformed StorageGeneration" when it revalidates a
+# cached manifest (about one fine-tuning run in ten).
+_CHILD = """
+import logging, sys
+from http import server as http_server
+http_server.HTTPServer.request_queue_size = 256
+from gcp_storage_emulator.handlers import objects
+_download = objects.download
+def download(request, response, storage, *args, **kwargs):
+  _download(request, response, storage, *args, **kwargs)
+  try:
+    obj = storage.get_file_obj(request.params["bucket_name"],
+                               request.params["object_id"])
+  except Exception:  # Not found: the 404 stays as it is.
+    return
+  response["x-goog-generation"] = str(obj["generation"])
+  response["x-goog-metageneration"] = str(obj["metageneration"])
+objects.download = download  # Before the server module binds its routes.
+from gcp_storage_emulator import server
+logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
+logging.getLogger().setLevel(logging.CRITICAL)
+s = server.create_server("localhost", int(sys.argv[1]), in_memory=True,
+                         default_bucket="bkt")
+s.run()
+"""
+
+
 def start() -> int:
   """Starts the session's emulator (once); returns its port.
 
   Raises:
     ImportError: gcp-storage-emulator or gcsfs is not installed.
+    RuntimeError: the emulator did not start.
   """
-  global _server, _port
+  global _server, _port, _log_path
   import gcsfs  # pylint: disable=g-import-not-at-top,unused-import
-  from gcp_storage_emulator import server  # pylint: disable=g-import-not-at-top
+  import gcp_storage_emulator  # pylint: disable=g-import-not-at-top,unused-import
   if _server is None:
-    # The emulator logs every missing object at ERROR (orbax probes for
-    # several) and every client hang-up with a traceback.
-    logging.getLogger("gcp_storage_emulator").setLevel(logging.CRITICAL)
     port = _free_port()
-    _server = server.create_server("localhost", port, in_memory=True,
-                                   default_bucket="bkt")
-    _server.start()
-    _port = port
+    # Its output goes to a file: a pipe nobody reads would fill up with
+    # the tracebacks of clients' hang-ups and stall the server.
+    log = tempfile.NamedTemporaryFile(prefix="gcs-emulator-", suffix=".log",
+                                      delete=False)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.time() + 60
+    while True:
+      if proc.poll() is not None:
+        raise RuntimeError("the GCS emulator exited; its log: " + log.name)
+      try:
+        socket.create_connection(("localhost", port), timeout=1).close()
+        break
+      except OSError:
+        if time.time() > deadline:
+          proc.kill()
+          raise RuntimeError("the GCS emulator did not listen within 60 s")
+        time.sleep(0.1)
+    _server, _port, _log_path = proc, port, log.name
   return _port
 
 
@@ -67,5 +121,10 @@ def new_bucket() -> str:
 def stop():
   global _server
   if _server is not None:
-    _server.stop()
+    _server.terminate()
+    try:
+      _server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+      _server.kill()
     _server = None
+    os.unlink(_log_path)
