@@ -20,12 +20,15 @@ Implementations (`IMPLEMENTATIONS`):
   With a static query offset and no fill level (training, scoring), queries
   go in blocks of `BLOCK_Q` and own keys in blocks of `BLOCK_Q` too; the
   (query block, key block) pairs a block can see (causal work, not T x S),
-  after every block of a prefix, run in one `lax.scan` with a static trip
-  count, updating each query's softmax state (max m, sum l, output) in
-  place. That is a custom VJP (flash attention's backward): the forward
-  saves only q, the keys, the output and m, l per row ([B,K,G,T] float32);
-  the backward recomputes one pair's probabilities at a time from them
-  (p = exp(s - m) / l) and accumulates dq, dk, dv in the same pair loop.
+  after every block of a prefix, run in one loop with a static trip count
+  (XLA's cost analysis counts it), updating each query's softmax state
+  (max m, sum l, output) in place. That is a custom VJP (flash attention's
+  backward): the forward saves only q, the keys, the output and m, l per
+  row ([B,K,G,T] float32); the backward recomputes one pair's
+  probabilities at a time from them (p = exp(s - m) / l) and accumulates
+  dq, dk, dv in a scan over the same pairs. The forward's loop is a
+  `lax.while_loop`: a remat policy that saves dots ("save_dots") would
+  split a scan and save its products stacked over all pairs.
   Why: autodiff of blocks unrolled in Python (each under `jax.checkpoint`)
   kept a block's probabilities and merge residuals per block, and since the
   blocks' backward passes were independent, XLA scheduled them side by
@@ -217,21 +220,25 @@ def _pt(p: Array, x: Array, shared: bool) -> Array:
                     preferred_element_type=jnp.float32)
 
 
-def _logits(q: Array, k: Array, visible: Array,
+def _logits(q: Array, k: Array, visible: Array | None,
             scoring: Scoring) -> tuple[Array, Array | None]:
-  """(masked logits [B,K,G,t,s] float32, tanh of the soft-cap or None)."""
+  """(logits [B,K,G,t,s] float32, masked unless visible is None; tanh of
+  the soft-cap or None)."""
   s = _qk(q, k) * scoring.scale
   tanh = None
   if scoring.softcap is not None:
     tanh = jnp.tanh(s / scoring.softcap)
     s = scoring.softcap * tanh
-  return _mask(s, visible), tanh
+  return (s if visible is None else _mask(s, visible)), tanh
 
 
 def _block(qb: Array, keys: KeySet, visible: Array,
            scoring: Scoring) -> _Partial:
   """One query block [B,K,G,t,H] over one key block; visible [B|1,t,s]."""
-  s, _ = _logits(qb, keys.k, visible, scoring)
+  s, _ = _logits(qb, keys.k, None, scoring)
+  # Selected (forward only): XLA fuses the select into the decode step's
+  # score product, where an added mask costs a pass over the scores.
+  s = jnp.where(visible[:, None, None], s, NEG)
   m = jnp.max(s, axis=-1)
   p = jnp.exp(s - m[..., None])
   return _Partial(m, jnp.sum(p, axis=-1), _pk(p, keys.v))
@@ -447,9 +454,11 @@ def _flash_forward(scoring: Scoring, q_offset: int, qg, q_pos, window,
   qg, q_pos = _pad_axis(qg, 3, tp), _pad_axis(q_pos, 1, tp)
   state = _empty(b, kh, g, tp, h)
   for sw in _sweeps(t, bq, own, prefix, q_offset):
+    qi, kj = jnp.asarray(sw.qi), jnp.asarray(sw.kj)
 
-    def body(st: _Partial, x, sw=sw):
-      i, j = x
+    def body(carry, sw=sw, qi=qi, kj=kj):
+      n, st = carry
+      i, j = qi[n], kj[n]
       kb, vis = _pair_keys(sw, q_pos, i, j, bq, window)
       s, _ = _logits(_cut(qg, 3, i, bq), kb.k, vis, scoring)
       m, l, o = (_cut(a, 3, i, bq) for a in st)
@@ -458,10 +467,15 @@ def _flash_forward(scoring: Scoring, q_offset: int, qg, q_pos, window,
       alpha = jnp.exp(m - m_new)
       l = l * alpha + jnp.sum(p, axis=-1)
       o = o * alpha[..., None] + _pk(p, kb.v)
-      return _Partial(_put(st.m, 3, i, bq, m_new), _put(st.l, 3, i, bq, l),
-                      _put(st.o, 3, i, bq, o)), None
+      return n + 1, _Partial(_put(st.m, 3, i, bq, m_new),
+                             _put(st.l, 3, i, bq, l), _put(st.o, 3, i, bq, o))
 
-    state = jax.lax.scan(body, state, (sw.qi, sw.kj))[0]
+    # A while loop, not a scan: a remat policy that saves dots would split a
+    # scan and save its products stacked over all pairs (and any policy its
+    # masks); a while loop is recomputed whole. XLA still knows its trips.
+    pairs = len(sw.qi)
+    state = jax.lax.while_loop(lambda c, pairs=pairs: c[0] < pairs, body,
+                               (jnp.int32(0), state))[1]
   out = (state.o / state.l[..., None]).astype(qg.dtype)
   return out[:, :, :, :t], state.m[..., :t], state.l[..., :t]
 

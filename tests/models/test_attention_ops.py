@@ -7,6 +7,8 @@ path runs: several query blocks, causal key spans, a long prefix in a key
 loop, a cache prefill that visits only filled blocks, and one-token decode.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -155,31 +157,36 @@ def test_gradients_of_every_input_match_dense_reference(window, softcap,
 def test_custom_vjp_is_the_derivative_of_its_forward(t, s_extra, n, kh,
                                                      prefix_len, monkeypatch):
   """On every row, those that see no key included (their softmax is the
-  uniform one the forward computes): the custom VJP against JAX's autodiff
-  of the same blockwise forward."""
-  # Masked logits are constants (NEG): autodiff of the additive mask would
-  # pass gradients to them, the same values selected pass none.
+  uniform one the forward computes): the custom VJP against the Jacobian
+  of the same blockwise forward (forward-mode: its pair loop is a while
+  loop, which reverse-mode autodiff cannot take)."""
+  # Masked logits are constants (NEG): differentiating the additive mask
+  # would pass derivatives through them, the same values selected pass none.
   monkeypatch.setattr(ops, "_mask", lambda s, vis: jnp.where(
       vis[:, None, None], s, ops.NEG))
   q, q_pos, own, prefix = _case(8, t=t, s_extra=s_extra, n=n, kh=kh,
                                 prefix_len=prefix_len)
   scoring = ops.Scoring(0.3, 5.0)
-  rng = np.random.default_rng(9)
-  cot = jnp.asarray(rng.normal(size=q.shape), jnp.float32)
+  cot = jnp.asarray(np.random.default_rng(9).normal(size=q.shape),
+                    jnp.float32)
+  args = (q, own.k, own.v) + (() if prefix is None else (prefix.k, prefix.v))
 
-  def autodiff(q, q_pos, window, own, prefix, scoring):
+  def attention(forward_only, q, k, v, pk=None, pv=None):
+    own_ = ops.KeySet(k, v, own.pos)
+    pre = None if prefix is None else ops.KeySet(pk, pv, prefix.pos)
+    if not forward_only:
+      return ops.xla_attention(q, q_pos, 6, own_, pre, scoring)
     out = ops._flash_forward(scoring, 0, ops._grouped(q, kh), q_pos,
-                             jnp.int32(window), own, prefix)[0]
+                             jnp.int32(6), own_, pre)[0]
     return ops._ungrouped(out)
 
-  def vjp(fn):
-    f = lambda q, own, prefix: fn(q, q_pos, 6, own, prefix, scoring)
-    out, back = jax.vjp(f, q, own, prefix)
-    return [out] + [g for g in jax.tree.leaves(back(cot))
-                    if g.dtype == jnp.float32]
-
-  got, want = vjp(ops.xla_attention), vjp(autodiff)
-  assert len(got) == len(want) == (4 if prefix is None else 6)
+  out, back = jax.vjp(functools.partial(attention, False), *args)
+  got = back(cot)
+  jacobians = jax.jacfwd(functools.partial(attention, True),
+                         argnums=tuple(range(len(args))))(*args)
+  want = [jnp.tensordot(cot, j, axes=cot.ndim) for j in jacobians]
+  np.testing.assert_allclose(out, attention(True, *args), atol=TOL)
+  assert len(got) == len(want) == len(args)
   for g, r in zip(got, want):
     np.testing.assert_allclose(g, r, atol=TOL)
 
