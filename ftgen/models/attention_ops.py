@@ -13,15 +13,35 @@ the cache's fill level with one.
 
 Implementations (`IMPLEMENTATIONS`):
 
-* "xla": blockwise, the reference, runs everywhere. Queries go in blocks of
-  `BLOCK_Q`; each block reads only the own keys it can see when the offset
-  is static (training, scoring: causal work, not T x S), and a block's
-  softmax is merged across key sets (prefix, own keys, blocks of a long
-  prefix) by log-sum-exp, so no [T, S] score tensor and no concatenated key
-  copy exists. Each query block is rematerialized in the backward pass
-  (`jax.checkpoint`), so training keeps no [T, S] probabilities either. A
-  cache prefill (offset traced) visits only the filled key blocks in a
-  dynamic loop (forward only).
+* "xla": blockwise, the reference, runs everywhere. A block's softmax is
+  merged across key sets (prefix, own keys, key blocks) by log-sum-exp, so
+  no [T, S] score tensor and no concatenated key copy exists.
+
+  With a static query offset and no fill level (training, scoring), queries
+  go in blocks of `BLOCK_Q` and own keys in blocks of `BLOCK_Q` too; the
+  (query block, key block) pairs a block can see (causal work, not T x S),
+  after every block of a prefix, run in one loop with a static trip count
+  (XLA's cost analysis counts it), updating each query's softmax state
+  (max m, sum l, output) in place. That is a custom VJP (flash attention's
+  backward): the forward saves only q, the keys, the output and m, l per
+  row ([B,K,G,T] float32); the backward recomputes one pair's
+  probabilities at a time from them (p = exp(s - m) / l) and accumulates
+  dq, dk, dv in a scan over the same pairs. The forward's loop is a
+  `lax.while_loop`: a remat policy that saves dots ("save_dots") would
+  split a scan and save its products stacked over all pairs.
+  Why: autodiff of blocks unrolled in Python (each under `jax.checkpoint`)
+  kept a block's probabilities and merge residuals per block, and since the
+  blocks' backward passes were independent, XLA scheduled them side by
+  side, so a whole layer's score buffers were live at once (the training
+  step at the Llama-3.2-1B shape, batch 8 x 2,048 tokens, remat "full",
+  needed 19.2 GB of temporaries, 13.8 GB with the loop; a loop's
+  iterations cannot overlap, whereas `lax.optimization_barrier` chains
+  between unrolled blocks do not survive XLA's CPU pipeline). Masked logits get NEG added rather than
+  selected (`_mask`), so JAX builds no [B,K,G,t,s] boolean that the
+  rematerialization could stack per pair as a residual.
+
+  A cache prefill (offset traced) visits only the filled key blocks of each
+  query block in a dynamic loop (forward only).
 * "cudnn": `jax.nn.dot_product_attention(implementation="cudnn")` on GPU
   (bf16/fp16, no soft-cap, no prefix, no cache; visibility passed as a
   boolean mask, so padding and traced windows are exact).
@@ -40,12 +60,14 @@ from typing import Any, NamedTuple
 from absl import logging
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
 IMPLEMENTATIONS = ("auto", "xla", "cudnn", "splash")
-# Queries per block: the causal overcount is about BLOCK_Q / T (6% at 2048
-# tokens), the scores of one block are BLOCK_Q x S.
+# Queries per block, and own keys per block in the pair loop: the causal
+# overcount is about BLOCK_Q / T (6% at 2048 tokens); one pair's scores are
+# BLOCK_Q x BLOCK_Q (with a cache: BLOCK_Q x BLOCK_K, or x S).
 BLOCK_Q = 128
 # Keys per block where keys are visited in a loop (long prefixes, prefill).
 BLOCK_K = 512
@@ -169,31 +191,68 @@ def _merge(a: _Partial, b: _Partial) -> _Partial:
                   a.o * ca[..., None] + b.o * cb[..., None])
 
 
+def _qk(x: Array, k: Array) -> Array:
+  """x [B,K,G,t,H] . k [B|1,K,s,H] -> [B,K,G,t,s] float32."""
+  if k.shape[0] == 1 and x.shape[0] != 1:
+    return jnp.einsum("BKGTH,KSH->BKGTS", x, k[0],
+                      preferred_element_type=jnp.float32)
+  return jnp.einsum("BKGTH,BKSH->BKGTS", x, k,
+                    preferred_element_type=jnp.float32)
+
+
+def _pk(p: Array, k: Array) -> Array:
+  """p [B,K,G,t,s] . k [B|1,K,s,H] -> [B,K,G,t,H] float32."""
+  p = p.astype(k.dtype)
+  if k.shape[0] == 1 and p.shape[0] != 1:
+    return jnp.einsum("BKGTS,KSH->BKGTH", p, k[0],
+                      preferred_element_type=jnp.float32)
+  return jnp.einsum("BKGTS,BKSH->BKGTH", p, k,
+                    preferred_element_type=jnp.float32)
+
+
+def _pt(p: Array, x: Array, shared: bool) -> Array:
+  """p [B,K,G,t,s]^T . x [B,K,G,t,H] -> [B|1,K,s,H] float32 (key grads)."""
+  p = p.astype(x.dtype)
+  if shared:  # A batch-1 key set: its gradient sums over the batch.
+    return jnp.einsum("BKGTS,BKGTH->KSH", p, x,
+                      preferred_element_type=jnp.float32)[None]
+  return jnp.einsum("BKGTS,BKGTH->BKSH", p, x,
+                    preferred_element_type=jnp.float32)
+
+
+def _logits(q: Array, k: Array, visible: Array | None,
+            scoring: Scoring) -> tuple[Array, Array | None]:
+  """(logits [B,K,G,t,s] float32, masked unless visible is None; tanh of
+  the soft-cap or None)."""
+  s = _qk(q, k) * scoring.scale
+  tanh = None
+  if scoring.softcap is not None:
+    tanh = jnp.tanh(s / scoring.softcap)
+    s = scoring.softcap * tanh
+  return (s if visible is None else _mask(s, visible)), tanh
+
+
 def _block(qb: Array, keys: KeySet, visible: Array,
            scoring: Scoring) -> _Partial:
   """One query block [B,K,G,t,H] over one key block; visible [B|1,t,s]."""
-  shared = keys.k.shape[0] == 1 and qb.shape[0] != 1
-  if shared:  # Rows folded into the query axis: one product for the batch.
-    s = jnp.einsum("BKGTH,KSH->BKGTS", qb, keys.k[0],
-                   preferred_element_type=jnp.float32)
-  else:
-    s = jnp.einsum("BKGTH,BKSH->BKGTS", qb, keys.k,
-                   preferred_element_type=jnp.float32)
-  s = s * scoring.scale
-  if scoring.softcap is not None:
-    s = scoring.softcap * jnp.tanh(s / scoring.softcap)
+  s, _ = _logits(qb, keys.k, None, scoring)
+  # Selected (forward only): XLA fuses the select into the decode step's
+  # score product, where an added mask costs a pass over the scores.
   s = jnp.where(visible[:, None, None], s, NEG)
   m = jnp.max(s, axis=-1)
   p = jnp.exp(s - m[..., None])
-  l = jnp.sum(p, axis=-1)
-  p = p.astype(keys.v.dtype)
-  if shared:
-    o = jnp.einsum("BKGTS,KSH->BKGTH", p, keys.v[0],
-                   preferred_element_type=jnp.float32)
-  else:
-    o = jnp.einsum("BKGTS,BKSH->BKGTH", p, keys.v,
-                   preferred_element_type=jnp.float32)
-  return _Partial(m, l, o)
+  return _Partial(m, jnp.sum(p, axis=-1), _pk(p, keys.v))
+
+
+def _mask(s: Array, visible: Array) -> Array:
+  """Logits s [B,K,G,t,s] with NEG where visible [B|1,t,s] is False.
+
+  NEG is added rather than selected: the add broadcasts inside XLA, so JAX
+  never builds a [B,K,G,t,s] mask that could become a residual of a
+  rematerialized layer (a stack of one per block pair). Where not visible,
+  s + NEG rounds to NEG for any |s| < 1e31.
+  """
+  return s + jnp.where(visible, 0.0, NEG)[:, None, None]
 
 
 def _visible(q_pos, q_slot, k_pos, k_slot, window) -> Array:
@@ -265,32 +324,248 @@ def xla_attention(q: Array, q_pos: Array, window: Array | int, own: KeySet,
                   q_offset: Array | int = 0,
                   filled: Array | None = None) -> Array:
   """The blockwise reference (see the module docstring); [B,T,N,H]."""
-  b, t, n, h = q.shape
-  kh = own.k.shape[1]
-  s = own.k.shape[2]
-  qg = q.reshape(b, t, kh, n // kh, h).transpose(0, 2, 3, 1, 4)
-  static = isinstance(q_offset, int)
+  if isinstance(q_offset, int) and filled is None:
+    return _flash(scoring, q_offset, q, q_pos,
+                  jnp.asarray(window, jnp.int32), own, prefix)
+  return _ungrouped(_cache_attention(
+      _grouped(q, own.k.shape[1]), q_pos, window, own, prefix, scoring,
+      q_offset, filled))
+
+
+def _grouped(x: Array, kh: int) -> Array:
+  """[B,T,N,...] -> [B,K,G,T,...]: query heads grouped by kv head."""
+  b, t, n = x.shape[:3]
+  x = x.reshape((b, t, kh, n // kh) + x.shape[3:])
+  return jnp.moveaxis(x, 1, 3)
+
+
+def _ungrouped(x: Array) -> Array:
+  """[B,K,G,T,...] -> [B,T,N,...]."""
+  b, kh, g, t = x.shape[:4]
+  return jnp.moveaxis(x, 3, 1).reshape((b, t, kh * g) + x.shape[4:])
+
+
+def _cache_attention(qg, q_pos, window, own: KeySet, prefix: KeySet | None,
+                     scoring: Scoring, q_offset, filled) -> Array:
+  """Queries at own slots [q_offset, q_offset + T) of a cache (forward)."""
+  t = qg.shape[3]
   outs = []
   for lo in range(0, t, BLOCK_Q):
     size = min(BLOCK_Q, t - lo)
+    qb, qb_pos = qg[:, :, :, lo:lo + size], q_pos[:, lo:lo + size]
+    q_slot = q_offset + lo + jnp.arange(size)[None, :]
     # Own slots a static-offset block can see end at its last query.
-    hi = min(s, q_offset + lo + size) if static else s
+    hi = own.k.shape[2]
+    if isinstance(q_offset, int):
+      hi = min(hi, q_offset + lo + size)
+    acc = _own_partial(qb, qb_pos, q_slot, own, window, scoring, hi, filled)
+    if prefix is not None:
+      acc = _merge(_prefix_partial(qb, qb_pos, prefix, window, scoring), acc)
+    outs.append((acc.o / acc.l[..., None]).astype(qg.dtype))
+  return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=3)
 
-    def one(qb, qb_pos, own, prefix, lo=lo, hi=hi):
-      q_slot = q_offset + lo + jnp.arange(qb.shape[3])[None, :]
-      acc = _own_partial(qb, qb_pos, q_slot, own, window, scoring, hi,
-                         filled)
-      if prefix is not None:
-        acc = _merge(_prefix_partial(qb, qb_pos, prefix, window, scoring),
-                     acc)
-      return (acc.o / acc.l[..., None]).astype(q.dtype)
 
-    if t > BLOCK_Q:  # Backward recomputes a block: no [T, S] residuals.
-      one = jax.checkpoint(one, prevent_cse=False)
-    outs.append(one(qg[:, :, :, lo:lo + size], q_pos[:, lo:lo + size], own,
-                    prefix))
-  out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=3)
-  return out.transpose(0, 3, 1, 2, 4).reshape(b, t, n, h)
+# --- training and scoring: flash attention over block pairs ------------------
+
+
+class _Sweep(NamedTuple):
+  """One loop over (query block, key block) pairs of one key set.
+
+  The pairs run query-block-major, key blocks ascending, in one loop with a
+  static trip count: the scores of one pair are all that exists at a time
+  (forward and backward alike), and XLA's cost analysis counts the loop.
+  """
+
+  keys: KeySet  # padded with empty slots to whole key blocks
+  bk: int  # keys per block
+  qi: Any  # [pairs] query block of each pair (numpy int32)
+  kj: Any  # [pairs] key block of each pair
+  q_offset: int | None  # own keys: slot of query 0; None: a prefix
+
+
+def _sweeps(t: int, bq: int, own: KeySet, prefix: KeySet | None,
+            q_offset: int) -> list[_Sweep]:
+  """The prefix's pairs (every block), then own keys' (causal) ones."""
+  out = []
+  if prefix is not None:
+    p = prefix.k.shape[2]
+    bk = _key_block(p)
+    qi, kj = np.meshgrid(np.arange(-(-t // bq), dtype=np.int32),
+                         np.arange(p // bk, dtype=np.int32), indexing="ij")
+    out.append(_Sweep(prefix, bk, qi.ravel(), kj.ravel(), None))
+  s = own.k.shape[2]
+  bk = min(BLOCK_Q, s)
+  nk = -(-s // bk)
+  qi, kj = [], []
+  for i in range(-(-t // bq)):
+    # Query block i sees own key blocks up to its last query's slot.
+    last_slot = q_offset + min(t, (i + 1) * bq) - 1
+    for j in range(min(nk, last_slot // bk + 1)):
+      qi.append(i)
+      kj.append(j)
+  keys = KeySet(_pad_axis(own.k, 2, nk * bk), _pad_axis(own.v, 2, nk * bk),
+                _pad_axis(own.pos, 1, nk * bk, -1))
+  out.append(_Sweep(keys, bk, np.asarray(qi, np.int32),
+                    np.asarray(kj, np.int32), q_offset))
+  return out
+
+
+def _pair_keys(sw: _Sweep, q_pos, i, j, bq: int, window):
+  """(key block j, its visibility [B|1,bq,bk] from query block i)."""
+  kb = _slice_keys(sw.keys, j * sw.bk, sw.bk, dynamic=True)
+  qb_pos = _cut(q_pos, 1, i, bq)
+  if sw.q_offset is None:
+    return kb, _visible(qb_pos, None, kb.pos, None, window)
+  return kb, _visible(qb_pos, sw.q_offset + i * bq + jnp.arange(bq)[None, :],
+                      kb.pos, j * sw.bk + jnp.arange(sw.bk), window)
+
+
+def _pad_axis(x: Array, axis: int, size: int, value=0) -> Array:
+  if x.shape[axis] == size:
+    return x
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, size - x.shape[axis])
+  return jnp.pad(x, pad, constant_values=value)
+
+
+def _cut(x: Array, axis: int, i, size: int) -> Array:
+  return jax.lax.dynamic_slice_in_dim(x, i * size, size, axis=axis)
+
+
+def _put(x: Array, axis: int, i, size: int, value: Array) -> Array:
+  return jax.lax.dynamic_update_slice_in_dim(x, value.astype(x.dtype),
+                                             i * size, axis=axis)
+
+
+def _add(x: Array, axis: int, i, size: int, value: Array) -> Array:
+  return _put(x, axis, i, size, _cut(x, axis, i, size) + value)
+
+
+def _flash_forward(scoring: Scoring, q_offset: int, qg, q_pos, window,
+                   own: KeySet, prefix: KeySet | None):
+  """(out [B,K,G,T,H] in q's dtype, softmax max m and sum l [B,K,G,T]).
+
+  Online softmax: the state (m, l, o) of every query lives in [B,K,G,Tp]
+  float32 arrays that each pair updates in place at its query block.
+  """
+  b, kh, g, t, h = qg.shape
+  bq = min(BLOCK_Q, t)
+  tp = -(-t // bq) * bq
+  qg, q_pos = _pad_axis(qg, 3, tp), _pad_axis(q_pos, 1, tp)
+  state = _empty(b, kh, g, tp, h)
+  for sw in _sweeps(t, bq, own, prefix, q_offset):
+    qi, kj = jnp.asarray(sw.qi), jnp.asarray(sw.kj)
+
+    def body(carry, sw=sw, qi=qi, kj=kj):
+      n, st = carry
+      i, j = qi[n], kj[n]
+      kb, vis = _pair_keys(sw, q_pos, i, j, bq, window)
+      s, _ = _logits(_cut(qg, 3, i, bq), kb.k, vis, scoring)
+      m, l, o = (_cut(a, 3, i, bq) for a in st)
+      m_new = jnp.maximum(m, jnp.max(s, axis=-1))
+      p = jnp.exp(s - m_new[..., None])
+      alpha = jnp.exp(m - m_new)
+      l = l * alpha + jnp.sum(p, axis=-1)
+      o = o * alpha[..., None] + _pk(p, kb.v)
+      return n + 1, _Partial(_put(st.m, 3, i, bq, m_new),
+                             _put(st.l, 3, i, bq, l), _put(st.o, 3, i, bq, o))
+
+    # A while loop, not a scan: a remat policy that saves dots would split a
+    # scan and save its products stacked over all pairs (and any policy its
+    # masks); a while loop is recomputed whole. XLA still knows its trips.
+    pairs = len(sw.qi)
+    state = jax.lax.while_loop(lambda c, pairs=pairs: c[0] < pairs, body,
+                               (jnp.int32(0), state))[1]
+  out = (state.o / state.l[..., None]).astype(qg.dtype)
+  return out[:, :, :, :t], state.m[..., :t], state.l[..., :t]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _flash(scoring: Scoring, q_offset: int, q: Array, q_pos: Array,
+           window: Array, own: KeySet, prefix: KeySet | None) -> Array:
+  """Attention of q [B,T,N,H] -> [B,T,N,H] (the o projection's layout, so
+  that the output saved for the backward pass is the one it saves)."""
+  return _flash_fwd(scoring, q_offset, q, q_pos, window, own, prefix)[0]
+
+
+def _flash_fwd(scoring, q_offset, q, q_pos, window, own, prefix):
+  out, m, l = _flash_forward(scoring, q_offset, _grouped(q, own.k.shape[1]),
+                             q_pos, window, own, prefix)
+  out = _ungrouped(out)
+  return out, (q, q_pos, window, own, prefix, out, m, l)
+
+
+class _Rows(NamedTuple):
+  """What the backward pass of a query block needs per row."""
+
+  q: Array  # [B,K,G,t,H] queries
+  do: Array  # [B,K,G,t,H] output cotangent
+  m: Array  # [B,K,G,t] softmax max over every key the row was given
+  inv_l: Array  # [B,K,G,t] 1 / softmax sum
+  delta: Array  # [B,K,G,t] sum(do * out): the softmax's backward term
+
+
+def _block_grads(rows: _Rows, keys: KeySet, visible: Array,
+                 scoring: Scoring) -> tuple[Array, Array, Array]:
+  """(dq [B,K,G,t,H], dk, dv [B|1,K,s,H]) of a query block over a key block."""
+  c, tanh = _logits(rows.q, keys.k, visible, scoring)
+  # The forward's probabilities, exact for rows that see no key as well
+  # (there m = NEG and p = 1 / l, uniform).
+  p = jnp.exp(c - rows.m[..., None]) * rows.inv_l[..., None]
+  dp = _qk(rows.do, keys.v)
+  # Masked logits are constants: no gradient reaches them.
+  ds = p * (dp - rows.delta[..., None]) * visible[:, None, None].astype(
+      jnp.float32)
+  if tanh is not None:
+    ds = ds * (1.0 - tanh * tanh)
+  ds = ds * scoring.scale
+  shared = keys.k.shape[0] == 1 and rows.q.shape[0] != 1
+  return (_pk(ds, keys.k), _pt(ds, rows.q, shared),
+          _pt(p, rows.do, shared))
+
+
+def _flash_bwd(scoring, q_offset, res, dout):
+  """Recomputes each pair's probabilities from the saved m and l."""
+  q, q_pos, window, own, prefix, out, m, l = res
+  f32 = jnp.float32
+  kh = own.k.shape[1]
+  t = q.shape[1]
+  bq = min(BLOCK_Q, t)
+  tp = -(-t // bq) * bq
+  delta = _grouped(jnp.sum(dout.astype(f32) * out.astype(f32), axis=-1), kh)
+  # Padded query rows have a zero cotangent: they add nothing.
+  rows = _Rows(*(_pad_axis(x, 3, tp) for x in (
+      _grouped(q, kh), _grouped(dout, kh), m, 1.0 / l, delta)))
+  q_pos = _pad_axis(q_pos, 1, tp)
+  dq = jnp.zeros(rows.q.shape, f32)
+  dkeys = []
+  for sw in _sweeps(t, bq, own, prefix, q_offset):
+
+    def body(carry, x, sw=sw):
+      dq, dk, dv = carry
+      i, j = x
+      kb, vis = _pair_keys(sw, q_pos, i, j, bq, window)
+      dqb, dkb, dvb = _block_grads(
+          _Rows(*(_cut(r, 3, i, bq) for r in rows)), kb, vis, scoring)
+      return (_add(dq, 3, i, bq, dqb), _add(dk, 2, j, sw.bk, dkb),
+              _add(dv, 2, j, sw.bk, dvb)), None
+
+    dq, dk, dv = jax.lax.scan(
+        body, (dq, jnp.zeros(sw.keys.k.shape, f32),
+               jnp.zeros(sw.keys.v.shape, f32)), (sw.qi, sw.kj))[0]
+    dkeys.append((dk, dv))
+
+  def key_grads(keys: KeySet, grads) -> KeySet:
+    s = keys.k.shape[2]
+    return KeySet(grads[0][:, :, :s].astype(keys.k.dtype),
+                  grads[1][:, :, :s].astype(keys.v.dtype), None)
+
+  return (_ungrouped(dq[:, :, :, :t]).astype(q.dtype), None, None,
+          key_grads(own, dkeys[-1]),
+          None if prefix is None else key_grads(prefix, dkeys[0]))
+
+
+_flash.defvjp(_flash_fwd, _flash_bwd)
 
 
 # --- platform kernels ------------------------------------------------------------

@@ -7,6 +7,8 @@ path runs: several query blocks, causal key spans, a long prefix in a key
 loop, a cache prefill that visits only filled blocks, and one-token decode.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -108,6 +110,84 @@ def test_blockwise_gradients_match_dense_reference():
       q, own.k, own.v)
   for g, r in zip(got, want):
     assert np.abs(np.asarray(r)).max() > 1e-3
+    np.testing.assert_allclose(g, r, atol=TOL)
+
+
+def _valid_rows_loss(fn, q, q_pos, window, own, prefix, scoring, w):
+  """Weighted sum of the outputs of every query that sees a key."""
+  out = fn(q, q_pos, window, own, prefix, scoring)
+  return jnp.sum(out[0] * w[0]) + jnp.sum(out[1, 5:] * w[1, 5:])
+
+
+@pytest.mark.parametrize("window", [1 << 30, 6])
+@pytest.mark.parametrize("softcap", [None, 5.0])
+@pytest.mark.parametrize("prefix_len", [0, 12, 64])
+def test_gradients_of_every_input_match_dense_reference(window, softcap,
+                                                        prefix_len):
+  """dq, own dk/dv and prefix dk/dv of the custom VJP, both rows.
+
+  A 12-key prefix is one key block, a 64-key one a loop of 4; the window
+  is traced (a layer scan's), as in training.
+  """
+  q, q_pos, own, prefix = _case(6, prefix_len=prefix_len)
+  scoring = ops.Scoring(0.3, softcap)
+  w = jnp.asarray(np.random.default_rng(7).normal(size=q.shape), jnp.float32)
+
+  def grads(fn):
+    def loss(q, k, v, pk, pv, window):
+      pre = None if prefix is None else ops.KeySet(pk, pv, prefix.pos)
+      return _valid_rows_loss(fn, q, q_pos, window, ops.KeySet(k, v, own.pos),
+                              pre, scoring, w)
+    pk, pv = (None, None) if prefix is None else (prefix.k, prefix.v)
+    argnums = (0, 1, 2) if prefix is None else (0, 1, 2, 3, 4)
+    return jax.jit(jax.grad(loss, argnums))(q, own.k, own.v, pk, pv, window)
+
+  want, got = grads(_reference), grads(ops.xla_attention)
+  for g, r in zip(got, want):
+    assert np.abs(np.asarray(r)).max() > 1e-3
+    np.testing.assert_allclose(g, r, atol=TOL)
+
+
+@pytest.mark.parametrize("t,s_extra,n,kh,prefix_len", [
+    (37, 0, 4, 2, 0),  # Query and key blocks padded to the block size.
+    (37, 5, 4, 1, 64),  # Own slots after the last query, one kv head.
+    (5, 0, 4, 4, 12),  # One block shorter than BLOCK_Q, no grouping.
+    (16, 0, 4, 2, 0),  # Whole blocks, nothing padded.
+])
+def test_custom_vjp_is_the_derivative_of_its_forward(t, s_extra, n, kh,
+                                                     prefix_len, monkeypatch):
+  """On every row, those that see no key included (their softmax is the
+  uniform one the forward computes): the custom VJP against the Jacobian
+  of the same blockwise forward (forward-mode: its pair loop is a while
+  loop, which reverse-mode autodiff cannot take)."""
+  # Masked logits are constants (NEG): differentiating the additive mask
+  # would pass derivatives through them, the same values selected pass none.
+  monkeypatch.setattr(ops, "_mask", lambda s, vis: jnp.where(
+      vis[:, None, None], s, ops.NEG))
+  q, q_pos, own, prefix = _case(8, t=t, s_extra=s_extra, n=n, kh=kh,
+                                prefix_len=prefix_len)
+  scoring = ops.Scoring(0.3, 5.0)
+  cot = jnp.asarray(np.random.default_rng(9).normal(size=q.shape),
+                    jnp.float32)
+  args = (q, own.k, own.v) + (() if prefix is None else (prefix.k, prefix.v))
+
+  def attention(forward_only, q, k, v, pk=None, pv=None):
+    own_ = ops.KeySet(k, v, own.pos)
+    pre = None if prefix is None else ops.KeySet(pk, pv, prefix.pos)
+    if not forward_only:
+      return ops.xla_attention(q, q_pos, 6, own_, pre, scoring)
+    out = ops._flash_forward(scoring, 0, ops._grouped(q, kh), q_pos,
+                             jnp.int32(6), own_, pre)[0]
+    return ops._ungrouped(out)
+
+  out, back = jax.vjp(functools.partial(attention, False), *args)
+  got = back(cot)
+  jacobians = jax.jacfwd(functools.partial(attention, True),
+                         argnums=tuple(range(len(args))))(*args)
+  want = [jnp.tensordot(cot, j, axes=cot.ndim) for j in jacobians]
+  np.testing.assert_allclose(out, attention(True, *args), atol=TOL)
+  assert len(got) == len(want) == len(args)
+  for g, r in zip(got, want):
     np.testing.assert_allclose(g, r, atol=TOL)
 
 

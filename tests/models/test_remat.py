@@ -34,9 +34,11 @@ def test_policies_keep_gradients_and_trade_memory():
   for mode, g in grads.items():
     for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(grads["none"])):
       np.testing.assert_allclose(a, b, atol=1e-6, err_msg=mode)
-  # Measured on CPU (f32): none 77 MB, save_dots 44, save_dots_no_batch 28,
-  # full 21.
-  assert (temp["full"] < temp["save_dots_no_batch"] < temp["save_dots"]
+  # Measured on CPU (f32): none 33 MB, save_dots 16, save_dots_no_batch 16,
+  # full 9. The two dot policies differ in the attention's batched products
+  # only, which the flash attention keeps out of any policy's reach (its
+  # custom VJP saves what it needs itself): they save the same.
+  assert (temp["full"] < temp["save_dots_no_batch"] <= temp["save_dots"]
           < temp["none"]), temp
   assert temp["full"] < 0.5 * temp["none"]
 
