@@ -2,19 +2,17 @@
 
 Both processes run `launch/run_experiment.py --multihost` on this machine
 (one CPU device each, gloo collectives): they share the sampling, the
-fine-tuning and the scoring, and process 0 alone writes the workdir. The
-summary must equal a single-process run's (wall-clock fields aside; the
-fine-tuned log-likelihoods within float32 rounding of summing over two
-devices), and a run killed in mid fine-tuning and rerun must end as the
-uninterrupted one.
-
-A subset of the conditions keeps the test short (one augmentation sampled,
-one fine-tuning, plain and prefix-cached scoring): the whole experiment
-takes about 2.5 minutes as two processes on the 2-core CPU.
+fine-tuning and the scoring, and process 0 alone writes the workdir. With
+every condition, the run must score as the single-process golden run
+(`golden/tiny_experiments.json`, which `test_end_to_end.py` checks a
+single-process run against): accuracies exactly, log-likelihoods within
+float32 rounding of summing over two devices. A run killed in mid
+fine-tuning and rerun must end as the uninterrupted one; that part runs a
+subset of the conditions (one augmentation sampled, one fine-tuning, plain
+and prefix-cached scoring) to keep the test short.
 """
 
 import json
-import math
 import os
 import pathlib
 import signal
@@ -25,13 +23,17 @@ import time
 
 import pytest
 
+from ftgen import configs
+import test_end_to_end  # tests/experiments/test_end_to_end.py
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "launch" / "run_experiment.py"
 WORKER = pathlib.Path(__file__).with_name("multihost_experiment_worker.py")
-ARGS = ("--config=configs/experiment.py:reversals,tiny",
-        "--config.conditions=('pretrained','icl','finetune_aug_local')",
-        # A checkpoint early in the fine-tuning, for the kill.
-        "--config.finetune.checkpoint_every=3")
+ALL = ("--config=configs/experiment.py:reversals,tiny",)
+SUBSET = ALL + (
+    "--config.conditions=('pretrained','icl','finetune_aug_local')",
+    # A checkpoint early in the fine-tuning, for the kill.
+    "--config.finetune.checkpoint_every=3")
 FINETUNE = pathlib.Path("finetune/finetune_aug_local/seed_0")
 # The report files (process 0's alone).
 REPORT = ("summary.json", "summary.md", "costs.json", "results.jsonl",
@@ -53,7 +55,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(workdir: pathlib.Path, logs: pathlib.Path):
+def _start(workdir: pathlib.Path, logs: pathlib.Path, args=SUBSET):
   """The two processes of one run; their output and writes go to `logs`."""
   logs.mkdir(parents=True, exist_ok=True)
   port = _free_port()
@@ -62,7 +64,7 @@ def _start(workdir: pathlib.Path, logs: pathlib.Path):
     with open(logs / f"log{i}", "a", encoding="utf-8") as out:
       procs.append(subprocess.Popen(
           [sys.executable, str(WORKER), str(logs / f"writes{i}"),
-           str(LAUNCHER), *ARGS, f"--workdir={workdir}", "--multihost",
+           str(LAUNCHER), *args, f"--workdir={workdir}", "--multihost",
            f"--coordinator_address=localhost:{port}", "--num_processes=2",
            f"--process_id={i}"],
           cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT))
@@ -101,23 +103,6 @@ def _timeless(x, key=""):
   return x
 
 
-def _assert_close(got, want, path=""):
-  """Equal, floats within float32 rounding of a reordered sum."""
-  if isinstance(want, dict):
-    assert set(got) == set(want), path
-    for k in want:
-      _assert_close(got[k], want[k], f"{path}/{k}")
-  elif isinstance(want, list):
-    assert len(got) == len(want), path
-    for i, (g, w) in enumerate(zip(got, want)):
-      _assert_close(g, w, f"{path}[{i}]")
-  elif isinstance(want, float) and isinstance(got, float):
-    assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-5), (path, got,
-                                                                   want)
-  else:
-    assert got == want, (path, got, want)
-
-
 def _summary(workdir: pathlib.Path):
   return _timeless(json.loads((workdir / "summary.json").read_text()))
 
@@ -142,22 +127,16 @@ def _check_writers(logs: pathlib.Path, workdir: pathlib.Path):
 
 @pytest.mark.slow
 def test_two_process_experiment_equals_one_process_and_resumes(tmp_path):
-  single = tmp_path / "single"
-  proc = subprocess.run(
-      [sys.executable, str(LAUNCHER), *ARGS, f"--workdir={single}"],
-      cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
-      check=False)
-  assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-  want = _summary(single)
-
-  # Uninterrupted: as the single process (float32 rounding aside: the
-  # fine-tuning sums gradients over two devices).
+  # Uninterrupted, every condition: scores as the single-process golden run
+  # (the fine-tuning sums gradients over two devices: float32 rounding).
   shared, logs = tmp_path / "shared", tmp_path / "logs"
-  procs = _start(shared, logs)
+  procs = _start(shared, logs, ALL)
   _finish(procs, logs)
-  got = _summary(shared)
-  _assert_close(got, want)
-  assert got["conditions"] == want["conditions"]  # Accuracies exactly.
+  got = json.loads((shared / "summary.json").read_text())
+  ran = set(got["conditions"]) | set(got["skipped"])
+  assert ran == set(configs.load("experiment:reversals,tiny").conditions)
+  test_end_to_end.assert_matches_golden("reversals", got,
+                                        shared / "results.jsonl")
   _check_writers(logs, shared)
 
   # Killed once fine-tuning's first checkpoint exists, then rerun: resumes
@@ -186,5 +165,15 @@ def test_two_process_experiment_equals_one_process_and_resumes(tmp_path):
   log0 = (logs / "log0").read_text()
   assert "[skip] augment/local" in log0
   assert "resumed from step" in log0, log0[-3000:]
-  assert _summary(resumed) == got
+  again = _summary(resumed)
+  want = _timeless(got)
+  assert set(again["conditions"]) == {"pretrained", "icl",
+                                      "finetune_aug_local"}
+  for cond in again["conditions"]:
+    assert again["conditions"][cond] == want["conditions"][cond], cond
+  assert (again["training"]["finetune_aug_local"]
+          == want["training"]["finetune_aug_local"])
+  test_end_to_end.assert_matches_golden(
+      "reversals", json.loads((resumed / "summary.json").read_text()),
+      resumed / "results.jsonl", conditions=set(again["conditions"]))
   _check_writers(logs, resumed)
