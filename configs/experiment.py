@@ -96,8 +96,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.name = name
   c.model = "tiny" if tiny else "smollm2-135m"
   # Fine-tuning seeds (data order, LoRA init) and ICL shuffle seeds; the
-  # deterministic conditions (pretrained, retrieval) run once.
-  c.seeds = (0,)
+  # deterministic conditions (pretrained, retrieval) run once. Three by
+  # default, so results carry seed-to-seed spread; the tiny plumbing runs
+  # one. Seeds can be added to a finished workdir (same first seed): only
+  # the new seeds' stages run.
+  c.seeds = (0,) if tiny else (0, 1, 2)
   # Your own documents have no rule-written (oracle) augmentation.
   spec = registry.get(name)
   c.conditions = CONDITIONS if spec.synthetic else tuple(

@@ -21,6 +21,7 @@ otherwise tell jax, e.g. two processes on one machine:
 """
 
 import os
+import shlex
 import signal
 import sys
 
@@ -43,7 +44,9 @@ def main(config, workdir: str):
   # may touch the jax backend, which must not start before it.
   from ftgen.experiments import runner  # pylint: disable=g-import-not-at-top
   try:
-    runner.run_experiment(config, workdir)
+    runner.run_experiment(
+        config, workdir,
+        command=" ".join(shlex.quote(a) for a in ["python"] + sys.argv))
   except runner.ExperimentConfigError as e:
     raise _common.Error(str(e)) from e
   except KeyboardInterrupt as e:

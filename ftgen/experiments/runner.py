@@ -57,6 +57,7 @@ from ftgen.eval import evaluate as eval_lib
 from ftgen.experiments import conditions as conditions_lib
 from ftgen.experiments import costs as costs_lib
 from ftgen.experiments import plots
+from ftgen.experiments import provenance
 from ftgen.experiments import results as results_lib
 from ftgen.experiments import stage_configs
 from ftgen.experiments import stages as stages_lib
@@ -722,8 +723,14 @@ def _check_same_run(config: Any, cfg_path: workdir_lib.AnyPath,
   """Refuses a workdir whose recorded config differs (see RESUME_FREE)."""
   if not cfg_path.is_file():
     return
-  changed = configs.changes(json.loads(cfg_path.read_text()), new_cfg,
-                            ignore=RESUME_FREE)
+  old_cfg = json.loads(cfg_path.read_text())
+  # Seeds may be added or dropped (each seed has its own stages) as long as
+  # the first, which seeds the augmentation stages, stays.
+  ignore = RESUME_FREE
+  old_seeds, new_seeds = old_cfg.get("seeds") or [], new_cfg.get("seeds") or []
+  if old_seeds and new_seeds and int(old_seeds[0]) == int(new_seeds[0]):
+    ignore += ("seeds",)
+  changed = configs.changes(old_cfg, new_cfg, ignore=ignore)
   if not changed:
     return
   keys = ", ".join(changed[:8]) + (
@@ -739,8 +746,13 @@ def _check_same_run(config: Any, cfg_path: workdir_lib.AnyPath,
 
 
 def run_experiment(config: Any, workdir: epath.PathLike, *,
-                   log: Callable[[str], None] = print) -> Outcome:
-  """Runs (or resumes) every stage of the experiment in `workdir`."""
+                   log: Callable[[str], None] = print,
+                   command: str = "") -> Outcome:
+  """Runs (or resumes) every stage of the experiment in `workdir`.
+
+  `command` (the launcher's command line) is recorded with the commit and
+  machine in `workdir/provenance.json` (ftgen/experiments/provenance.py).
+  """
   # Everything checkable without data before any directory is made
   # (docs/reliability.md#validation-before-work).
   _check(config)
@@ -758,7 +770,7 @@ def run_experiment(config: Any, workdir: epath.PathLike, *,
   # One run per workdir; host-local, taken by process 0 only under
   # jax.distributed, none on gs:// (docs/design.md#reliability).
   with workdir_lib.locked(workdir, enabled=distributed.is_primary()):
-    return _run(config, workdir, cfg_path, new_cfg, log)
+    return _run(config, workdir, cfg_path, new_cfg, log, command)
 
 
 def _replaced_dirs(config: Any, workdir: workdir_lib.AnyPath) -> list[workdir_lib.AnyPath]:
@@ -771,10 +783,12 @@ def _replaced_dirs(config: Any, workdir: workdir_lib.AnyPath) -> list[workdir_li
 
 
 def _run(config: Any, workdir: workdir_lib.AnyPath, cfg_path: workdir_lib.AnyPath,
-         new_cfg: dict[str, Any], log: Callable[[str], None]) -> Outcome:
+         new_cfg: dict[str, Any], log: Callable[[str], None],
+         command: str = "") -> Outcome:
   """`run_experiment` once the checks passed and the workdir is locked."""
   exp = _Experiment(config, workdir, log)
   t0 = time.perf_counter()
+  record = provenance.start(command, _device())
   exp.load_model_config()
   exp.data()
   exp.check_max_len()
@@ -789,6 +803,8 @@ def _run(config: Any, workdir: workdir_lib.AnyPath, cfg_path: workdir_lib.AnyPat
   outcome = distributed.primary_only(exp.report, "report written")
   if outcome is None:
     outcome = exp.read_report()
+  if distributed.is_primary():
+    provenance.finish(workdir, record, time.perf_counter() - t0, outcome.ran)
   log(f"\n{config.data.name} with {config.model}"
       f" ({time.perf_counter() - t0:.0f} s this run):\n")
   log(outcome.table)
