@@ -77,6 +77,10 @@ class DatasetSpec:
     augment_examples: worked examples of the local augmentation prompt in
       the dataset's own wording and logic, (statement, restatements) pairs;
       empty: the generic ones of `ftgen.augment.prompts`.
+    cluster_key: the question meta field naming the unit questions share
+      (a fact, an entity, a person), by which standard errors and paired
+      tests are clustered (ftgen/eval/stats.py); None: every question is
+      its own unit.
   """
 
   name: str
@@ -100,6 +104,7 @@ class DatasetSpec:
   query_words: Callable[[records.Question], list[str]] | None = None
   controls: Mapping[str, str] = dataclasses.field(default_factory=dict)
   augment_examples: tuple[tuple[str, tuple[str, ...]], ...] = ()
+  cluster_key: str | None = None
 
 
 SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
@@ -108,14 +113,18 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         oracle=reversals.oracle_augmentations, checker=reversals.checker,
         restatement_checker=reversals.restatement_checker,
         heuristics=reversals.HEURISTICS, forced=reversals.FORCED,
-        augment_examples=reversals.AUGMENT_EXAMPLES),
+        augment_examples=reversals.AUGMENT_EXAMPLES,
+        # A split asks about each fact once; its splits share the facts.
+        cluster_key="fact_index"),
     DatasetSpec(
         "syllogisms", syllogisms.generate, checks=syllogisms.dataset_checks,
         oracle=syllogisms.oracle_augmentations, checker=syllogisms.checker,
         restatement_checker=syllogisms.restatement_checker,
         heuristics=syllogisms.HEURISTICS, forced=syllogisms.FORCED,
         controls=syllogisms.CONTROLS,
-        augment_examples=syllogisms.AUGMENT_EXAMPLES),
+        augment_examples=syllogisms.AUGMENT_EXAMPLES,
+        # Each item has its own terms and premises.
+        cluster_key="item"),
     DatasetSpec(
         # Multi-sentence documents: the paper splits them into independent
         # sentences, except for the plain fine-tuning baseline, which it
@@ -125,7 +134,10 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         checks=semantic.dataset_checks,
         oracle=semantic.oracle_augmentations,
         forced=semantic.FORCED, query_words=semantic.query_words,
-        augment_examples=semantic.AUGMENT_EXAMPLES),
+        augment_examples=semantic.AUGMENT_EXAMPLES,
+        # Questions about one entity share what the model knows of it
+        # (category_holdout: 200 questions about 16 categories).
+        cluster_key="entity"),
     DatasetSpec(
         "celebrities", celebrities.generate,
         checks=celebrities.dataset_checks,
@@ -136,7 +148,9 @@ SPECS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
         # The generic guess (rare prompt words) takes template and role
         # words; the question's person is named by their own words.
         query_words=celebrities.query_words, controls=celebrities.CONTROLS,
-        augment_examples=celebrities.AUGMENT_EXAMPLES),
+        augment_examples=celebrities.AUGMENT_EXAMPLES,
+        # Several questions ask about each person.
+        cluster_key="person"),
     DatasetSpec(
         "process", process.generate, checks=process.dataset_checks,
         no_oracle=(

@@ -34,3 +34,15 @@ EVAL_MODE = {"pretrained": "pretrained", "icl": "icl",
              "retrieval": "retrieval", **{c: "finetuned" for c in AUGMENTATION}}
 # Conditions whose scores do not depend on the seed: run once.
 SEED_FREE = ("pretrained", "retrieval")
+
+
+def comparisons(conditions: list[str]) -> list[tuple[str, str]]:
+  """The (a, b) pairs the paper's claims compare, a - b, among `conditions`:
+  `icl` against `finetune`, and every other fine-tuned condition against
+  `finetune` and against `icl` (ftgen/experiments/results.py)."""
+  present = set(conditions)
+  pairs = [("icl", "finetune")]
+  for cond in CONDITIONS:
+    if cond in AUGMENTATION and cond != "finetune":
+      pairs += [(cond, "finetune"), (cond, "icl")]
+  return [(a, b) for a, b in pairs if a in present and b in present]

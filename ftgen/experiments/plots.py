@@ -1,8 +1,10 @@
 """Bar figure of one experiment, in the style of the paper's figures.
 
 Test splits along x; within each split one bar per condition (same colour
-for a condition across splits), standard-error bars, and a dashed line at the
-split's chance level. Written as PNG and SVG with the Agg backend (no
+for a condition across splits), 95% interval bars (Wilson, clustered
+effective n; ftgen/eval/stats.py), a dashed line at the split's chance level,
+and marks over a bar whose accuracy differs significantly (Holm) from plain
+fine-tuning (*) or from ICL (†) on that split (summary["comparisons"]). Written as PNG and SVG with the Agg backend (no
 display needed: Colab, CI, TPU VMs).
 """
 
@@ -54,6 +56,32 @@ def _label(cond: str, summary: Mapping[str, Any]) -> str:
   return LABELS.get(cond, cond)
 
 
+# Marks of significant accuracy comparisons, by the compared condition.
+MARKS = {"finetune": "*", "icl": "†"}
+
+
+def _marks(summary: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+  """(condition, split) -> the marks of its significant accuracy
+  comparisons against `MARKS`' conditions."""
+  out: dict[tuple[str, str], str] = {}
+  for r in summary.get("comparisons") or []:
+    if (r["metric"] == "accuracy" and r.get("significant")
+        and r["b"] in MARKS):
+      key = (r["a"], r["split"])
+      out[key] = out.get(key, "") + MARKS[r["b"]]
+  return out
+
+
+def _err(e: Mapping[str, Any]) -> tuple[float, float]:
+  """(below, above) the bar: the 95% interval, else one standard error."""
+  acc = _num(e["acc"])
+  ci = e.get("ci95")
+  if ci and all(isinstance(x, (int, float)) and math.isfinite(x) for x in ci):
+    return max(acc - ci[0], 0.0), max(ci[1] - acc, 0.0)
+  se = _num(e.get("stderr"))
+  return se, se
+
+
 def plot_summary(summary: Mapping[str, Any], path_stem: epath.PathLike
                  ) -> dict[str, workdir_lib.AnyPath]:
   """Draws summary["conditions"] and writes `path_stem`.png and .svg."""
@@ -73,9 +101,10 @@ def plot_summary(summary: Mapping[str, Any], path_stem: epath.PathLike
   # Legend entries are drawn explicitly: a condition that is invalid in
   # every split has no bar to take its colour from.
   handles = []
+  marks = _marks(summary)
   for j, cond in enumerate(names):
     color = COLORS.get(cond, _FALLBACK[j % len(_FALLBACK)])
-    xs, ys, errs = [], [], []
+    xs, ys, lows, highs = [], [], [], []
     invalid = False
     for i, s in enumerate(splits):
       e = conds[cond].get(s)
@@ -91,8 +120,14 @@ def plot_summary(summary: Mapping[str, Any], path_stem: epath.PathLike
         continue
       xs.append(i - 0.4 + width * (j + 0.5))
       ys.append(_num(e["acc"]))
-      errs.append(_num(e.get("stderr")))
-    ax.bar(xs, ys, width * 0.92, yerr=errs, color=color, edgecolor="black",
+      below, above = _err(e)
+      lows.append(below)
+      highs.append(above)
+      if (cond, s) in marks:
+        ax.text(xs[-1], min(ys[-1] + above + 0.01, 1.0), marks[(cond, s)],
+                ha="center", va="bottom", fontsize=8)
+    ax.bar(xs, ys, width * 0.92, yerr=[lows, highs], color=color,
+           edgecolor="black",
            linewidth=0.5, capsize=2, error_kw=dict(elinewidth=0.8))
     handles.append(patches.Patch(
         facecolor=color, edgecolor="black", linewidth=0.5,
@@ -118,8 +153,12 @@ def plot_summary(summary: Mapping[str, Any], path_stem: epath.PathLike
   ax.set_xticks(range(len(splits)))
   ax.set_xticklabels(splits)
   ax.set_xlim(-0.55, len(splits) - 0.45)
-  ax.set_ylim(0, 1.0)
-  ax.set_ylabel("accuracy")
+  ax.set_ylim(0, 1.08)
+  ax.set_ylabel("accuracy (95% interval)")
+  if marks:
+    ax.text(1.01, -0.02, "* differs from fine-tune, † from ICL\n(paired,"
+            " Holm-corrected p < 0.05)", transform=ax.transAxes, fontsize=7,
+            va="top")
   ax.spines[["top", "right"]].set_visible(False)
   ax.set_title(f"{summary.get('dataset', '')} — {summary.get('model', '')}")
   ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),

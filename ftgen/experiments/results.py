@@ -2,17 +2,20 @@
 
 One row per question × condition × seed
 (docs/design.md#experiment-summary):
-`{"dataset", "model", "condition", "seed", "id", "split", "correct", "pred",
-"answers", "chance", "logliks", ...}`, written as `results.jsonl`,
-`results.parquet` and `results.csv`.
+`{"dataset", "model", "condition", "seed", "id", "split", "cluster",
+"correct", "pred", "answers", "chance", "logliks", ...}`, written as
+`results.jsonl`, `results.parquet` and `results.csv`.
 
-Accuracy per (condition, split) averages each question over seeds first and
-takes the standard error over questions, so several seeds never inflate n
-(with one seed this is the usual sample-std / sqrt(n)). Paired statistics
-compare two conditions item by item: the shift of each question's log-odds
-margin (best correct minus best wrong log-likelihood), with a 95% CI, which
-resolves effects that accuracy on 40-300 items cannot
-(docs/design.md#purpose).
+Statistics (ftgen/eval/stats.py) follow the design of the measurement:
+accuracy per (condition, split) averages each question over seeds first (so
+seeds never inflate n), its standard error is clustered by the unit the
+questions share (the dataset's `cluster_key`: fact, entity, person), its
+95% interval is a Wilson interval at the clustered effective sample size,
+and the seed-to-seed spread is reported beside it. `comparisons` pairs the
+conditions the paper's claims compare question by question: accuracy
+differences (exact McNemar or clustered paired t) and shifts of the log-odds
+margin (best correct minus best wrong log-likelihood, clustered t), each
+family Holm-corrected.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from ftgen.data import io as data_io
 from ftgen.data import workdir as workdir_lib
 from ftgen.data import records
 from ftgen.eval import metrics
+from ftgen.eval import stats
 from ftgen.experiments import conditions as conditions_lib
 
 # Columns every row has, in table order.
-COLUMNS = ("dataset", "model", "condition", "seed", "id", "split", "correct",
+COLUMNS = ("dataset", "model", "condition", "seed", "id", "split", "cluster",
+           "correct",
            "pred", "answer", "answers", "chance", "margin", "logliks")
 
 
@@ -47,7 +52,8 @@ def _margin(logliks: Sequence[float], answers: Iterable[int]) -> float:
 
 def make_rows(eval_rows: Iterable[Mapping[str, Any]],
               questions: Sequence[records.Question], *, dataset: str,
-              model: str, condition: str, seed: int) -> list[dict[str, Any]]:
+              model: str, condition: str, seed: int,
+              cluster_key: str | None = None) -> list[dict[str, Any]]:
   """Joins evaluation rows with their questions into long-format rows.
 
   Args:
@@ -55,6 +61,8 @@ def make_rows(eval_rows: Iterable[Mapping[str, Any]],
       `logliks`, `pred`, `correct`, optional `variants`, ...).
     questions: the dataset's questions (for answers and chance).
     dataset, model, condition, seed: the row's keys.
+    cluster_key: the question meta field whose value is the row's `cluster`
+      (the dataset's `DatasetSpec.cluster_key`); None or absent: the id.
 
   Returns:
     Rows with `COLUMNS` plus any extra evaluation fields (e.g.
@@ -80,6 +88,7 @@ def make_rows(eval_rows: Iterable[Mapping[str, Any]],
     row = {
         "dataset": dataset, "model": model, "condition": condition,
         "seed": int(seed), "id": q.id, "split": r.get("split", q.split),
+        "cluster": _cluster(q, cluster_key),
         "correct": bool(r["correct"]) if valid else None,
         "pred": int(r["pred"]) if valid else None,
         "answer": q.answer, "answers": list(q.answers), "chance": q.chance,
@@ -94,6 +103,12 @@ def make_rows(eval_rows: Iterable[Mapping[str, Any]],
         row[f"correct_{name}"] = bool(v["correct"])
     out.append(row)
   return out
+
+
+def _cluster(q: records.Question, key: str | None) -> str:
+  if key and q.meta.get(key) is not None:
+    return f"{key}={q.meta[key]}"
+  return q.id
 
 
 def read_jsonl(path: epath.PathLike) -> list[dict[str, Any]]:
@@ -159,18 +174,35 @@ def _per_question(rows: Sequence[Mapping[str, Any]], key: str
   return out
 
 
+def _clusters(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+  """Question id -> its cluster (rows without one: the id)."""
+  return {r["id"]: r.get("cluster") or r["id"] for r in rows}
+
+
 def accuracy(rows: Sequence[Mapping[str, Any]], key: str = "correct"
              ) -> dict[str, Any]:
-  """{"acc", "stderr", "n", "chance", "n_seeds"} of one (condition, split)."""
+  """One (condition, split): {"acc", "stderr", "ci95", "n", "clusters",
+  "n_eff", "chance", "n_seeds", "seed_accs", "seed_sd", "seed_range"}.
+
+  `acc` is the mean over questions of each question's mean over seeds;
+  `stderr` is clustered by question unit; `ci95` the Wilson interval at the
+  effective n (ftgen/eval/stats.py).
+  """
   per_q = _per_question(rows, key)
-  acc, se = metrics.mean_stderr([np.mean(v) for v in per_q.values()])
+  ids = list(per_q)
+  cluster = _clusters(rows)
+  entry = stats.accuracy_interval([float(np.mean(per_q[i])) for i in ids],
+                                  [cluster[i] for i in ids])
   chance = _per_question(rows, "chance")
-  return {
-      "acc": acc, "stderr": se, "n": len(per_q),
-      "chance": float(np.mean([v[0] for v in chance.values()]))
+  per_seed: dict[int, list[float]] = {}
+  for r in rows:
+    per_seed.setdefault(int(r["seed"]), []).append(float(r[key]))
+  entry.update(
+      chance=float(np.mean([v[0] for v in chance.values()]))
       if chance else math.nan,
-      "n_seeds": len({r["seed"] for r in rows}),
-  }
+      n_seeds=len(per_seed),
+      **stats.seed_spread({s: float(np.mean(v)) for s, v in per_seed.items()}))
+  return entry
 
 
 def splits_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -221,39 +253,88 @@ def condition_table(rows: Sequence[Mapping[str, Any]]
         cal = accuracy(group, "correct_calibrated")
         entry["acc_calibrated"] = cal["acc"]
         entry["stderr_calibrated"] = cal["stderr"]
+        entry["ci95_calibrated"] = cal["ci95"]
       out[cond][split] = entry
   return out
 
 
-def paired_shift(rows: Sequence[Mapping[str, Any]], condition: str,
-                 baseline: str, split: str) -> dict[str, Any] | None:
-  """Mean per-question shift of the log-odds margin, condition - baseline.
+def _seed_means(rows: Sequence[Mapping[str, Any]], cond: str, split: str,
+                key: str) -> tuple[dict[str, float], dict[str, list[float]]]:
+  """Question id -> mean of `key` over seeds, and the values per seed, for
+  the finite values of one (condition, split)."""
+  sel = [r for r in rows if r["condition"] == cond and r["split"] == split
+         and r.get(key) is not None and math.isfinite(float(r[key]))]
+  per_q = _per_question(sel, key)
+  return {k: float(np.mean(v)) for k, v in per_q.items()}, per_q
 
-  Margins are averaged over seeds per question first; the CI is the normal
-  95% interval of the paired mean. None when no question has both.
+
+def paired(rows: Sequence[Mapping[str, Any]], a: str, b: str, split: str,
+           metric: str = "accuracy") -> dict[str, Any] | None:
+  """Condition `a` minus `b` on one split, paired by question.
+
+  `metric` "accuracy": per-question correctness (mean over seeds); "margin":
+  the log-odds margin. The difference's 95% interval is a t interval with
+  the standard error clustered by question unit. The accuracy p-value is the
+  exact McNemar test when the pairs are independent 0/1 outcomes (one seed
+  per condition, one question per unit), else the clustered paired t test,
+  as for the margin (`test` says which). None when no question has both.
   """
-  def margins(cond):
-    sel = [r for r in rows if r["condition"] == cond and r["split"] == split
-           and r.get("margin") is not None and math.isfinite(r["margin"])]
-    return {k: float(np.mean(v))
-            for k, v in _per_question(sel, "margin").items()}
-
-  a, b = margins(condition), margins(baseline)
-  ids = sorted(set(a) & set(b))
+  key = "correct" if metric == "accuracy" else "margin"
+  ma, raw_a = _seed_means(rows, a, split, key)
+  mb, raw_b = _seed_means(rows, b, split, key)
+  ids = sorted(set(ma) & set(mb))
   if not ids:
     return None
-  diff = [a[i] - b[i] for i in ids]
-  mean, se = metrics.mean_stderr(diff)
-  half = 1.96 * se if math.isfinite(se) else math.nan
-  return {"baseline": baseline, "mean_shift": mean, "stderr": se,
-          "ci95": [mean - half, mean + half], "n": len(ids),
-          "improved": int(sum(d > 0 for d in diff))}
+  cluster = _clusters([r for r in rows if r["split"] == split])
+  groups = [cluster[i] for i in ids]
+  diffs = [ma[i] - mb[i] for i in ids]
+  out = stats.paired_difference(diffs, groups)
+  test = "paired_t"
+  one_seed = all(len(raw_a[i]) == 1 and len(raw_b[i]) == 1 for i in ids)
+  if metric == "accuracy" and one_seed and len(set(groups)) == len(ids):
+    b_only = sum(d > 0 for d in diffs)  # a right, b wrong
+    c_only = sum(d < 0 for d in diffs)
+    out["p"] = stats.mcnemar_exact(b_only, c_only)
+    test = "mcnemar_exact"
+  seeds_a = {int(r["seed"]) for r in rows if r["condition"] == a}
+  seeds_b = {int(r["seed"]) for r in rows if r["condition"] == b}
+  return {"a": a, "b": b, "split": split, "metric": metric,
+          "diff": out["diff"], "ci95": out["ci95"], "p": out["p"],
+          "n": len(ids), "clusters": out["clusters"], "test": test,
+          "seeds": [len(seeds_a), len(seeds_b)],
+          "a_better": int(sum(d > 0 for d in diffs)),
+          "b_better": int(sum(d < 0 for d in diffs))}
+
+
+def comparisons(rows: Sequence[Mapping[str, Any]],
+                alpha: float = 0.05) -> list[dict[str, Any]]:
+  """The paper's comparisons (`conditions.comparisons`) on every split, for
+  accuracy and margin, each metric's family Holm-corrected (`p_holm`,
+  `significant` at `alpha`). Invalid conditions are left out."""
+  conds = ordered_conditions(r["condition"] for r in rows)
+  invalid = invalid_conditions(rows)
+  valid = [c for c in conds if c not in invalid]
+  out = []
+  for metric in ("accuracy", "margin"):
+    family = []
+    for a, b in conditions_lib.comparisons(valid):
+      for split in splits_of(rows):
+        row = paired(rows, a, b, split, metric)
+        if row is not None:
+          family.append(row)
+    adjusted = stats.holm([r["p"] for r in family])
+    for row, p_holm in zip(family, adjusted):
+      row["p_holm"] = p_holm
+      row["significant"] = bool(math.isfinite(p_holm) and p_holm < alpha)
+    out += family
+  return out
 
 
 def paired_table(rows: Sequence[Mapping[str, Any]], baseline: str
                  ) -> dict[str, dict[str, dict[str, Any]]]:
-  """Paired shifts of every other condition against `baseline`, per split
-  (none for or against an invalid condition)."""
+  """Margin shifts of every other condition against `baseline`, per split
+  (none for or against an invalid condition): {"baseline", "mean_shift",
+  "ci95", "p", "n", "improved"} (`paired`, metric "margin")."""
   out: dict[str, dict[str, dict[str, Any]]] = {}
   conds = ordered_conditions(r["condition"] for r in rows)
   invalid = invalid_conditions(rows)
@@ -263,10 +344,25 @@ def paired_table(rows: Sequence[Mapping[str, Any]], baseline: str
     if cond == baseline or cond in invalid:
       continue
     for split in splits_of(rows):
-      shift = paired_shift(rows, cond, baseline, split)
-      if shift is not None:
-        out.setdefault(cond, {})[split] = shift
+      row = paired(rows, cond, baseline, split, "margin")
+      if row is not None:
+        out.setdefault(cond, {})[split] = {
+            "baseline": baseline, "mean_shift": row["diff"],
+            "ci95": row["ci95"], "p": row["p"], "n": row["n"],
+            "improved": row["a_better"]}
   return out
+
+
+# How summary.json's statistics were computed (also printed in summary.md).
+STATISTICS = (
+    "acc: mean over questions of each question's mean over seeds; stderr:"
+    " clustered by the dataset's question unit (CR1); ci95: Wilson interval"
+    " at the clustered effective n; seed_sd: standard deviation of the"
+    " split's accuracy across seeds. comparisons: a - b paired by question,"
+    " 95% t intervals with clustered standard errors; p: exact McNemar"
+    " (one seed, one question per unit) or clustered paired t; p_holm:"
+    " Holm-corrected within each metric's family; significant: p_holm <"
+    " 0.05.")
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], *, dataset: str, model: str,
@@ -282,6 +378,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], *, dataset: str, model: str,
       "splits": splits_of(rows),
       "seeds": sorted({int(r["seed"]) for r in rows}),
       "paired": paired_table(rows, baseline),
+      "comparisons": comparisons(rows),
+      "statistics": STATISTICS,
   }
   summary.update(extra or {})
   return summary
@@ -293,24 +391,47 @@ def _fmt(x: Any, digits: int = 3) -> str:
   return f"{x:.{digits}f}"
 
 
+def cell(e: Mapping[str, Any] | None) -> str:
+  """One table cell: accuracy [95% interval], plus the standard deviation
+  over seeds when there are several."""
+  if e is None:
+    return "–"
+  if e.get("invalid"):
+    return f"invalid (n={e['n']})"
+  lo, hi = e.get("ci95") or (None, None)
+  text = f"{_fmt(e['acc'])} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]"
+  if e.get("seed_sd") is not None:
+    text += f" sd {_fmt(e['seed_sd'], 2)}"
+  return text
+
+
+def _split_sizes(summary: Mapping[str, Any], splits: Sequence[str]
+                 ) -> dict[str, str]:
+  out = {}
+  for s in splits:
+    ns = {e[s]["n"] for e in summary["conditions"].values() if s in e}
+    units = {e[s].get("clusters") for e in summary["conditions"].values()
+             if s in e and e[s].get("clusters")}
+    label = f"n={max(ns)}" if ns else ""
+    if units and max(units) < max(ns):
+      label += f", {max(units)} units"
+    out[s] = label
+  return out
+
+
 def comparison_table(summary: Mapping[str, Any]) -> str:
-  """Markdown: one row per condition, acc ± stderr (n) per split; chance."""
+  """Markdown: one row per condition, accuracy [95% CI] (and the spread
+  over seeds) per split; chance and forced heuristics."""
   splits = list(summary.get("splits") or [])
   conds = summary["conditions"]
   if not splits:
     splits = list(dict.fromkeys(s for c in conds.values() for s in c))
-  lines = ["| condition | " + " | ".join(splits) + " |",
+  sizes = _split_sizes(summary, splits)
+  lines = ["| condition | " + " | ".join(
+      f"{s} ({sizes[s]})" if sizes[s] else s for s in splits) + " |",
            "| --- |" + " --- |" * len(splits)]
   for cond, per_split in conds.items():
-    cells = []
-    for s in splits:
-      e = per_split.get(s)
-      if e is None:
-        cells.append("–")
-      elif e.get("invalid"):
-        cells.append(f"invalid (n={e['n']})")
-      else:
-        cells.append(f"{_fmt(e['acc'])} ± {_fmt(e['stderr'])} (n={e['n']})")
+    cells = [cell(per_split.get(s)) for s in splits]
     lines.append(f"| {cond} | " + " | ".join(cells) + " |")
   chance = []
   for s in splits:
@@ -345,16 +466,16 @@ def invalid_reasons(summary: Mapping[str, Any]) -> dict[str, str]:
 
 
 def paired_markdown(summary: Mapping[str, Any]) -> str:
-  paired = summary.get("paired") or {}
-  if not paired:
+  paired_ = summary.get("paired") or {}
+  if not paired_:
     return ""
-  baseline = next(iter(next(iter(paired.values())).values()))["baseline"]
+  baseline = next(iter(next(iter(paired_.values())).values()))["baseline"]
   lines = [f"Per-question shift of the log-odds margin (best correct minus best"
            f" wrong log-likelihood) against `{baseline}`; mean [95% CI],"
            f" questions improved / n.", "",
            "| condition | split | shift | 95% CI | improved |",
            "| --- | --- | --- | --- | --- |"]
-  for cond, per_split in paired.items():
+  for cond, per_split in paired_.items():
     for split, e in per_split.items():
       lo, hi = e["ci95"]
       lines.append(f"| {cond} | {split} | {_fmt(e['mean_shift'], 2)} |"
@@ -363,28 +484,72 @@ def paired_markdown(summary: Mapping[str, Any]) -> str:
   return "\n".join(lines)
 
 
+def _p(x: Any) -> str:
+  if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    return "–"
+  return f"{x:.3f}" if x >= 0.001 else "<0.001"
+
+
+def comparison_id(row: Mapping[str, Any]) -> str:
+  """A comparison row's short name, which claims cite: `a−b/split/metric`."""
+  return f"{row['a']}−{row['b']}/{row['split']}/{row['metric']}"
+
+
+def comparisons_markdown(summary: Mapping[str, Any],
+                         metric: str = "accuracy") -> str:
+  """The comparison rows of one metric as a Markdown table."""
+  rows = [r for r in summary.get("comparisons") or []
+          if r["metric"] == metric]
+  if not rows:
+    return ""
+  unit = "accuracy difference" if metric == "accuracy" else (
+      "log-odds margin shift")
+  lines = [f"| a − b | split | {unit} [95% CI] | p | p (Holm) | test | n |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+  digits = 3 if metric == "accuracy" else 2
+  for r in rows:
+    lo, hi = r["ci95"]
+    mark = " **" if r["significant"] else " "
+    lines.append(
+        f"| {r['a']} − {r['b']} | {r['split']} |{mark}{_fmt(r['diff'], digits)}"
+        f" [{_fmt(lo, digits)}, {_fmt(hi, digits)}]{mark.strip()} |"
+        f" {_p(r['p'])} | {_p(r['p_holm'])} | {r['test']} |"
+        f" {r['n']} ({r['clusters']} units) |")
+  return "\n".join(lines)
+
+
 def summary_markdown(summary: Mapping[str, Any], *,
                      costs_markdown: str = "", figure: str = "") -> str:
-  """summary.md: the comparison table, paired shifts, costs, figure link."""
+  """summary.md: the table, comparisons, paired shifts, costs, figure."""
   seeds = summary.get("seeds") or []
   parts = [
       f"# {summary['dataset']} with {summary['model']}", "",
-      f"Accuracy ± standard error over questions (seeds: {len(seeds)}"
-      f"{', averaged per question' if len(seeds) > 1 else ''}).", "",
-      comparison_table(summary),
+      f"Accuracy [95% interval] per split ({len(seeds)} seed"
+      f"{'s' if len(seeds) != 1 else ''}"
+      f"{'; sd: standard deviation over seeds' if len(seeds) > 1 else ''}).",
+      "", comparison_table(summary),
   ]
   cal = [(c, s, e) for c, d in summary["conditions"].items()
          for s, e in d.items() if "acc_calibrated" in e]
   if cal:
     parts += ["", "Calibrated scoring (minus each choice's log-prob under a"
               " neutral prompt):", "",
-              "| condition | split | acc | stderr |",
-              "| --- | --- | --- | --- |"]
-    parts += [f"| {c} | {s} | {_fmt(e['acc_calibrated'])} |"
-              f" {_fmt(e['stderr_calibrated'])} |" for c, s, e in cal]
-  paired = paired_markdown(summary)
-  if paired:
-    parts += ["", "## Paired comparison", "", paired]
+              "| condition | split | acc [95% CI] |",
+              "| --- | --- | --- |"]
+    parts += [f"| {c} | {s} | {_fmt(e['acc_calibrated'])}"
+              f" [{_fmt((e.get('ci95_calibrated') or [None])[0], 2)},"
+              f" {_fmt((e.get('ci95_calibrated') or [None, None])[1], 2)}] |"
+              for c, s, e in cal]
+  for metric in ("accuracy", "margin"):
+    table = comparisons_markdown(summary, metric)
+    if table:
+      parts += ["", f"## Comparisons: {metric}", "", table]
+  if summary.get("statistics"):
+    parts += ["", "Bold: significant after Holm's correction. "
+              + summary["statistics"]]
+  paired_ = paired_markdown(summary)
+  if paired_:
+    parts += ["", "## Paired shifts against the baseline", "", paired_]
   if costs_markdown:
     parts += ["", costs_markdown]
   if figure:

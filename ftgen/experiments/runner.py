@@ -579,7 +579,8 @@ class _Experiment:
             self.eval_dir(cond, seed) / "results.jsonl")
         rows += results_lib.make_rows(
             eval_rows, self.questions, dataset=c.data.name, model=c.model,
-            condition=cond, seed=seed)
+            condition=cond, seed=seed,
+            cluster_key=data_registry.get(c.data.name).cluster_key)
     results_lib.write_table(rows, self.workdir)
     ledger = self.ledger()
     results_lib.write_json(self.workdir / "costs.json", ledger)

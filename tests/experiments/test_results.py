@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ftgen.data import records
+from ftgen.experiments import conditions
 from ftgen.experiments import plots
 from ftgen.experiments import results
 
@@ -105,9 +106,14 @@ def test_write_table_round_trips(tmp_path):
 def test_markdown_and_figure(tmp_path):
   s = results.summarize(_rows(), dataset="d", model="m")
   md = results.summary_markdown(s, figure="figure.png")
-  assert "| finetune_aug | 0.417 ± 0.201 (n=6) |" in md
+  aug = s["conditions"]["finetune_aug"]["reversal"]
+  lo, hi = aug["ci95"]
+  assert (f"| finetune_aug | 0.417 [{lo:.2f}, {hi:.2f}] sd"
+          f" {aug['seed_sd']:.2f} |") in md
+  assert "| condition | reversal (n=6) | syllogism (n=4) |" in md
   assert "*chance* | 0.500 | 0.500" in md
-  assert "Paired comparison" in md
+  assert "Paired shifts against the baseline" in md
+  assert "±" not in md
   out = plots.plot_summary(s, tmp_path / "figure")
   assert out["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   svg = out["svg"].read_text()
@@ -127,3 +133,92 @@ def test_figure_legend_names_the_icl_subsample(tmp_path):
   s = results.summarize(rows, dataset="d", model="m")
   svg = plots.plot_summary(s, tmp_path / "figure")["svg"].read_text()
   assert "ICL (all docs)" in svg
+
+
+def _two_condition_rows(correct_a, correct_b, seeds=(0,), cluster_of=None):
+  """Rows of conditions finetune (a) and icl (b) over len(correct_a)
+  reversal questions; cluster_of: question index -> cluster meta value."""
+  n = len(correct_a)
+  qs = [records.Question(f"r{i}", "reversal", "p", ("a", "b"), 0,
+                         meta={"fact": (cluster_of or {}).get(i, i)})
+        for i in range(n)]
+  rows = []
+  for cond, correct in (("icl", correct_b), ("finetune", correct_a)):
+    for seed in seeds:
+      ids = {f"r{i}" for i, c in enumerate(correct) if c}
+      rows += results.make_rows(_eval_rows(qs, ids), qs, dataset="d",
+                                model="m", condition=cond, seed=seed,
+                                cluster_key="fact")
+  return rows
+
+
+def test_rows_carry_the_datasets_cluster():
+  rows = _two_condition_rows([1, 0, 1], [0, 0, 1], cluster_of={0: 7, 1: 7})
+  assert [r["cluster"] for r in rows[:3]] == ["fact=7", "fact=7", "fact=2"]
+  # Without a key (or without the field) each question is its own unit.
+  qs = _questions()
+  rows = results.make_rows(_eval_rows(qs, set()), qs, dataset="d", model="m",
+                           condition="c", seed=0, cluster_key="fact")
+  assert rows[0]["cluster"] == "r0"
+
+
+def test_clustered_stderr_counts_units_not_questions():
+  correct = [1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0]
+  flat = results.summarize(_two_condition_rows(correct, correct),
+                           dataset="d", model="m")
+  # Four questions per fact, all alike within the first two facts.
+  clustered = results.summarize(
+      _two_condition_rows(correct, correct,
+                          cluster_of={i: i // 4 for i in range(12)}),
+      dataset="d", model="m")
+  f = flat["conditions"]["finetune"]["reversal"]
+  c = clustered["conditions"]["finetune"]["reversal"]
+  assert f["acc"] == c["acc"] == 0.5
+  assert f["clusters"] == 12 and c["clusters"] == 3
+  assert c["stderr"] > 1.5 * f["stderr"]
+  assert c["ci95"][0] < f["ci95"][0] and c["ci95"][1] > f["ci95"][1]
+
+
+def test_comparison_is_mcnemar_with_one_seed_and_holm_corrected():
+  # finetune right where icl is wrong on 7 questions, the reverse on 1.
+  a = [1] * 7 + [0] + [1] * 4 + [0] * 4
+  b = [0] * 7 + [1] + [1] * 4 + [0] * 4
+  s = results.summarize(_two_condition_rows(a, b), dataset="d", model="m")
+  rows = [r for r in s["comparisons"] if r["metric"] == "accuracy"]
+  assert len(rows) == 1
+  r = rows[0]
+  assert set(r) >= {"a", "b", "split", "diff", "ci95", "p", "n"}
+  assert (r["a"], r["b"], r["split"]) == ("icl", "finetune", "reversal")
+  assert r["test"] == "mcnemar_exact" and r["n"] == 16
+  assert r["diff"] == pytest.approx(-6 / 16)
+  assert r["p"] == pytest.approx(0.0703125)  # Exact McNemar, b=1, c=7.
+  assert r["ci95"][0] < r["diff"] < r["ci95"][1]
+  margin = [x for x in s["comparisons"] if x["metric"] == "margin"]
+  assert len(margin) == 1 and margin[0]["test"] == "paired_t"
+  # One comparison per family: Holm leaves p as is.
+  assert r["p_holm"] == pytest.approx(r["p"]) and not r["significant"]
+
+
+def test_comparison_pools_seeds_and_clusters_with_a_t_test():
+  a = [1] * 10 + [0] * 2
+  b = [0] * 10 + [1] * 2
+  one = results.summarize(_two_condition_rows(a, b), dataset="d", model="m")
+  three = results.summarize(_two_condition_rows(a, b, seeds=(0, 1, 2)),
+                            dataset="d", model="m")
+  r1 = next(r for r in one["comparisons"] if r["metric"] == "accuracy")
+  r3 = next(r for r in three["comparisons"] if r["metric"] == "accuracy")
+  # Identical seeds add no questions: same difference, same n, t test.
+  assert r3["test"] == "paired_t" and r3["n"] == r1["n"] == 12
+  assert r3["diff"] == pytest.approx(r1["diff"]) and r3["seeds"] == [3, 3]
+  entry = three["conditions"]["icl"]["reversal"]
+  assert entry["n_seeds"] == 3 and entry["seed_sd"] == 0.0
+
+
+def test_the_papers_comparisons():
+  pairs = conditions.comparisons(list(conditions.CONDITIONS))
+  assert ("icl", "finetune") in pairs
+  for cond in ("finetune_aug_local", "finetune_aug_global", "finetune_aug",
+               "finetune_aug_oracle", "finetune_compute_control"):
+    assert (cond, "finetune") in pairs and (cond, "icl") in pairs
+  assert not any("pretrained" in p or "retrieval" in p for p in pairs)
+  assert conditions.comparisons(["pretrained", "finetune"]) == []
