@@ -38,11 +38,14 @@ SEED_FREE = ("pretrained", "retrieval")
 
 def comparisons(conditions: list[str]) -> list[tuple[str, str]]:
   """The (a, b) pairs the paper's claims compare, a - b, among `conditions`:
-  `icl` against `finetune`, and every other fine-tuned condition against
-  `finetune` and against `icl` (ftgen/experiments/results.py)."""
+  `icl` against `finetune`, every other fine-tuned condition against
+  `finetune` and against `icl`, augmented fine-tuning against the
+  matched-compute control, and `finetune` against `pretrained` (did it learn
+  the trained statements at all) (ftgen/experiments/results.py)."""
   present = set(conditions)
-  pairs = [("icl", "finetune")]
+  pairs = [("finetune", "pretrained"), ("icl", "finetune")]
   for cond in CONDITIONS:
     if cond in AUGMENTATION and cond != "finetune":
       pairs += [(cond, "finetune"), (cond, "icl")]
+  pairs.append(("finetune_aug", COMPUTE_CONTROL))
   return [(a, b) for a, b in pairs if a in present and b in present]

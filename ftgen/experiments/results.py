@@ -385,7 +385,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], *, dataset: str, model: str,
   return summary
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
+def fmt(x: Any, digits: int = 3) -> str:
+  """A number for tables ("–" for None and NaN)."""
   if x is None or (isinstance(x, float) and not math.isfinite(x)):
     return "–"
   return f"{x:.{digits}f}"
@@ -399,9 +400,9 @@ def cell(e: Mapping[str, Any] | None) -> str:
   if e.get("invalid"):
     return f"invalid (n={e['n']})"
   lo, hi = e.get("ci95") or (None, None)
-  text = f"{_fmt(e['acc'])} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]"
+  text = f"{fmt(e['acc'])} [{fmt(lo, 2)}, {fmt(hi, 2)}]"
   if e.get("seed_sd") is not None:
-    text += f" sd {_fmt(e['seed_sd'], 2)}"
+    text += f" sd {fmt(e['seed_sd'], 2)}"
   return text
 
 
@@ -436,13 +437,13 @@ def comparison_table(summary: Mapping[str, Any]) -> str:
   chance = []
   for s in splits:
     vals = [c[s]["chance"] for c in conds.values() if s in c]
-    chance.append(_fmt(vals[0]) if vals else "–")
+    chance.append(fmt(vals[0]) if vals else "–")
   lines.append("| *chance* | " + " | ".join(chance) + " |")
   # No-reasoning heuristics the task lets beat chance (the dataset's
   # manifest, ftgen/data/validity.py): a condition is read against them.
   for name, accs in (summary.get("baselines") or {}).items():
     lines.append(f"| *heuristic: {name}* | "
-                 + " | ".join(_fmt(accs.get(s)) for s in splits) + " |")
+                 + " | ".join(fmt(accs.get(s)) for s in splits) + " |")
   controls = {s: t for s, t in (summary.get("controls") or {}).items()
               if s in splits}
   if controls:
@@ -478,13 +479,14 @@ def paired_markdown(summary: Mapping[str, Any]) -> str:
   for cond, per_split in paired_.items():
     for split, e in per_split.items():
       lo, hi = e["ci95"]
-      lines.append(f"| {cond} | {split} | {_fmt(e['mean_shift'], 2)} |"
-                   f" [{_fmt(lo, 2)}, {_fmt(hi, 2)}] |"
+      lines.append(f"| {cond} | {split} | {fmt(e['mean_shift'], 2)} |"
+                   f" [{fmt(lo, 2)}, {fmt(hi, 2)}] |"
                    f" {e['improved']}/{e['n']} |")
   return "\n".join(lines)
 
 
-def _p(x: Any) -> str:
+def fmt_p(x: Any) -> str:
+  """A p-value for tables (below 0.001 as "<0.001")."""
   if x is None or (isinstance(x, float) and not math.isfinite(x)):
     return "–"
   return f"{x:.3f}" if x >= 0.001 else "<0.001"
@@ -511,9 +513,9 @@ def comparisons_markdown(summary: Mapping[str, Any],
     lo, hi = r["ci95"]
     mark = " **" if r["significant"] else " "
     lines.append(
-        f"| {r['a']} − {r['b']} | {r['split']} |{mark}{_fmt(r['diff'], digits)}"
-        f" [{_fmt(lo, digits)}, {_fmt(hi, digits)}]{mark.strip()} |"
-        f" {_p(r['p'])} | {_p(r['p_holm'])} | {r['test']} |"
+        f"| {r['a']} − {r['b']} | {r['split']} |{mark}{fmt(r['diff'], digits)}"
+        f" [{fmt(lo, digits)}, {fmt(hi, digits)}]{mark.strip()} |"
+        f" {fmt_p(r['p'])} | {fmt_p(r['p_holm'])} | {r['test']} |"
         f" {r['n']} ({r['clusters']} units) |")
   return "\n".join(lines)
 
@@ -536,9 +538,9 @@ def summary_markdown(summary: Mapping[str, Any], *,
               " neutral prompt):", "",
               "| condition | split | acc [95% CI] |",
               "| --- | --- | --- |"]
-    parts += [f"| {c} | {s} | {_fmt(e['acc_calibrated'])}"
-              f" [{_fmt((e.get('ci95_calibrated') or [None])[0], 2)},"
-              f" {_fmt((e.get('ci95_calibrated') or [None, None])[1], 2)}] |"
+    parts += [f"| {c} | {s} | {fmt(e['acc_calibrated'])}"
+              f" [{fmt((e.get('ci95_calibrated') or [None])[0], 2)},"
+              f" {fmt((e.get('ci95_calibrated') or [None, None])[1], 2)}] |"
               for c, s, e in cal]
   for metric in ("accuracy", "margin"):
     table = comparisons_markdown(summary, metric)

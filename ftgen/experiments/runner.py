@@ -806,9 +806,23 @@ def _run(config: Any, workdir: workdir_lib.AnyPath, cfg_path: workdir_lib.AnyPat
     outcome = exp.read_report()
   if distributed.is_primary():
     provenance.finish(workdir, record, time.perf_counter() - t0, outcome.ran)
-  log(f"\n{config.data.name} with {config.model}"
-      f" ({time.perf_counter() - t0:.0f} s this run):\n")
+  seeds = [int(x) for x in config.seeds]
+  log(f"\n{config.data.name} with {config.model}, seeds {seeds}"
+      f" ({time.perf_counter() - t0:.0f} s this run); accuracy [95%"
+      f" interval]{', sd over seeds' if len(seeds) > 1 else ''}:\n")
   log(outcome.table)
+  sig = [r for r in outcome.summary.get("comparisons") or []
+         if r["metric"] == "accuracy" and r.get("significant")]
+  log("\nPaired accuracy comparisons significant after Holm's correction: "
+      + ("; ".join(f"{results_lib.comparison_id(r)}"
+                   f" {r['diff']:+.3f} (p_Holm {results_lib.fmt_p(r['p_holm'])})"
+                   for r in sig) if sig else "none")
+      + " (all of them: summary.md).")
+  if len(seeds) == 1:
+    log(f"\nOne seed: no seed-to-seed spread. The real experiments default to three;"
+        f" rerunning with --config.seeds='({seeds[0]},"
+        f"{seeds[0] + 1},{seeds[0] + 2})' in this workdir adds the other two"
+        " (finished stages are kept).")
   for cond, why in outcome.skipped_conditions.items():
     log(f"skipped {cond}: {why}")
   if outcome.figure is not None:

@@ -18,6 +18,7 @@ import pytest
 
 from ftgen import configs
 from ftgen.data import registry
+from ftgen.experiments import conditions
 from ftgen.experiments import runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -91,7 +92,62 @@ def test_launcher_tiny_all_conditions(tmp_path, name):
   for f in ("summary.md", "costs.json", "figure.png", "figure.svg",
             "results.csv"):
     assert (tmp_path / f).is_file()
+  assert_statistics(name, s)
   assert_matches_golden(name, s, tmp_path / "results.jsonl")
+
+
+def assert_statistics(name, summary):
+  """Every entry has its interval and units; every comparison the paper
+  makes is there for every split, for accuracy and margin, Holm-corrected."""
+  splits = summary["splits"]
+  for per_split in summary["conditions"].values():
+    for e in per_split.values():
+      lo, hi = e["ci95"]
+      assert 0.0 <= lo <= e["acc"] <= hi <= 1.0 and hi > lo, e
+      assert 1 <= e["clusters"] <= e["n"]
+  pairs = conditions.comparisons(list(summary["conditions"]))
+  rows = summary["comparisons"]
+  assert len(rows) == 2 * len(pairs) * len(splits)
+  for metric in ("accuracy", "margin"):
+    family = [r for r in rows if r["metric"] == metric]
+    assert {(r["a"], r["b"]) for r in family} == set(pairs)
+    assert all(r["p_holm"] >= r["p"] for r in family if r["p"] is not None)
+  # The questions of a split share units where the dataset says so.
+  unit = registry.get(name).cluster_key
+  if name == "semantic":
+    e = summary["conditions"]["finetune"]["category_holdout"]
+    assert unit == "entity" and e["clusters"] < e["n"]
+
+
+def _without_timings(obj):
+  if isinstance(obj, dict):
+    return {k: _without_timings(v) for k, v in obj.items() if "wall" not in k}
+  if isinstance(obj, list):
+    return [_without_timings(v) for v in obj]
+  return obj
+
+
+@pytest.mark.slow
+def test_same_command_gives_the_same_numbers(tmp_path):
+  """Two runs of one command: identical summary.json apart from timings,
+  and identical per-question results (two seeds, sampled augmentations)."""
+  outs = []
+  for run in ("a", "b"):
+    workdir = tmp_path / run
+    proc = subprocess.run(
+        [sys.executable, str(LAUNCHER),
+         "--config=configs/experiment.py:reversals,tiny",
+         f"--workdir={workdir}", "--config.seeds=(0,1)",
+         "--config.conditions=('pretrained','finetune','icl','finetune_aug')"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900,
+        check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    outs.append((json.loads((workdir / "summary.json").read_text()),
+                 (workdir / "results.jsonl").read_text()))
+  (sa, ra), (sb, rb) = outs
+  assert sa["seeds"] == [0, 1] and sa["comparisons"]
+  assert _without_timings(sa) == _without_timings(sb)
+  assert ra == rb
 
 
 def assert_matches_golden(name, summary, results_path, conditions=None):

@@ -220,5 +220,7 @@ def test_the_papers_comparisons():
   for cond in ("finetune_aug_local", "finetune_aug_global", "finetune_aug",
                "finetune_aug_oracle", "finetune_compute_control"):
     assert (cond, "finetune") in pairs and (cond, "icl") in pairs
-  assert not any("pretrained" in p or "retrieval" in p for p in pairs)
-  assert conditions.comparisons(["pretrained", "finetune"]) == []
+  assert ("finetune", "pretrained") in pairs
+  assert ("finetune_aug", "finetune_compute_control") in pairs
+  assert not any("retrieval" in p for p in pairs)
+  assert conditions.comparisons(["pretrained", "icl"]) == []
