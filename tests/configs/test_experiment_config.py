@@ -20,6 +20,9 @@ def test_every_dataset_is_coherent(variant):
     assert runner.split_mode(c, "finetune_aug") == registry.get(
         name).split_mode
     assert c.model == ("tiny" if variant else "smollm2-135m")
+    # Three seeds by default, so results carry seed-to-seed spread; the
+    # tiny plumbing runs one.
+    assert tuple(c.seeds) == ((0,) if variant else (0, 1, 2))
     assert c.augment_model == ("tiny-writer" if variant else "")
     assert set(c.conditions) <= set(_MODULE.CONDITIONS)
     # The fields the experiment sets are left empty in the stage configs.

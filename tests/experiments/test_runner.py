@@ -200,6 +200,29 @@ def test_seeds_and_unavailable_oracle(tmp_path, fakes):
   assert e["n_seeds"] == 2
 
 
+def test_seeds_can_be_added_to_a_finished_run(tmp_path, fakes):
+  conds = ("pretrained", "finetune")
+  fakes()
+  runner.run_experiment(_config(seeds=(0,), conditions=conds), tmp_path,
+                        log=lambda s: None)
+  f = fakes()
+  out = runner.run_experiment(_config(seeds=(0, 1, 2), conditions=conds),
+                              tmp_path, log=lambda s: None)
+  # Only the new seeds' fine-tuning and evaluation run.
+  assert sorted(f.calls) == sorted(["finetune/finetune"] * 2
+                                   + ["eval/finetune"] * 2)
+  assert out.summary["seeds"] == [0, 1, 2]
+  # The first seed writes the augmentations: changing it is another run.
+  with pytest.raises(runner.ExperimentConfigError, match="seeds"):
+    runner.run_experiment(_config(seeds=(1, 2), conditions=conds), tmp_path,
+                          log=lambda s: None)
+  provenance = json.loads((tmp_path / "provenance.json").read_text())
+  assert len(provenance) == 2
+  assert provenance[1]["stages_ran"] == [
+      "finetune/finetune/seed_1", "finetune/finetune/seed_2",
+      "eval/finetune/seed_1", "eval/finetune/seed_2"]
+
+
 def test_config_errors_name_the_key(tmp_path):
   with pytest.raises(runner.ExperimentConfigError, match="conditions"):
     runner.run_experiment(_config(conditions=("nope",)), tmp_path)
