@@ -22,8 +22,8 @@ _common.define_flags("Evaluation config.", "Output directory.")
 def main(config, workdir: str):
   out = evaluate.run_evaluation(config, workdir)
   if not config.dry_run:
-    brief = {s: {k: out["splits"][s][k] for k in ("acc", "stderr", "n",
-                                                  "chance", "acc_calibrated")
+    keys = ("acc", "ci95", "stderr", "n", "chance", "acc_calibrated")
+    brief = {s: {k: out["splits"][s][k] for k in keys
                  if k in out["splits"][s]}
              for s in out["splits"]}
     print(json.dumps({"condition": out["condition"], "splits": brief}))

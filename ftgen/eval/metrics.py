@@ -20,6 +20,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ftgen.eval import stats
+
 VARIANTS = ("raw", "per_token", "per_byte", "calibrated")
 
 
@@ -90,7 +92,7 @@ def summarize(rows: Sequence[dict[str, Any]],
     chance: split -> mean chance of its questions.
 
   Returns:
-    {split: {"acc", "stderr", "n", "chance", "acc_<variant>",
+    {split: {"acc", "stderr", "ci95", "n", "chance", "acc_<variant>",
     "stderr_<variant>" for the non-raw variants present}}.
   """
   splits: dict[str, list[dict[str, Any]]] = {}
@@ -102,7 +104,12 @@ def summarize(rows: Sequence[dict[str, Any]],
   out = {}
   for split, group in groups.items():
     acc, se = mean_stderr([float(r["correct"]) for r in group])
-    entry: dict[str, Any] = {"acc": acc, "stderr": se, "n": len(group)}
+    # lm-eval's stderr, plus a Wilson interval that stays informative at 0
+    # and 1 (questions as independent here; the experiment's summary
+    # clusters them: ftgen/experiments/results.py).
+    entry: dict[str, Any] = {"acc": acc, "stderr": se, "n": len(group),
+                             "ci95": list(stats.wilson_interval(acc,
+                                                                len(group)))}
     if split == "all":
       entry["chance"] = float(np.mean([chance[r["split"]] for r in group]))
     else:

@@ -52,6 +52,8 @@ def test_summarize_per_split_and_all():
   assert out["b"]["acc"] == pytest.approx(2 / 3)
   assert out["b"]["acc_calibrated"] == 1.0 and out["a"]["acc_calibrated"] == 0.0
   assert out["all"]["n"] == 5 and out["all"]["acc"] == pytest.approx(0.6)
+  # A Wilson interval beside lm-eval's stderr: 3 of 5.
+  assert out["all"]["ci95"] == pytest.approx([0.2307, 0.8824], abs=1e-4)
   assert out["all"]["chance"] == pytest.approx((2 * 0.5 + 3 / 3) / 5)
   lm = metrics.lm_eval_results(out, {"a": "t_a", "b": "t_b"}, "t",
                                configs={"t_a": {}, "t_b": {}},
