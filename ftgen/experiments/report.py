@@ -286,8 +286,10 @@ def quickstart_block(run: Run) -> str:
       f" in {wall / 60:.1f} min on {m.get('cpus')} CPUs, code"
       f" {(run.provenance[0].get('commit') or '?')[:10] if run.provenance else '?'}):",
       "", results_lib.comparison_table(s), "",
-      "Its comparisons on the reversal split (paired by question, Holm"
-      " p-values over the run's accuracy comparisons):", ""]
+      "Its comparisons behind the paper's findings, on the dataset's"
+      " generalization splits (the sanity check: its trained splits), paired"
+      " by question, Holm-corrected over the run's accuracy comparisons:",
+      ""]
   for f in FINDINGS:
     rows = _rows(run, f)
     if rows:
