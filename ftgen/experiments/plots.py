@@ -4,7 +4,8 @@ Test splits along x; within each split one bar per condition (same colour
 for a condition across splits), 95% interval bars (Wilson, clustered
 effective n; ftgen/eval/stats.py), a dashed line at the split's chance level,
 and marks over a bar whose accuracy differs significantly (Holm) from plain
-fine-tuning (*) or from ICL (†) on that split (summary["comparisons"]). Written as PNG and SVG with the Agg backend (no
+fine-tuning (*) or from ICL (†) on that split (summary["comparisons"]).
+Written as PNG and SVG with the Agg backend (no
 display needed: Colab, CI, TPU VMs).
 """
 

@@ -38,7 +38,8 @@ from ftgen.experiments import results as results_lib
 ARCHIVED = ("summary.json", "config.json", "provenance.json", "summary.md",
             "figure.png")
 MODELS = ("smollm2-135m", "gemma3-270m")
-BEGIN, END = "<!-- report:quickstart begin -->", "<!-- report:quickstart end -->"
+BEGIN = "<!-- report:quickstart begin -->"
+END = "<!-- report:quickstart end -->"
 
 # Splits that test generalization beyond the trained statements, and splits
 # that restate them, per dataset (their cards: ftgen/data/*.py).
@@ -161,14 +162,16 @@ def evidence(rows: Sequence[Mapping[str, Any]]) -> str:
   """Each row as `split: diff [CI], p_Holm`, citing the comparison."""
   return "; ".join(
       f"`{results_lib.comparison_id(r)}` {results_lib.fmt(r['diff'])}"
-      f" [{results_lib.fmt(r['ci95'][0], 2)}, {results_lib.fmt(r['ci95'][1], 2)}],"
+      f" [{results_lib.fmt(r['ci95'][0], 2)},"
+      f" {results_lib.fmt(r['ci95'][1], 2)}],"
       f" p_Holm {results_lib.fmt_p(r['p_holm'])}"
       for r in rows)
 
 
 def findings_table(runs: Sequence[Run]) -> str:
-  lines = ["| paper's finding | run | verdict | evidence: a − b, accuracy [95% CI], Holm p"
-           " (generalization splits; trained ones for the sanity check) |",
+  lines = ["| paper's finding | run | verdict | evidence: a − b, accuracy"
+           " [95% CI], Holm p (generalization splits; trained ones for the"
+           " sanity check) |",
            "| --- | --- | --- | --- |"]
   for f in FINDINGS:
     for run in runs:
@@ -236,7 +239,8 @@ def run_section(run: Run, figures_rel: str | None = None) -> str:
 
 
 # How docs/results.md is made (printed in it).
-COMMAND = "python -m ftgen.experiments.report docs/results/runs/* > docs/results.md"
+COMMAND = ("python -m ftgen.experiments.report docs/results/runs/*"
+           " > docs/results.md")
 
 
 def _order(run: Run) -> tuple[int, int, str]:
@@ -279,12 +283,14 @@ def quickstart_block(run: Run) -> str:
   seeds = s.get("seeds") or []
   wall = sum(float(e.get("wall_s") or 0) for e in run.provenance)
   m = (run.provenance[0].get("machine") or {}) if run.provenance else {}
+  commit = ((run.provenance[0].get("commit") or "?")[:10] if run.provenance
+            else "?")
   lines = [
       BEGIN,
       f"What the main job prints ({len(seeds)} seed"
       f"{'s' if len(seeds) != 1 else ''}; accuracy [95% interval]; measured"
       f" in {wall / 60:.1f} min on {m.get('cpus')} CPUs, code"
-      f" {(run.provenance[0].get('commit') or '?')[:10] if run.provenance else '?'}):",
+      f" {commit}):",
       "", results_lib.comparison_table(s), "",
       "Its comparisons behind the paper's findings, on the dataset's"
       " generalization splits (the sanity check: its trained splits), paired"

@@ -36,8 +36,8 @@ from ftgen.experiments import conditions as conditions_lib
 
 # Columns every row has, in table order.
 COLUMNS = ("dataset", "model", "condition", "seed", "id", "split", "cluster",
-           "correct",
-           "pred", "answer", "answers", "chance", "margin", "logliks")
+           "correct", "pred", "answer", "answers", "chance", "margin",
+           "logliks")
 
 
 def _margin(logliks: Sequence[float], answers: Iterable[int]) -> float:
@@ -513,7 +513,8 @@ def comparisons_markdown(summary: Mapping[str, Any],
     lo, hi = r["ci95"]
     mark = " **" if r["significant"] else " "
     lines.append(
-        f"| {r['a']} − {r['b']} | {r['split']} |{mark}{fmt(r['diff'], digits)}"
+        f"| {r['a']} − {r['b']} | {r['split']} |"
+        f"{mark}{fmt(r['diff'], digits)}"
         f" [{fmt(lo, digits)}, {fmt(hi, digits)}]{mark.strip()} |"
         f" {fmt_p(r['p'])} | {fmt_p(r['p_holm'])} | {r['test']} |"
         f" {r['n']} ({r['clusters']} units) |")

@@ -814,13 +814,13 @@ def _run(config: Any, workdir: workdir_lib.AnyPath, cfg_path: workdir_lib.AnyPat
   sig = [r for r in outcome.summary.get("comparisons") or []
          if r["metric"] == "accuracy" and r.get("significant")]
   log("\nPaired accuracy comparisons significant after Holm's correction: "
-      + ("; ".join(f"{results_lib.comparison_id(r)}"
-                   f" {r['diff']:+.3f} (p_Holm {results_lib.fmt_p(r['p_holm'])})"
+      + ("; ".join(f"{results_lib.comparison_id(r)} {r['diff']:+.3f}"
+                   f" (p_Holm {results_lib.fmt_p(r['p_holm'])})"
                    for r in sig) if sig else "none")
       + " (all of them: summary.md).")
   if len(seeds) == 1:
-    log(f"\nOne seed: no seed-to-seed spread. The real experiments default to three;"
-        f" rerunning with --config.seeds='({seeds[0]},"
+    log(f"\nOne seed: no seed-to-seed spread. The real experiments default"
+        f" to three; rerunning with --config.seeds='({seeds[0]},"
         f"{seeds[0] + 1},{seeds[0] + 2})' in this workdir adds the other two"
         " (finished stages are kept).")
   for cond, why in outcome.skipped_conditions.items():
