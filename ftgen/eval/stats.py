@@ -152,8 +152,10 @@ def paired_difference(diffs: Sequence[float],
          "df": num_clusters - 1}
   if not num_clusters or not math.isfinite(se):
     return dict(out, ci95=[math.nan, math.nan], p=math.nan)
-  if se == 0:
-    if mean == 0:
+  # Float rounding of identical differences leaves a standard error of
+  # ~1e-17, not 0: treat it as none.
+  if se <= 1e-12 * max(1.0, abs(mean)):
+    if abs(mean) <= 1e-12:
       return dict(out, ci95=[0.0, 0.0], p=1.0)
     return dict(out, ci95=[mean, mean], p=mcnemar_exact(
         num_clusters if mean > 0 else 0, num_clusters if mean < 0 else 0))

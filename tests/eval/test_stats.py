@@ -82,6 +82,11 @@ def test_paired_difference_without_variance_uses_the_sign_test():
   got = stats.paired_difference([1.0] * 6)
   assert got["p"] == pytest.approx(2 / 2**6) and got["ci95"] == [1.0, 1.0]
   assert stats.paired_difference([0.0] * 6)["p"] == 1.0
+  # 24 identical differences of 0.7 leave float residuals of 1e-16 and a
+  # standard error of ~1e-17, not 0: still the sign test, not p = 0.
+  assert stats.cluster_mean_se([0.7] * 24)[1] > 0
+  got = stats.paired_difference([0.7] * 24)
+  assert got["p"] == pytest.approx(2 / 2**24)
 
 
 def test_holm_by_hand():
