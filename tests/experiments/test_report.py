@@ -74,6 +74,10 @@ def test_render_cites_comparisons_and_lists_what_is_missing(tmp_path):
               if l.startswith("| In-context learning generalizes"))
   assert "**reproduces**" in line
   assert "`icl−finetune/reversal/accuracy` 0.917" in line
+  # Judged by the log-odds margin as well (each question's margin moves
+  # from -1 to +1: a shift of 2 on the 11 newly right ones).
+  assert "`icl−finetune/reversal/margin` 1.83" in line
+  assert line.count("**reproduces**") == 2
   assert "| reversals | [reversals-smollm2-135m](#reversals-smollm2-135m) |" \
       " not re-measured |" in md
   assert "| celebrities | not re-measured | not re-measured |" in md
