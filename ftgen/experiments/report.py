@@ -309,7 +309,7 @@ def quickstart_block(run: Run) -> str:
       "", results_lib.comparison_table(s), "",
       "Its comparisons behind the paper's findings, on the dataset's"
       " generalization splits (the sanity check: its trained splits), paired"
-      " by question, Holm-corrected over the run's accuracy comparisons:",
+      " by question, Holm-corrected within each metric's comparisons:",
       ""]
   for f in FINDINGS:
     rows = _rows(run, f)
