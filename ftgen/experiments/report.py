@@ -4,7 +4,7 @@ r"""The results report, generated from experiment run directories.
       runs/reversals-smollm2-135m runs/celebrities-smollm2-135m ... \
       > docs/results.md
   python -m ftgen.experiments.report --readme=README.md \
-      docs/results/runs/quickstart
+      docs/results/quickstart
 
 Nothing in the report is typed by hand: each run's tables come from its
 summary.json (ftgen/experiments/results.py), its command, commit, machine and
@@ -232,11 +232,12 @@ def run_section(run: Run, figures_rel: str | None = None) -> str:
            f"{s['dataset']} with {s['model']}; seeds {seeds};"
            f" {s.get('step_rule', '')}; split mode {s.get('split_mode', '')}.",
            "", _provenance(run), "", results_lib.comparison_table(s), ""]
-  acc = results_lib.comparisons_markdown(s, "accuracy")
-  if acc:
-    parts += ["Paired accuracy comparisons (bold: significant after Holm's"
-              " correction over this run's accuracy comparisons):", "", acc,
-              ""]
+  for metric in ("accuracy", "margin"):
+    table = results_lib.comparisons_markdown(s, metric)
+    if table:
+      parts += [f"Paired {metric} comparisons (bold: significant after"
+                f" Holm's correction over this run's {metric} comparisons):",
+                "", table, ""]
   if figures_rel:
     parts += [f"![{run.name}]({figures_rel}/{run.name}/figure.png)", ""]
   return "\n".join(parts)
