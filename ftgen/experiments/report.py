@@ -99,12 +99,11 @@ class Run:
   name: str
   path: pathlib.Path
   summary: dict[str, Any]
-  config: dict[str, Any]
   provenance: list[dict[str, Any]]
 
 
 def load_run(path: pathlib.Path) -> Run:
-  """A run directory's summary, config and provenance."""
+  """A run directory's summary and provenance."""
   path = pathlib.Path(path)
   summary_path = path / "summary.json"
   if not summary_path.is_file():
@@ -115,11 +114,9 @@ def load_run(path: pathlib.Path) -> Run:
     raise ValueError(
         f"{summary_path} predates the comparisons (issue 18): rerun its"
         " command with this code (finished stages are skipped) to rewrite it")
-  config = (json.loads((path / "config.json").read_text())
-            if (path / "config.json").is_file() else {})
   prov_path = path / "provenance.json"
   prov = json.loads(prov_path.read_text()) if prov_path.is_file() else []
-  return Run(path.name, path, summary, config, prov)
+  return Run(path.name, path, summary, prov)
 
 
 def archive(run_dir: pathlib.Path, dest_root: pathlib.Path,

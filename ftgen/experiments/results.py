@@ -280,12 +280,14 @@ def paired(rows: Sequence[Mapping[str, Any]], a: str, b: str, split: str,
   as for the margin (`test` says which). None when no question has both.
   """
   key = "correct" if metric == "accuracy" else "margin"
+  rows = [r for r in rows if r["split"] == split
+          and r["condition"] in (a, b)]
   ma, raw_a = _seed_means(rows, a, split, key)
   mb, raw_b = _seed_means(rows, b, split, key)
   ids = sorted(set(ma) & set(mb))
   if not ids:
     return None
-  cluster = _clusters([r for r in rows if r["split"] == split])
+  cluster = _clusters(rows)
   groups = [cluster[i] for i in ids]
   diffs = [ma[i] - mb[i] for i in ids]
   out = stats.paired_difference(diffs, groups)
@@ -314,12 +316,15 @@ def comparisons(rows: Sequence[Mapping[str, Any]],
   conds = ordered_conditions(r["condition"] for r in rows)
   invalid = invalid_conditions(rows)
   valid = [c for c in conds if c not in invalid]
+  by_split: dict[str, list[Mapping[str, Any]]] = {}
+  for r in rows:
+    by_split.setdefault(r["split"], []).append(r)
   out = []
   for metric in ("accuracy", "margin"):
     family = []
     for a, b in conditions_lib.comparisons(valid):
-      for split in splits_of(rows):
-        row = paired(rows, a, b, split, metric)
+      for split, split_rows in by_split.items():
+        row = paired(split_rows, a, b, split, metric)
         if row is not None:
           family.append(row)
     adjusted = stats.holm([r["p"] for r in family])
